@@ -1,0 +1,3 @@
+"""The installed version of salesflow (read by hatchling at build time)."""
+
+__version__ = "0.1.0.dev0"

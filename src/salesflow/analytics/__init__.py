@@ -1,0 +1,1 @@
+"""Pure calculators over iterables of domain objects (or objects that look like them)."""

@@ -1,0 +1,751 @@
+"""The weighted forecast (R2, R3): what the team will sign this month, next month, and after.
+
+Rules (pinned by tests):
+
+* Only **open** opportunities whose stage probability is **at least** the threshold count (70 % by
+  default); won and lost opportunities never count (won ones are already signed).
+* Each opportunity contributes ``amount x probability / 100``, rounded to its currency's minor unit
+  with ``ROUND_HALF_UP``. Every total is the exact sum of these per-opportunity amounts, so a
+  drill-down always adds up to its total.
+* Amounts are bucketed by the calendar month of the expected close date. An opportunity expected to
+  close before the ``as_of`` month is **overdue** and reported in its own bucket; one without an
+  expected close date is **undated**. Neither is ever dropped.
+* Currencies are never mixed: totals are kept per currency unless ``rates`` converts every
+  contribution (after rounding it in its own currency) into ``currency`` at the ``as_of`` date.
+
+The calculator makes one pass over its input and keeps memory proportional to the number of
+(month, group, currency) buckets, never a copy of the input.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Protocol
+
+import attrs
+
+from salesflow.analytics.table import Table
+from salesflow.domain.money import Money, RateSource, currency_exponent
+from salesflow.domain.numbers import HUNDRED, ZERO, to_percent
+from salesflow.domain.periods import Period, PeriodKind, month_index
+from salesflow.domain.stages import StagePlan
+from salesflow.errors import (
+    CurrencyMismatchError,
+    InvalidTypeError,
+    SalesflowError,
+    StageError,
+    ValidationError,
+)
+
+__all__ = ["OVERDUE", "UNDATED", "Bucket", "Forecast", "ForecastItem", "ForecastLine", "forecast"]
+
+OVERDUE = "overdue"
+"""Bucket of open opportunities expected to close before the ``as_of`` month."""
+UNDATED = "undated"
+"""Bucket of open opportunities without an expected close date."""
+
+Bucket = Period | str
+"""A forecast bucket: a month :class:`Period`, or :data:`OVERDUE` / :data:`UNDATED`."""
+
+# Buckets are month indexes internally; the two sentinels sort before and after every real month.
+_OVERDUE = -1
+_UNDATED = 1 << 30
+
+_EXCLUSIONS = ("won", "lost", "below_threshold")
+
+
+class ForecastItem(Protocol):
+    """What the forecast reads from each input object (an Opportunity, an ORM row, a namedtuple).
+
+    ``amount`` is a :class:`Money`, or a ``Decimal`` with the currency in a ``currency`` attribute
+    (or given as ``forecast(currency=...)``). The attributes named in ``by=`` are read too.
+    """
+
+    @property
+    def id(self) -> str:
+        """The opportunity id."""
+        ...
+
+    @property
+    def stage(self) -> str:
+        """The stage key."""
+        ...
+
+    @property
+    def amount(self) -> Money | Decimal:
+        """The unweighted amount."""
+        ...
+
+    @property
+    def expected_close(self) -> date | None:
+        """The expected signing date."""
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class ForecastLine:
+    """One opportunity's contribution: the drill-down behind every forecast figure."""
+
+    opportunity: Any
+    """The input object itself (not a copy)."""
+    group: Any
+    """The group key: a value, or a tuple when grouping by several attributes."""
+    bucket: Bucket
+    """The month :class:`Period` of the expected close, or :data:`OVERDUE` / :data:`UNDATED`."""
+    probability: Decimal
+    """The stage probability applied (percent)."""
+    amount: Money
+    """The unweighted amount, in the opportunity's own currency."""
+    expected: Money
+    """The weighted, rounded amount that the totals add up (converted when rates were given)."""
+
+
+def _where(item: Any) -> str:
+    return f"opportunity {getattr(item, 'id', item)!r}"
+
+
+class _Rules:
+    """The forecast rules, compiled once per call (per-stage factors, quanta, conversion rates)."""
+
+    def __init__(
+        self,
+        plan: StagePlan,
+        threshold: Decimal,
+        by: tuple[str, ...],
+        as_of: date,
+        rates: RateSource | None,
+        currency: str | None,
+    ) -> None:
+        counted = plan.forecast_stages(threshold)
+        self.threshold = threshold
+        self.probabilities = {s.key: s.probability for s in counted}
+        self.factors = {s.key: s.probability / HUNDRED for s in counted}
+        self.excluded = {
+            s.key: "won" if s.is_won else "lost" if s.is_lost else "below_threshold"
+            for s in plan
+            if s.key not in self.factors
+        }
+        self.group_of: Callable[[Any], Any] = operator.attrgetter(*by) if by else (lambda _item: ())
+        self.as_of = as_of
+        self.as_of_month = month_index(as_of)
+        self.rates = rates
+        self.currency = currency
+        self.quanta: dict[str, Decimal] = {}
+        self._rate_cache: dict[str, Decimal] = {}
+
+    def quantum(self, code: str) -> Decimal:
+        if type(code) is not str:
+            raise InvalidTypeError("currency", code, "an ISO 4217 code")
+        quantum = self.quanta.get(code)
+        if quantum is None:
+            quantum = self.quanta[code] = currency_exponent(code)
+        return quantum
+
+    def rate(self, code: str) -> Decimal:
+        rate = self._rate_cache.get(code)
+        if rate is None:
+            assert self.rates is not None
+            assert self.currency is not None
+            rate = (
+                Decimal(1)
+                if code == self.currency
+                else self.rates.rate(code, self.currency, self.as_of)
+            )
+            if type(rate) is not Decimal or not rate.is_finite() or rate <= 0:
+                raise ValidationError("rate", rate, f"a positive Decimal rate from {code}")
+            self._rate_cache[code] = rate
+        return rate
+
+    def money_of(self, item: Any) -> tuple[Decimal, str]:
+        """The amount and currency of ``item``: a Money, or a Decimal plus a currency."""
+        amount = item.amount
+        if isinstance(amount, Money):
+            return amount.amount, amount.currency
+        if type(amount) is Decimal and amount.is_finite():
+            code = getattr(item, "currency", None) or self.currency
+            if code is None:
+                raise ValidationError(
+                    "currency", None, "a currency attribute or currency=...", where=_where(item)
+                )
+            return amount, code
+        raise InvalidTypeError("amount", amount, "Money or a finite Decimal", where=_where(item))
+
+    def exclusion(self, item: Any) -> str:
+        """Why ``item`` does not count (its stage is closed or below the threshold)."""
+        reason = self.excluded.get(item.stage)
+        if reason is None:
+            raise self.unknown_stage(item)
+        return reason
+
+    def unknown_stage(self, item: Any) -> StageError:
+        known = [*self.factors, *self.excluded]
+        return StageError("stage", item.stage, f"one of {known}", where=_where(item))
+
+    def bucket_index(self, item: Any) -> int:
+        close = item.expected_close
+        if close is None:
+            return _UNDATED
+        if not isinstance(close, date):
+            raise InvalidTypeError("expected_close", close, "a date or None", where=_where(item))
+        month = close.year * 12 + close.month - 1
+        return _OVERDUE if month < self.as_of_month else month
+
+    def evaluate(self, item: Any) -> tuple[int, str, Decimal] | str:
+        """The contribution of ``item`` as (bucket, currency, expected), or why it is excluded.
+
+        This is the definition of the forecast rules; ``forecast()`` inlines its common case.
+        """
+        factor = self.factors.get(item.stage)
+        if factor is None:
+            return self.exclusion(item)
+        return self.contribution(item, factor)
+
+    def contribution(self, item: Any, factor: Decimal) -> tuple[int, str, Decimal]:
+        """(bucket, currency, expected) of an item whose stage counts with ``factor``."""
+        value, code = self.money_of(item)
+        expected = (value * factor).quantize(self.quantum(code), ROUND_HALF_UP)
+        if self.rates is not None:
+            assert self.currency is not None
+            expected = (expected * self.rate(code)).quantize(
+                self.quantum(self.currency), ROUND_HALF_UP
+            )
+            code = self.currency
+        return self.bucket_index(item), code, expected
+
+
+def _bucket(index: int) -> Bucket:
+    if index == _OVERDUE:
+        return OVERDUE
+    if index == _UNDATED:
+        return UNDATED
+    return Period.from_month_index(index)
+
+
+def forecast(
+    opportunities: Iterable[ForecastItem],
+    plan: StagePlan | None = None,
+    *,
+    as_of: date,
+    threshold: Decimal | int | str | None = None,
+    by: Sequence[str] | str = ("owner",),
+    fiscal_year_start: int = 1,
+    rates: RateSource | None = None,
+    currency: str | None = None,
+    keep_lines: bool = False,
+) -> Forecast:
+    """Compute the weighted forecast of ``opportunities`` as of the date ``as_of``.
+
+    Args:
+        opportunities: any iterable of objects with ``id``, ``stage``, ``amount`` and
+            ``expected_close`` (see :class:`ForecastItem`), plus the attributes named in ``by``.
+        plan: the stage plan (``StagePlan.default()`` when omitted).
+        as_of: "today": decides this month, next month and what is overdue.
+        threshold: minimum stage probability (percent, inclusive); the plan's own when omitted.
+        by: attribute(s) to group by, e.g. ``"owner"`` or ``("team", "owner")``; ``()`` for the
+            team total only.
+        fiscal_year_start: first month of the fiscal year, for quarters (1 = calendar year).
+        rates: converts every contribution into ``currency`` at ``as_of``; without it totals are
+            kept per currency. ``currency`` alone names the currency of ``Decimal`` amounts and of
+            an empty forecast.
+        keep_lines: keep the drill-down lines in memory. Only needed when ``opportunities`` is a
+            one-shot iterator; for lists and other collections :attr:`Forecast.lines` re-reads
+            the input lazily.
+
+    Raises:
+        StageError: an opportunity's stage is not in the plan.
+        ValidationError: a bad argument or a malformed opportunity (named in the message).
+    """
+    if type(as_of) is not date:
+        raise InvalidTypeError("as_of", as_of, "a date (not a datetime)")
+    plan = StagePlan.default() if plan is None else plan
+    if not isinstance(plan, StagePlan):
+        raise InvalidTypeError("plan", plan, "a StagePlan")
+    limit = plan.threshold if threshold is None else to_percent(threshold, "threshold")
+    group_by = (by,) if isinstance(by, str) else tuple(by)
+    if not all(isinstance(name, str) and name.isidentifier() for name in group_by):
+        raise ValidationError("by", by, "attribute names such as 'owner' or 'team'")
+    if type(fiscal_year_start) is not int or not 1 <= fiscal_year_start <= 12:
+        raise ValidationError("fiscal_year_start", fiscal_year_start, "a month from 1 to 12")
+    if currency is not None:
+        currency_exponent(currency)  # validates the code
+    elif rates is not None:
+        raise ValidationError("currency", None, "the target currency when rates are given")
+
+    rules = _Rules(plan, limit, group_by, as_of, rates, currency)
+    one_shot = iter(opportunities) is opportunities
+    kept: list[ForecastLine] | None = [] if keep_lines else None
+    cells: dict[tuple[int, Any, str], list[Any]] = {}  # key -> [sum, count]
+    skipped = dict.fromkeys(rules.excluded, 0)  # excluded stage -> count
+    last_skipped: Any = None
+
+    # The hot loop runs once per opportunity over pipelines of millions, so the common case
+    # (a Money amount, a plain date or None, no conversion) is inlined; everything else goes
+    # through _Rules.contribution, the one definition of the rules. Tests pin that both agree.
+    factors = rules.factors
+    group_of = rules.group_of
+    as_of_month = rules.as_of_month
+    simple = rates is None
+    last_code: str | None = None
+    quantum = Decimal(1)
+    try:
+        for item in opportunities:
+            stage = item.stage
+            factor = factors.get(stage)
+            if factor is None:
+                try:
+                    skipped[stage] += 1
+                except (KeyError, TypeError):
+                    raise rules.unknown_stage(item) from None
+                last_skipped = item
+                continue
+            money = item.amount
+            close = item.expected_close
+            if simple and type(money) is Money and (close is None or type(close) is date):
+                code = money.currency
+                if code != last_code:
+                    quantum, last_code = rules.quantum(code), code
+                expected = (money.amount * factor).quantize(quantum, ROUND_HALF_UP)
+                if close is None:
+                    index = _UNDATED
+                else:
+                    index = close.year * 12 + close.month - 1
+                    if index < as_of_month:
+                        index = _OVERDUE
+            else:
+                index, code, expected = rules.contribution(item, factor)
+            key = (index, group_of(item), code)
+            cell = cells.get(key)
+            if cell is None:
+                cells[key] = [expected, 1]
+            else:
+                cell[0] += expected
+                cell[1] += 1
+            if kept is not None:
+                kept.append(_line(rules, item, index, code, expected))
+    except AttributeError as exc:
+        raise InvalidTypeError(
+            exc.name or "opportunity",
+            getattr(exc, "obj", None),
+            "an object with the attributes the forecast reads (see ForecastItem)",
+        ) from exc
+
+    excluded = dict.fromkeys(_EXCLUSIONS, 0)
+    for stage_key, count in skipped.items():
+        excluded[rules.excluded[stage_key]] += count
+    fallback = currency
+    if fallback is None and last_skipped is not None:
+        fallback = rules.money_of(last_skipped)[1]
+    sums = {key: cell[0] for key, cell in cells.items()}
+    counts = {key: cell[1] for key, cell in cells.items()}
+    return Forecast(
+        rules=rules,
+        plan=plan,
+        by=group_by,
+        fiscal_year_start=fiscal_year_start,
+        sums=sums,
+        counts=counts,
+        excluded=excluded,
+        fallback_currency=fallback,
+        source=None if one_shot else opportunities,
+        lines=kept,
+    )
+
+
+def _line(rules: _Rules, item: Any, index: int, code: str, expected: Decimal) -> ForecastLine:
+    value, original = rules.money_of(item)
+    return ForecastLine(
+        opportunity=item,
+        group=rules.group_of(item),
+        bucket=_bucket(index),
+        probability=rules.probabilities[item.stage],
+        amount=Money(value, original),
+        expected=Money(expected, code),
+    )
+
+
+class Forecast(Table):
+    """The result of :func:`forecast`: totals by month, group and currency, and the drill-down.
+
+    Money-valued accessors (:attr:`total`, :attr:`by_month`...) return :class:`Money` and raise
+    :class:`~salesflow.errors.CurrencyMismatchError` when the figure spans several currencies; use
+    :attr:`totals` or :meth:`in_currency` then, or pass ``rates`` to :func:`forecast`.
+    """
+
+    def __init__(
+        self,
+        *,
+        rules: _Rules,
+        plan: StagePlan,
+        by: tuple[str, ...],
+        fiscal_year_start: int,
+        sums: dict[tuple[int, Any, str], Decimal],
+        counts: dict[tuple[int, Any, str], int],
+        excluded: dict[str, int],
+        fallback_currency: str | None,
+        source: Iterable[Any] | None,
+        lines: list[ForecastLine] | None,
+    ) -> None:
+        self._rules = rules
+        self._sums = sums
+        self._counts = counts
+        self._source = source
+        self._lines = lines
+        self._fallback = fallback_currency
+        self.plan = plan
+        """The stage plan used."""
+        self.by = by
+        """The attributes the groups are made of."""
+        self.fiscal_year_start = fiscal_year_start
+        """First month of the fiscal year (for quarters)."""
+        self.excluded = excluded
+        """How many opportunities did not count, by reason: won, lost, below_threshold."""
+
+    # -- parameters -------------------------------------------------------------------------
+
+    @property
+    def as_of(self) -> date:
+        """The date the forecast was made for."""
+        return self._rules.as_of
+
+    @property
+    def threshold(self) -> Decimal:
+        """The probability threshold used (percent, inclusive)."""
+        return self._rules.threshold
+
+    @property
+    def current_month(self) -> Period:
+        """The month of :attr:`as_of`."""
+        return Period.from_month_index(self._rules.as_of_month)
+
+    # -- internal sums --------------------------------------------------------------------------
+
+    def _collect(self, keep: Callable[[int, Any], bool]) -> dict[str, Decimal]:
+        per_currency: dict[str, Decimal] = {}
+        for (index, group, code), value in self._sums.items():
+            if keep(index, group):
+                per_currency[code] = per_currency.get(code, ZERO) + value
+        return per_currency
+
+    def _money(self, per_currency: dict[str, Decimal], what: str) -> Money:
+        if len(per_currency) > 1:
+            raise CurrencyMismatchError(*sorted(per_currency), operation=f"total {what} across")
+        if per_currency:
+            ((code, value),) = per_currency.items()
+            return Money(value, code)
+        codes = self.currencies
+        if len(codes) > 1:
+            raise CurrencyMismatchError(*codes, operation=f"total {what} across")
+        fallback = codes[0] if codes else self._fallback
+        if fallback is None:
+            raise ValidationError(
+                "currency", None, "forecast(currency=...) to total an empty input"
+            )
+        return Money(ZERO, fallback)
+
+    def _grouped(self, key_of: Callable[[int, Any], Any], what: str) -> dict[Any, Money]:
+        buckets: dict[Any, dict[str, Decimal]] = {}
+        for (index, group, code), value in self._sums.items():
+            per_currency = buckets.setdefault(key_of(index, group), {})
+            per_currency[code] = per_currency.get(code, ZERO) + value
+        return {k: self._money(v, what) for k, v in buckets.items()}
+
+    # -- totals ---------------------------------------------------------------------------------
+
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        """The currencies of the contributions, sorted."""
+        return tuple(sorted({code for (_i, _g, code) in self._sums}))
+
+    @property
+    def totals(self) -> dict[str, Money]:
+        """The total per currency."""
+        return {
+            code: Money(value, code)
+            for code, value in sorted(self._collect(lambda i, g: True).items())
+        }
+
+    @property
+    def total(self) -> Money:
+        """Everything expected: all months, overdue and undated."""
+        return self._money(self._collect(lambda i, g: True), "the forecast")
+
+    @property
+    def count(self) -> int:
+        """How many opportunities contributed."""
+        return sum(self._counts.values())
+
+    def month(self, period: Period | date | str) -> Money:
+        """The expected amount of one month (a Period, any date in it, or a label like ``2026-12``)."""
+        index = _month_of(period)
+        return self._money(self._collect(lambda i, g: i == index), f"month {period}")
+
+    @property
+    def this_month(self) -> Money:
+        """Expected signing amount of the ``as_of`` month."""
+        return self.month(self.current_month)
+
+    @property
+    def next_month(self) -> Money:
+        """Expected signing amount of the month after ``as_of``."""
+        return self.month(self.current_month.next())
+
+    @property
+    def overdue(self) -> Money:
+        """Open opportunities whose expected close lies before the ``as_of`` month (slipped)."""
+        return self._money(self._collect(lambda i, g: i == _OVERDUE), "overdue")
+
+    @property
+    def undated(self) -> Money:
+        """Open opportunities without an expected close date."""
+        return self._money(self._collect(lambda i, g: i == _UNDATED), "undated")
+
+    def bucket_count(self, bucket: Bucket) -> int:
+        """How many opportunities are in ``bucket`` (a month Period, OVERDUE or UNDATED)."""
+        index = _index_of(bucket)
+        return sum(n for (i, _g, _c), n in self._counts.items() if i == index)
+
+    # -- breakdowns ------------------------------------------------------------------------------
+
+    @property
+    def by_month(self) -> dict[Period, Money]:
+        """Expected amount per month from the ``as_of`` month on, in time order (months with
+        nothing expected are left out; overdue and undated are separate)."""
+        months = self._grouped(lambda i, g: i, "a month")
+        return {
+            Period.from_month_index(i): months[i]
+            for i in sorted(months)
+            if i not in (_OVERDUE, _UNDATED)
+        }
+
+    def by_period(self, kind: PeriodKind = "month") -> dict[Period, Money]:
+        """Expected amount per month, (fiscal) quarter or year, in time order. A period that
+        began before ``as_of`` holds only its months from the ``as_of`` month on."""
+        fys = self.fiscal_year_start
+        periods = self._grouped(
+            lambda i, g: (
+                i
+                if i in (_OVERDUE, _UNDATED)
+                else Period.from_month_index(i, kind, fiscal_year_start=fys)
+            ),
+            "a period",
+        )
+        return {p: periods[p] for p in sorted(k for k in periods if isinstance(k, Period))}
+
+    @property
+    def by_quarter(self) -> dict[Period, Money]:
+        """Expected amount per (fiscal) quarter; see :meth:`by_period`."""
+        return self.by_period("quarter")
+
+    @property
+    def by_group(self) -> dict[Any, Money]:
+        """Expected amount per group (all buckets), keyed as ``by`` describes."""
+        groups = self._grouped(lambda i, g: g, "a group")
+        return {g: groups[g] for g in sorted(groups, key=_sort_key)}
+
+    def totals_by(self, attribute: str) -> dict[Any, Money]:
+        """Expected amount per value of one of the ``by`` attributes (e.g. per owner when grouped
+        by team and owner)."""
+        if attribute not in self.by:
+            raise ValidationError(
+                "attribute", attribute, f"one of the grouping attributes {self.by}"
+            )
+        if len(self.by) == 1:
+            return self.by_group
+        position = self.by.index(attribute)
+        values = self._grouped(lambda i, g: g[position], attribute)
+        return {v: values[v] for v in sorted(values, key=_sort_key)}
+
+    @property
+    def by_owner(self) -> dict[Any, Money]:
+        """Expected amount per owner (needs ``"owner"`` among the ``by`` attributes)."""
+        return self.totals_by("owner")
+
+    def table(self, kind: PeriodKind = "month") -> dict[Any, dict[Bucket, Money]]:
+        """The per-group x per-period table: ``{group: {bucket: Money}}`` with buckets
+        OVERDUE, each period, UNDATED (only non-empty cells)."""
+        fys = self.fiscal_year_start
+        cells = self._grouped(
+            lambda i, g: (
+                g,
+                i
+                if i in (_OVERDUE, _UNDATED)
+                else Period.from_month_index(i, kind, fiscal_year_start=fys),
+            ),
+            "a cell",
+        )
+        result: dict[Any, dict[Bucket, Money]] = {}
+        for group, bucket in sorted(cells, key=lambda k: (_sort_key(k[0]), _bucket_sort(k[1]))):
+            label = bucket if isinstance(bucket, Period) else _bucket(bucket)
+            result.setdefault(group, {})[label] = cells[(group, bucket)]
+        return result
+
+    def in_currency(self, currency: str) -> Forecast:
+        """The part of this forecast in one currency (no conversion)."""
+        sums = {k: v for k, v in self._sums.items() if k[2] == currency}
+        counts = {k: v for k, v in self._counts.items() if k[2] == currency}
+        lines = (
+            None
+            if self._lines is None
+            else [line for line in self._lines if line.expected.currency == currency]
+        )
+        view = Forecast(
+            rules=self._rules,
+            plan=self.plan,
+            by=self.by,
+            fiscal_year_start=self.fiscal_year_start,
+            sums=sums,
+            counts=counts,
+            excluded=self.excluded,
+            fallback_currency=currency,
+            source=None
+            if self._source is None
+            else _InCurrency(self._source, self._rules, currency),
+            lines=lines,
+        )
+        return view
+
+    # -- drill-down -------------------------------------------------------------------------------
+
+    @property
+    def lines(self) -> Iterator[ForecastLine]:
+        """The contributing opportunities with their expected amounts, in input order.
+
+        Re-reads the input lazily (nothing is copied), so it needs a re-iterable input (a list, a
+        query) or ``keep_lines=True``.
+        """
+        if self._lines is not None:
+            return iter(self._lines)
+        if self._source is None:
+            raise SalesflowError(
+                "the forecast's input was a one-shot iterator: pass a list, or "
+                "forecast(..., keep_lines=True) to keep the drill-down"
+            )
+        return self._iter_lines(self._source)
+
+    def _iter_lines(self, source: Iterable[Any]) -> Iterator[ForecastLine]:
+        rules = self._rules
+        for item in source:
+            result = rules.evaluate(item)
+            if not isinstance(result, str):
+                index, code, expected = result
+                yield _line(rules, item, index, code, expected)
+
+    def lines_for(self, bucket: Bucket | None = None, group: Any = None) -> list[ForecastLine]:
+        """The lines of one bucket and/or one group (``None`` = any)."""
+        selected = []
+        for line in self.lines:
+            if bucket is not None and line.bucket != bucket:
+                continue
+            if group is not None and line.group != group:
+                continue
+            selected.append(line)
+        return selected
+
+    # -- tables -----------------------------------------------------------------------------------
+
+    def _group_fields(self, group: Any) -> dict[str, Any]:
+        if len(self.by) == 1:
+            return {self.by[0]: group}
+        return dict(zip(self.by, group, strict=True))
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One record per (bucket, group, currency): ``bucket`` (label), the group attributes,
+        ``currency``, ``expected`` (Decimal) and ``count``."""
+        records = []
+        for key in sorted(self._sums, key=lambda k: (_bucket_sort(k[0]), _sort_key(k[1]), k[2])):
+            index, group, code = key
+            bucket = _bucket(index)
+            records.append(
+                {
+                    "bucket": str(bucket),
+                    **self._group_fields(group),
+                    "currency": code,
+                    "expected": self._sums[key],
+                    "count": self._counts[key],
+                }
+            )
+        return records
+
+    @property
+    def caption(self) -> str:
+        """Title of the printed table."""
+        return (
+            f"Expected signing amount as of {self.as_of.isoformat()} "
+            f"(threshold {self.threshold}%, {self.count} opportunities)"
+        )
+
+    def display_records(self) -> list[dict[str, Any]]:
+        """Groups as rows, buckets as columns (overdue, months, undated, total), one row per group
+        and currency, and a team total row per currency."""
+        indexes = sorted({k[0] for k in self._sums}, key=_bucket_sort)
+        columns = [str(_bucket(i)) for i in indexes]
+        rows: dict[tuple[Any, str], dict[int, Decimal]] = {}
+        for (index, group, code), value in self._sums.items():
+            rows.setdefault((group, code), {})[index] = value
+        records = []
+        for group, code in sorted(rows, key=lambda k: (k[1], _sort_key(k[0]))):
+            cells = rows[(group, code)]
+            record: dict[str, Any] = {**self._group_fields(group), "currency": code}
+            for index, label in zip(indexes, columns, strict=True):
+                record[label] = cells.get(index)
+            record["total"] = sum(cells.values(), ZERO)
+            records.append(record)
+        for code in self.currencies:
+            total: dict[str, Any] = dict.fromkeys(self.by)
+            if self.by:
+                total[self.by[0]] = "(all)"
+            record = {**total, "currency": code}
+            for index, label in zip(indexes, columns, strict=True):
+                record[label] = sum(
+                    (v for (i, _g, c), v in self._sums.items() if i == index and c == code), ZERO
+                )
+            record["total"] = sum((v for (_i, _g, c), v in self._sums.items() if c == code), ZERO)
+            records.append(record)
+        return records
+
+
+class _InCurrency:
+    """A re-iterable view of a forecast's input, keeping the items of one currency."""
+
+    def __init__(self, source: Iterable[Any], rules: _Rules, currency: str) -> None:
+        self._source = source
+        self._rules = rules
+        self._currency = currency
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self._source:
+            result = self._rules.evaluate(item)
+            if not isinstance(result, str) and result[1] == self._currency:
+                yield item
+
+
+def _month_of(period: Period | date | str) -> int:
+    if isinstance(period, Period):
+        if period.kind != "month":
+            raise ValidationError("period", period, "a month")
+        return period.first
+    if isinstance(period, date):
+        return month_index(period)
+    return Period.parse(period).first
+
+
+def _index_of(bucket: Bucket) -> int:
+    if bucket == OVERDUE:
+        return _OVERDUE
+    if bucket == UNDATED:
+        return _UNDATED
+    return _month_of(bucket)
+
+
+def _bucket_sort(index: Any) -> int:
+    return index if isinstance(index, int) else index.first
+
+
+def _sort_key(value: Any) -> tuple[Any, ...]:
+    # Groups may hold None (a missing team); sort those last without comparing None to str.
+    if isinstance(value, tuple):
+        return tuple(_sort_key(v) for v in value)
+    return (value is None, "" if value is None else str(value))

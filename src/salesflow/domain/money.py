@@ -1,0 +1,277 @@
+"""Money: an exact ``Decimal`` amount in an ISO 4217 currency.
+
+Rules (pinned by tests):
+
+* The amount is a ``Decimal``; floats are refused with :class:`~salesflow.errors.InvalidTypeError`,
+  NaN and infinities with :class:`~salesflow.errors.ValidationError`.
+* The currency is an ISO 4217 code known to the CLDR data shipped with babel. Its minor unit gives the
+  precision: CNY and USD 2 places, JPY 0, KWD 3.
+* Arithmetic never rounds; :meth:`Money.rounded` rounds to the minor unit, ``ROUND_HALF_UP`` unless
+  another ``decimal`` rounding mode is named.
+* Combining two currencies raises :class:`~salesflow.errors.CurrencyMismatchError`; converting
+  needs a :class:`RateSource`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from datetime import date
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from salesflow.domain.numbers import ZERO, to_decimal
+from salesflow.errors import CurrencyMismatchError, InvalidTypeError, ValidationError
+
+__all__ = ["Money", "RateSource", "currency_exponent", "currency_precision"]
+
+
+@functools.cache
+def _known_currencies() -> frozenset[str]:
+    # babel is imported on first use only: it costs ~40 ms, and most imports never need it.
+    from babel.numbers import list_currencies
+
+    return frozenset(list_currencies())
+
+
+@functools.cache
+def currency_precision(currency: str) -> int:
+    """Number of decimal places of ``currency``'s minor unit (USD 2, JPY 0, KWD 3).
+
+    Raises :class:`~salesflow.errors.ValidationError` for a code that is not ISO 4217.
+    """
+    if currency not in _known_currencies():
+        raise ValidationError("currency", currency, "an ISO 4217 currency code such as 'CNY'")
+    from babel.numbers import get_currency_precision
+
+    return int(get_currency_precision(currency))
+
+
+@functools.cache
+def currency_exponent(currency: str) -> Decimal:
+    """The quantum of ``currency``'s minor unit, for ``Decimal.quantize`` (USD ``0.01``, JPY ``1``)."""
+    return Decimal(1).scaleb(-currency_precision(currency))
+
+
+def _check_currency(_instance: object, _attribute: object, value: str) -> None:
+    if type(value) is not str:
+        raise InvalidTypeError("currency", value, "an ISO 4217 code as a string")
+    currency_exponent(value)  # validates (and warms the cache used by rounded())
+
+
+def _to_amount(value: object) -> Decimal:
+    return value if type(value) is Decimal and value.is_finite() else to_decimal(value, "amount")
+
+
+@runtime_checkable
+class RateSource(Protocol):
+    """Where exchange rates come from (a plugin, a table, a fixed dict).
+
+    ``rate(source, target, on)`` returns how many units of ``target`` one unit of ``source`` buys on
+    the date ``on``, as a ``Decimal``; it raises :class:`~salesflow.errors.NotFoundError` when it has
+    no rate.
+    """
+
+    def rate(self, source: str, target: str, on: date) -> Decimal:
+        """Return the rate from ``source`` to ``target`` valid on ``on``."""
+        ...
+
+
+@attrs.frozen(repr=False)
+class Money:
+    """An exact amount of money: ``Decimal`` amount and ISO 4217 currency code.
+
+    Build with ``Money.of("12.30", "CNY")`` or ``Money(Decimal("12.30"), "CNY")``; the amount may be a
+    ``Decimal``, an ``int`` or a numeric string, never a ``float``.
+    Equality is numeric within a currency (``12.3 CNY == 12.30 CNY``); ordering and arithmetic across
+    currencies raise :class:`~salesflow.errors.CurrencyMismatchError`.
+    """
+
+    amount: Decimal = attrs.field(converter=_to_amount)
+    currency: str = attrs.field(validator=_check_currency)
+
+    @classmethod
+    def of(cls, amount: object, currency: str) -> Money:
+        """Parse ``amount`` (``Decimal``, ``int`` or numeric string; never a float) in ``currency``."""
+        return cls(amount, currency)
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        """Zero in ``currency``."""
+        return cls(ZERO, currency)
+
+    @classmethod
+    def sum(cls, items: Iterable[Money], currency: str | None = None) -> Money:
+        """Exact sum of ``items``; ``currency`` is required when ``items`` may be empty.
+
+        Every item must be in the same currency (and in ``currency`` when it is given).
+        """
+        total = ZERO
+        seen = currency
+        for item in items:
+            if seen is None:
+                seen = item.currency
+            elif item.currency != seen:
+                raise CurrencyMismatchError(seen, item.currency, operation="add")
+            total += item.amount
+        if seen is None:
+            raise ValidationError("currency", None, "a currency for the sum of an empty sequence")
+        return cls(total, seen)
+
+    # -- properties -------------------------------------------------------------------------
+
+    @property
+    def precision(self) -> int:
+        """Decimal places of the currency's minor unit."""
+        return currency_precision(self.currency)
+
+    @property
+    def quantum(self) -> Decimal:
+        """The minor unit as a ``Decimal`` (``0.01`` for CNY)."""
+        return currency_exponent(self.currency)
+
+    def is_rounded(self) -> bool:
+        """Whether the amount is a whole number of minor units."""
+        return self.amount == self.amount.quantize(self.quantum, ROUND_DOWN)
+
+    # -- arithmetic --------------------------------------------------------------------------
+
+    def _same(self, other: Money, operation: str) -> None:
+        if other.currency != self.currency:
+            raise CurrencyMismatchError(self.currency, other.currency, operation=operation)
+
+    def __add__(self, other: Money) -> Money:
+        if not isinstance(other, Money):
+            return NotImplemented
+        self._same(other, "add")
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        if not isinstance(other, Money):
+            return NotImplemented
+        self._same(other, "subtract")
+        return Money(self.amount - other.amount, self.currency)
+
+    def __mul__(self, factor: Decimal | int) -> Money:
+        if isinstance(factor, bool) or not isinstance(factor, Decimal | int):
+            if isinstance(factor, float):
+                raise InvalidTypeError("factor", factor, "a Decimal or an int, never a float")
+            return NotImplemented
+        return Money(self.amount * to_decimal(factor, "factor"), self.currency)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, divisor: Decimal | int) -> Money:
+        """Divide by a number (unrounded; call :meth:`rounded` when the result is a price)."""
+        if isinstance(divisor, bool) or not isinstance(divisor, Decimal | int):
+            if isinstance(divisor, float):
+                raise InvalidTypeError("divisor", divisor, "a Decimal or an int, never a float")
+            return NotImplemented
+        number = to_decimal(divisor, "divisor")
+        if not number:
+            raise ValidationError("divisor", divisor, "a non-zero number")
+        return Money(self.amount / number, self.currency)
+
+    def ratio(self, other: Money) -> Decimal:
+        """``self / other`` as a ``Decimal`` (same currency; ``other`` must not be zero)."""
+        self._same(other, "divide")
+        if not other.amount:
+            raise ValidationError("other", other, "a non-zero amount")
+        return self.amount / other.amount
+
+    def __neg__(self) -> Money:
+        return Money(-self.amount, self.currency)
+
+    def __pos__(self) -> Money:
+        return self
+
+    def __abs__(self) -> Money:
+        return Money(abs(self.amount), self.currency)
+
+    def __bool__(self) -> bool:
+        return bool(self.amount)
+
+    def __lt__(self, other: Money) -> bool:
+        if not isinstance(other, Money):
+            return NotImplemented
+        self._same(other, "compare")
+        return self.amount < other.amount
+
+    def __le__(self, other: Money) -> bool:
+        if not isinstance(other, Money):
+            return NotImplemented
+        self._same(other, "compare")
+        return self.amount <= other.amount
+
+    def __gt__(self, other: Money) -> bool:
+        if not isinstance(other, Money):
+            return NotImplemented
+        self._same(other, "compare")
+        return self.amount > other.amount
+
+    def __ge__(self, other: Money) -> bool:
+        if not isinstance(other, Money):
+            return NotImplemented
+        self._same(other, "compare")
+        return self.amount >= other.amount
+
+    # -- rounding, allocation, conversion -----------------------------------------------------
+
+    def rounded(self, rounding: str = ROUND_HALF_UP) -> Money:
+        """This amount rounded to the currency's minor unit (``ROUND_HALF_UP`` unless named)."""
+        return Money(self.amount.quantize(self.quantum, rounding), self.currency)
+
+    def allocate(self, weights: Sequence[Decimal | int]) -> tuple[Money, ...]:
+        """Split this amount over ``weights`` exactly, in whole minor units.
+
+        Each part gets its proportional share rounded down; the minor units left over go one each to
+        the parts with the largest remainders (the earliest part wins a tie). The parts always add up
+        to this amount exactly. The amount must already be a whole number of minor units.
+        """
+        parsed = [to_decimal(w, f"weights[{i}]") for i, w in enumerate(weights)]
+        if not parsed:
+            raise ValidationError("weights", weights, "at least one weight")
+        if any(w < 0 for w in parsed):
+            raise ValidationError("weights", weights, "weights that are zero or more")
+        total_weight = sum(parsed, ZERO)
+        if not total_weight:
+            raise ValidationError("weights", weights, "weights with a positive sum")
+        if not self.is_rounded():
+            raise ValidationError(
+                "amount", self, f"an amount in whole minor units of {self.currency}; round it first"
+            )
+        quantum = self.quantum
+        units = int(abs(self.amount) / quantum)
+        shares = [units * w / total_weight for w in parsed]
+        floors = [int(s) for s in shares]
+        left = units - sum(floors)
+        by_remainder = sorted(range(len(shares)), key=lambda i: (-(shares[i] - floors[i]), i))
+        for i in by_remainder[:left]:
+            floors[i] += 1
+        sign = -1 if self.amount < 0 else 1
+        return tuple(Money(sign * n * quantum, self.currency) for n in floors)
+
+    def convert(self, currency: str, rate: Decimal, rounding: str = ROUND_HALF_UP) -> Money:
+        """This amount in ``currency`` at ``rate`` (units of ``currency`` per unit of this one),
+        rounded to ``currency``'s minor unit."""
+        factor = to_decimal(rate, "rate")
+        if factor <= 0:
+            raise ValidationError("rate", rate, "a positive exchange rate")
+        quantum = currency_exponent(currency)
+        return Money((self.amount * factor).quantize(quantum, rounding), currency)
+
+    # -- display ---------------------------------------------------------------------------------
+
+    def format(self, locale: str = "en_US") -> str:
+        """Format for people, e.g. ``¥12.30`` or ``CN¥12.30`` depending on ``locale`` (babel/CLDR)."""
+        from babel.numbers import format_currency
+
+        return str(format_currency(self.amount, self.currency, locale=locale))
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency}"
+
+    def __repr__(self) -> str:
+        return f"Money('{self.amount}', '{self.currency}')"

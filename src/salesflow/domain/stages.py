@@ -1,0 +1,275 @@
+"""Sales stages and the stage plan (R1): configuration, not code.
+
+A :class:`StagePlan` is an ordered list of :class:`Stage` values, each with a key, a display name, a
+win probability (a percentage, 0..100) and an outcome (open, won or lost), plus the forecast
+threshold (R2: only open stages whose probability is at least the threshold count). A valid plan has
+unique keys, exactly one won stage (probability 100) and at least one lost stage (probability 0).
+
+Plans load from and dump to plain dicts, so they can live in a JSON or TOML file::
+
+    {"threshold": 70,
+     "stages": [{"key": "initial_contact", "name": "Initial contact", "probability": 10}, ...,
+                {"key": "won", "name": "Won", "probability": 100, "outcome": "won"}]}
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from salesflow.domain.numbers import HUNDRED, ZERO, to_percent
+from salesflow.errors import InvalidTypeError, StageError, ValidationError
+
+__all__ = ["Outcome", "Stage", "StagePlan"]
+
+
+class Outcome(enum.Enum):
+    """Whether a stage is still open, or ends the opportunity as won or lost."""
+
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+def _to_outcome(value: object) -> Outcome:
+    if isinstance(value, Outcome):
+        return value
+    try:
+        return Outcome(value)
+    except ValueError:
+        raise ValidationError("outcome", value, "'open', 'won' or 'lost'") from None
+
+
+def _check_text(_instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(attribute.name, value, "a non-empty string")
+
+
+def _to_probability(value: object) -> Decimal:
+    return to_percent(value, "probability")
+
+
+@attrs.frozen(kw_only=True)
+class Stage:
+    """One sales stage: key, display name, win probability (percent) and outcome."""
+
+    key: str = attrs.field(validator=_check_text)
+    name: str = attrs.field(validator=_check_text)
+    probability: Decimal = attrs.field(converter=_to_probability)
+    outcome: Outcome = attrs.field(default=Outcome.OPEN, converter=_to_outcome)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether an opportunity in this stage is still being worked."""
+        return self.outcome is Outcome.OPEN
+
+    @property
+    def is_won(self) -> bool:
+        """Whether this stage means the deal was signed."""
+        return self.outcome is Outcome.WON
+
+    @property
+    def is_lost(self) -> bool:
+        """Whether this stage means the deal was lost."""
+        return self.outcome is Outcome.LOST
+
+    def to_dict(self) -> dict[str, Any]:
+        """This stage as a plain dict (probability as a string, to stay exact in JSON)."""
+        return {
+            "key": self.key,
+            "name": self.name,
+            "probability": str(self.probability),
+            "outcome": self.outcome.value,
+        }
+
+
+def _to_stages(value: object) -> tuple[Stage, ...]:
+    if isinstance(value, str | bytes | Mapping) or not hasattr(value, "__iter__"):
+        raise InvalidTypeError("stages", value, "a sequence of Stage")
+    stages = tuple(value)
+    for i, stage in enumerate(stages):
+        if not isinstance(stage, Stage):
+            raise InvalidTypeError(f"stages[{i}]", stage, "a Stage")
+    return stages
+
+
+def _to_threshold(value: object) -> Decimal:
+    return to_percent(value, "threshold")
+
+
+@attrs.frozen
+class StagePlan:
+    """An ordered, validated list of stages and the forecast threshold (percent, inclusive).
+
+    Look stages up with ``plan["quotation"]``, test membership with ``"won" in plan``, iterate in
+    order. Unknown keys raise :class:`~salesflow.errors.StageError`.
+    """
+
+    stages: tuple[Stage, ...] = attrs.field(converter=_to_stages)
+    threshold: Decimal = attrs.field(default=Decimal(70), converter=_to_threshold)
+    _by_key: Mapping[str, Stage] = attrs.field(init=False, repr=False, eq=False)
+    _by_name: Mapping[str, Stage] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        by_key: dict[str, Stage] = {}
+        for i, stage in enumerate(self.stages):
+            if stage.key in by_key:
+                raise ValidationError(f"stages[{i}].key", stage.key, "a key used by no other stage")
+            by_key[stage.key] = stage
+        won = [s for s in self.stages if s.is_won]
+        if len(won) != 1:
+            raise ValidationError(
+                "stages", [s.key for s in won], "exactly one stage with outcome 'won'"
+            )
+        if won[0].probability != HUNDRED:
+            raise ValidationError(
+                f"stages[{won[0].key!r}].probability", won[0].probability, "100 for the won stage"
+            )
+        lost = [s for s in self.stages if s.is_lost]
+        if not lost:
+            raise ValidationError("stages", [s.key for s in self.stages], "at least one lost stage")
+        for stage in lost:
+            if stage.probability != ZERO:
+                raise ValidationError(
+                    f"stages[{stage.key!r}].probability", stage.probability, "0 for a lost stage"
+                )
+        by_name: dict[str, Stage] = {}
+        for stage in self.stages:
+            by_name.setdefault(stage.name.casefold(), stage)
+        object.__setattr__(self, "_by_key", by_key)
+        object.__setattr__(self, "_by_name", by_name)
+
+    @classmethod
+    def default(cls) -> StagePlan:
+        """The plan of the requirements (R1): initial contact 10 %, needs analysis 30 %, intent
+        confirmed 50 %, quotation 70 %, won 100 %, lost 0 %; forecast threshold 70 %."""
+        return cls.from_dict(
+            {
+                "threshold": 70,
+                "stages": [
+                    {"key": "initial_contact", "name": "Initial contact", "probability": 10},
+                    {"key": "needs_analysis", "name": "Needs analysis", "probability": 30},
+                    {"key": "intent_confirmed", "name": "Intent confirmed", "probability": 50},
+                    {"key": "quotation", "name": "Quotation", "probability": 70},
+                    {"key": "won", "name": "Won", "probability": 100, "outcome": "won"},
+                    {"key": "lost", "name": "Lost", "probability": 0, "outcome": "lost"},
+                ],
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StagePlan:
+        """Build a plan from a plain dict (see the module docs for the shape).
+
+        A stage without ``"name"`` takes its key as name; without ``"outcome"`` it is open.
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidTypeError("plan", data, "a mapping with 'stages' and 'threshold'")
+        unknown = set(data) - {"stages", "threshold"}
+        if unknown:
+            raise ValidationError("plan", sorted(unknown), "only the keys 'stages' and 'threshold'")
+        raw = data.get("stages")
+        if not isinstance(raw, list | tuple):
+            raise InvalidTypeError("stages", raw, "a list of stage dicts")
+        stages = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, Mapping):
+                raise InvalidTypeError(f"stages[{i}]", item, "a dict with key and probability")
+            extra = set(item) - {"key", "name", "probability", "outcome"}
+            if extra:
+                raise ValidationError(
+                    f"stages[{i}]", sorted(extra), "only key, name, probability and outcome"
+                )
+            if "key" not in item or "probability" not in item:
+                raise ValidationError(f"stages[{i}]", dict(item), "a 'key' and a 'probability'")
+            try:
+                stages.append(
+                    Stage(
+                        key=item["key"],
+                        name=item.get("name", item["key"]),
+                        probability=item["probability"],
+                        outcome=item.get("outcome", "open"),
+                    )
+                )
+            except ValidationError as exc:
+                raise exc.located(f"stages[{i}]") from None
+        return cls(stages, data.get("threshold", Decimal(70)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """This plan as a plain dict that :meth:`from_dict` reads back."""
+        return {"threshold": str(self.threshold), "stages": [s.to_dict() for s in self.stages]}
+
+    # -- lookup ---------------------------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Stage:
+        try:
+            return self._by_key[key]
+        except (KeyError, TypeError):
+            raise StageError("stage", key, f"one of {list(self._by_key)}") from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._by_key
+
+    def __iter__(self) -> Iterator[Stage]:
+        return iter(self.stages)
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Stage keys in plan order."""
+        return tuple(self._by_key)
+
+    def resolve(self, text: str) -> Stage:
+        """The stage whose key is ``text``, or else whose display name matches it ignoring case
+        (so a CSV saying ``Quotation`` finds the ``quotation`` stage)."""
+        stage = self._by_key.get(text)
+        if stage is None and isinstance(text, str):
+            stage = self._by_name.get(text.strip().casefold())
+        if stage is None:
+            raise StageError("stage", text, f"one of {list(self._by_key)}")
+        return stage
+
+    def index(self, key: str) -> int:
+        """Position of stage ``key`` in the plan (0-based)."""
+        return self.stages.index(self[key])
+
+    def probability(self, key: str) -> Decimal:
+        """Win probability (percent) of stage ``key``."""
+        return self[key].probability
+
+    def is_open(self, key: str) -> bool:
+        """Whether stage ``key`` is open."""
+        return self[key].is_open
+
+    def is_won(self, key: str) -> bool:
+        """Whether stage ``key`` is the won stage."""
+        return self[key].is_won
+
+    def is_lost(self, key: str) -> bool:
+        """Whether stage ``key`` is a lost stage."""
+        return self[key].is_lost
+
+    @property
+    def won_stage(self) -> Stage:
+        """The single won stage."""
+        return next(s for s in self.stages if s.is_won)
+
+    @property
+    def open_stages(self) -> tuple[Stage, ...]:
+        """The open stages, in order."""
+        return tuple(s for s in self.stages if s.is_open)
+
+    def forecast_stages(self, threshold: Decimal | int | str | None = None) -> tuple[Stage, ...]:
+        """Open stages whose probability reaches ``threshold`` (the plan's own when omitted)."""
+        limit = self.threshold if threshold is None else to_percent(threshold, "threshold")
+        return tuple(s for s in self.stages if s.is_open and s.probability >= limit)
+
+    def with_threshold(self, threshold: Decimal | int | str) -> StagePlan:
+        """A copy of this plan with another forecast threshold."""
+        return StagePlan(self.stages, threshold)
