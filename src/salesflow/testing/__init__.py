@@ -1,0 +1,4 @@
+"""Test support for salesflow users and plugin authors: hypothesis strategies and conformance suites.
+
+Importing this package needs the ``test`` extra (pytest, hypothesis).
+"""
