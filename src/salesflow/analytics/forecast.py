@@ -443,7 +443,7 @@ class Forecast(Table):
             raise ValidationError(
                 "currency", None, "forecast(currency=...) to total an empty input"
             )
-        return Money(ZERO, fallback)
+        return Money.zero(fallback)
 
     def _grouped(self, key_of: Callable[[int, Any], Any], what: str) -> dict[Any, Money]:
         buckets: dict[Any, dict[str, Decimal]] = {}

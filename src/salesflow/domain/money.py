@@ -99,8 +99,8 @@ class Money:
 
     @classmethod
     def zero(cls, currency: str) -> Money:
-        """Zero in ``currency``."""
-        return cls(ZERO, currency)
+        """Zero in ``currency``, written to its minor unit (``0.00 CNY``, ``0 JPY``)."""
+        return cls(currency_exponent(currency) * 0, currency)
 
     @classmethod
     def sum(cls, items: Iterable[Money], currency: str | None = None) -> Money:
@@ -108,17 +108,17 @@ class Money:
 
         Every item must be in the same currency (and in ``currency`` when it is given).
         """
-        total = ZERO
+        total: Decimal | None = None
         seen = currency
         for item in items:
             if seen is None:
                 seen = item.currency
             elif item.currency != seen:
                 raise CurrencyMismatchError(seen, item.currency, operation="add")
-            total += item.amount
+            total = item.amount if total is None else total + item.amount
         if seen is None:
             raise ValidationError("currency", None, "a currency for the sum of an empty sequence")
-        return cls(total, seen)
+        return cls.zero(seen) if total is None else cls(total, seen)
 
     # -- properties -------------------------------------------------------------------------
 
