@@ -29,6 +29,16 @@ _EXPORTS: dict[str, str] = {
     "Outcome": "salesflow.domain.stages",
     "Stage": "salesflow.domain.stages",
     "StagePlan": "salesflow.domain.stages",
+    "CommandResult": "salesflow.desk",
+    "HandlerError": "salesflow.desk",
+    "SalesDesk": "salesflow.desk",
+    "open": "salesflow.desk",
+    "open_storage": "salesflow.desk",
+    "Event": "salesflow.domain.events",
+    "get_plugin_manager": "salesflow.plugins.manager",
+    "CallSourceType": "salesflow.plugins.hookspecs",
+    "StorageBackend": "salesflow.plugins.hookspecs",
+    "hookimpl": "salesflow.plugins.hookspecs",
     "generate_pipeline": "salesflow.samples",
     "read_opportunities": "salesflow.tabular",
     "iter_opportunities": "salesflow.tabular",
@@ -39,22 +49,32 @@ __all__ = [
     "OVERDUE",
     "UNDATED",
     "Actor",
+    "CallSourceType",
+    "CommandResult",
+    "Event",
     "Forecast",
     "ForecastLine",
+    "HandlerError",
     "Money",
     "Opportunity",
     "Outcome",
     "Period",
     "RateSource",
     "Role",
+    "SalesDesk",
     "Stage",
     "StageChange",
     "StagePlan",
+    "StorageBackend",
     "__version__",
     "errors",
     "forecast",
     "generate_pipeline",
+    "get_plugin_manager",
+    "hookimpl",
     "iter_opportunities",
+    "open",
+    "open_storage",
     "read_opportunities",
     "write_opportunities",
 ]
@@ -78,10 +98,14 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from salesflow import errors
     from salesflow.analytics.forecast import OVERDUE, UNDATED, Forecast, ForecastLine, forecast
+    from salesflow.desk import CommandResult, HandlerError, SalesDesk, open, open_storage
     from salesflow.domain.actors import Actor, Role
+    from salesflow.domain.events import Event
     from salesflow.domain.money import Money, RateSource
     from salesflow.domain.opportunities import Opportunity, StageChange
     from salesflow.domain.periods import Period
     from salesflow.domain.stages import Outcome, Stage, StagePlan
+    from salesflow.plugins.hookspecs import CallSourceType, StorageBackend, hookimpl
+    from salesflow.plugins.manager import get_plugin_manager
     from salesflow.samples import generate_pipeline
     from salesflow.tabular import iter_opportunities, read_opportunities, write_opportunities

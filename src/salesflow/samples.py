@@ -105,7 +105,7 @@ def generate_pipeline(
         )
         units = rng.randrange(20, 2000) * 500
         cents = rng.randrange(100) if rng.randrange(10) == 0 else 0
-        amount = Money(Decimal(units) + Decimal(cents) / 100, currency)
+        amount = Money(Decimal(units * 100 + cents).scaleb(-2), currency)
         if stage in open_keys:
             expected: date | None = None
             if rng.randrange(100) >= 4:

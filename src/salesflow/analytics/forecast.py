@@ -20,7 +20,7 @@ The calculator makes one pass over its input and keeps memory proportional to th
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
@@ -40,7 +40,16 @@ from salesflow.errors import (
     ValidationError,
 )
 
-__all__ = ["OVERDUE", "UNDATED", "Bucket", "Forecast", "ForecastItem", "ForecastLine", "forecast"]
+__all__ = [
+    "OVERDUE",
+    "UNDATED",
+    "Bucket",
+    "Forecast",
+    "ForecastItem",
+    "ForecastLine",
+    "forecast",
+    "forecast_from_totals",
+]
 
 OVERDUE = "overdue"
 """Bucket of open opportunities expected to close before the ``as_of`` month."""
@@ -224,6 +233,34 @@ def _bucket(index: int) -> Bucket:
     return Period.from_month_index(index)
 
 
+def _arguments(
+    plan: StagePlan | None,
+    as_of: date,
+    threshold: Decimal | int | str | None,
+    by: Sequence[str] | str,
+    fiscal_year_start: int,
+    rates: RateSource | None,
+    currency: str | None,
+) -> tuple[StagePlan, Decimal, tuple[str, ...]]:
+    """Validate the arguments shared by :func:`forecast` and :func:`forecast_from_totals`."""
+    if type(as_of) is not date:
+        raise InvalidTypeError("as_of", as_of, "a date (not a datetime)")
+    plan = StagePlan.default() if plan is None else plan
+    if not isinstance(plan, StagePlan):
+        raise InvalidTypeError("plan", plan, "a StagePlan")
+    limit = plan.threshold if threshold is None else to_percent(threshold, "threshold")
+    group_by = (by,) if isinstance(by, str) else tuple(by)
+    if not all(isinstance(name, str) and name.isidentifier() for name in group_by):
+        raise ValidationError("by", by, "attribute names such as 'owner' or 'team'")
+    if type(fiscal_year_start) is not int or not 1 <= fiscal_year_start <= 12:
+        raise ValidationError("fiscal_year_start", fiscal_year_start, "a month from 1 to 12")
+    if currency is not None:
+        currency_exponent(currency)  # validates the code
+    elif rates is not None:
+        raise ValidationError("currency", None, "the target currency when rates are given")
+    return plan, limit, group_by
+
+
 def forecast(
     opportunities: Iterable[ForecastItem],
     plan: StagePlan | None = None,
@@ -258,22 +295,9 @@ def forecast(
         StageError: an opportunity's stage is not in the plan.
         ValidationError: a bad argument or a malformed opportunity (named in the message).
     """
-    if type(as_of) is not date:
-        raise InvalidTypeError("as_of", as_of, "a date (not a datetime)")
-    plan = StagePlan.default() if plan is None else plan
-    if not isinstance(plan, StagePlan):
-        raise InvalidTypeError("plan", plan, "a StagePlan")
-    limit = plan.threshold if threshold is None else to_percent(threshold, "threshold")
-    group_by = (by,) if isinstance(by, str) else tuple(by)
-    if not all(isinstance(name, str) and name.isidentifier() for name in group_by):
-        raise ValidationError("by", by, "attribute names such as 'owner' or 'team'")
-    if type(fiscal_year_start) is not int or not 1 <= fiscal_year_start <= 12:
-        raise ValidationError("fiscal_year_start", fiscal_year_start, "a month from 1 to 12")
-    if currency is not None:
-        currency_exponent(currency)  # validates the code
-    elif rates is not None:
-        raise ValidationError("currency", None, "the target currency when rates are given")
-
+    plan, limit, group_by = _arguments(
+        plan, as_of, threshold, by, fiscal_year_start, rates, currency
+    )
     rules = _Rules(plan, limit, group_by, as_of, rates, currency)
     one_shot = iter(opportunities) is opportunities
     kept: list[ForecastLine] | None = [] if keep_lines else None
@@ -351,6 +375,70 @@ def forecast(
         fallback_currency=fallback,
         source=None if one_shot else opportunities,
         lines=kept,
+    )
+
+
+def forecast_from_totals(
+    totals: Iterable[tuple[int | None, Any, str, Decimal, int]],
+    plan: StagePlan | None = None,
+    *,
+    as_of: date,
+    threshold: Decimal | int | str | None = None,
+    by: Sequence[str] | str = ("owner",),
+    fiscal_year_start: int = 1,
+    excluded: Mapping[str, int] | None = None,
+    unknown_stages: Sequence[str] = (),
+    currency: str | None = None,
+    source: Iterable[Any] | None = None,
+) -> Forecast:
+    """Build the :class:`Forecast` of sums computed elsewhere, e.g. by a database ``GROUP BY``.
+
+    This is how a storage backend pushes the forecast down: it sums, per expected-close month,
+    group and currency, the rounded per-opportunity contributions of the counted stages, and this
+    function applies the rest of the rules (overdue and undated buckets), so that the result equals
+    :func:`forecast` over the same opportunities exactly.
+
+    Args:
+        totals: rows of ``(month, group, currency, sum, count)``; ``month`` is
+            :func:`~salesflow.domain.periods.month_index` of the expected close, ``None`` if
+            undated; ``group`` is shaped as ``by`` says (a value, or a tuple for several).
+        excluded: how many stored opportunities are in each stage that does not count.
+        unknown_stages: stages found in storage that the plan does not know (an error, as in
+            :func:`forecast`).
+        currency: the currency of an empty forecast.
+        source: a re-iterable of the opportunities, for the drill-down.
+    """
+    plan, limit, group_by = _arguments(
+        plan, as_of, threshold, by, fiscal_year_start, None, currency
+    )
+    rules = _Rules(plan, limit, group_by, as_of, None, currency)
+    if unknown_stages:
+        raise StageError(
+            "stage", unknown_stages[0], f"one of {list(plan.keys)}", where="stored opportunities"
+        )
+    sums: dict[tuple[int, Any, str], Decimal] = {}
+    counts: dict[tuple[int, Any, str], int] = {}
+    for month, group, code, total, count in totals:
+        index = _UNDATED if month is None else _OVERDUE if month < rules.as_of_month else month
+        key = (index, group, code)
+        sums[key] = sums.get(key, ZERO) + total
+        counts[key] = counts.get(key, 0) + count
+    reasons = dict.fromkeys(_EXCLUSIONS, 0)
+    for stage_key, count in (excluded or {}).items():
+        if stage_key not in rules.excluded:
+            raise ValidationError("excluded", stage_key, "stages of the plan that do not count")
+        reasons[rules.excluded[stage_key]] += count
+    return Forecast(
+        rules=rules,
+        plan=plan,
+        by=group_by,
+        fiscal_year_start=fiscal_year_start,
+        sums=sums,
+        counts=counts,
+        excluded=reasons,
+        fallback_currency=currency,
+        source=source,
+        lines=None,
     )
 
 

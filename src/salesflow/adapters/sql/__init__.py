@@ -1,0 +1,1 @@
+"""The SQL storage backend on SQLAlchemy Core: SQLite (embedded default), PostgreSQL, MySQL/MariaDB."""

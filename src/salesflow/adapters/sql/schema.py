@@ -1,0 +1,165 @@
+"""The SQL schema, its version, and the upgrades between versions.
+
+Every table carries ``info={"since": n}``: the schema version that introduced it. Opening a
+database creates a fresh schema at :data:`SCHEMA_VERSION`, upgrades an older one inside one
+transaction (creating the tables introduced since, then running the version's extra steps), and
+refuses a newer one with :class:`~salesflow.errors.SchemaVersionError`.
+
+Table names start with a prefix (``salesflow_`` by default) so that salesflow can live in an
+embedding CRM's own database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+from sqlalchemy import (
+    Column,
+    Connection,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    select,
+)
+
+from salesflow.adapters.sql.types import ExactDecimal, UTCDateTime
+from salesflow.errors import SchemaVersionError, StorageError
+
+__all__ = ["SCHEMA_VERSION", "Tables", "build_tables", "ensure_schema"]
+
+SCHEMA_VERSION = 1
+"""The schema version this salesflow writes."""
+
+ID = 128
+TEXT = 255
+
+
+@attrs.frozen
+class Tables:
+    """The tables of one prefix."""
+
+    metadata: MetaData
+    meta: Table
+    opportunities: Table
+    stage_changes: Table
+    events: Table
+
+
+def build_tables(prefix: str = "salesflow_") -> Tables:
+    """The table definitions for ``prefix``."""
+    md = MetaData()
+    meta = Table(
+        f"{prefix}meta",
+        md,
+        Column("key", String(64), primary_key=True),
+        Column("value", String(TEXT), nullable=False),
+        info={"since": 1},
+    )
+    opportunities = Table(
+        f"{prefix}opportunities",
+        md,
+        Column("id", String(ID), primary_key=True),
+        Column("version", Integer, nullable=False),
+        Column("owner", String(ID), nullable=False),
+        Column("team", String(ID)),
+        Column("name", String(TEXT)),
+        Column("account", String(TEXT)),
+        Column("industry", String(ID)),
+        Column("region", String(ID)),
+        Column("amount", ExactDecimal, nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("stage", String(ID), nullable=False),
+        Column("expected_close", Date),
+        Column("created", Date),
+        Column("history_length", Integer, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        Index(f"{prefix}opp_owner", "owner"),
+        Index(f"{prefix}opp_team", "team"),
+        Index(f"{prefix}opp_stage", "stage"),
+        Index(f"{prefix}opp_close", "expected_close"),
+        Index(f"{prefix}opp_updated", "updated_at"),
+        info={"since": 1},
+    )
+    stage_changes = Table(
+        f"{prefix}stage_changes",
+        md,
+        Column(
+            "opportunity_id",
+            String(ID),
+            ForeignKey(f"{prefix}opportunities.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("seq", Integer, primary_key=True, autoincrement=False),
+        Column("at", UTCDateTime, nullable=False),
+        Column("from_stage", String(ID)),
+        Column("to_stage", String(ID), nullable=False),
+        info={"since": 1},
+    )
+    events = Table(
+        f"{prefix}events",
+        md,
+        Column("seq", Integer, primary_key=True, autoincrement=True),
+        Column("name", String(ID), nullable=False),
+        Column("subject_kind", String(64), nullable=False),
+        Column("subject_id", String(ID), nullable=False),
+        Column("actor", String(ID)),
+        Column("at", UTCDateTime, nullable=False),
+        Column("data", Text, nullable=False),
+        Index(f"{prefix}events_subject", "subject_kind", "subject_id"),
+        info={"since": 1},
+    )
+    return Tables(md, meta, opportunities, stage_changes, events)
+
+
+# Extra steps of an upgrade to version n, after its new tables are created (none yet).
+UPGRADES: dict[int, Callable[[Connection, Tables], None]] = {}
+
+
+def stored_version(conn: Connection, tables: Tables) -> int | None:
+    """The schema version recorded in the database, or ``None`` for a database without salesflow."""
+    names = set(inspect(conn).get_table_names())
+    if tables.meta.name not in names:
+        ours = {t.name for t in tables.metadata.sorted_tables} & names
+        if ours:
+            raise StorageError(
+                f"the database has salesflow tables ({', '.join(sorted(ours))}) but no "
+                f"{tables.meta.name} table: it was not created by salesflow"
+            )
+        return None
+    value = conn.execute(
+        select(tables.meta.c.value).where(tables.meta.c.key == "schema_version")
+    ).scalar()
+    if value is None:
+        raise StorageError(f"{tables.meta.name} has no schema_version")
+    return int(value)
+
+
+def ensure_schema(conn: Connection, tables: Tables, *, target: int = SCHEMA_VERSION) -> int:
+    """Create or upgrade the schema to ``target`` on ``conn`` (inside the caller's transaction);
+    return the version found before (0 for a fresh database)."""
+    found = stored_version(conn, tables)
+    if found is not None and found > SCHEMA_VERSION:
+        raise SchemaVersionError(found, SCHEMA_VERSION)
+    current = 0 if found is None else found
+    if current >= target:
+        return current
+    for version in range(current + 1, target + 1):
+        for table in tables.metadata.sorted_tables:
+            if table.info["since"] == version:
+                table.create(conn, checkfirst=True)
+        step = UPGRADES.get(version)
+        if step is not None:
+            step(conn, tables)
+    meta = tables.meta
+    if current == 0:
+        conn.execute(meta.insert().values(key="schema_version", value=str(target)))
+    else:
+        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(target)))
+    return current

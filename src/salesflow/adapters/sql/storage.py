@@ -1,0 +1,843 @@
+"""The SQL storage: one adapter on SQLAlchemy Core for SQLite, PostgreSQL and MySQL/MariaDB.
+
+* **SQLite** (``sqlite:///path.db``, the embedded default): WAL journal, foreign keys on, and
+  write transactions that start with ``BEGIN IMMEDIATE`` so that two writers queue instead of
+  failing half-way. Amounts are exact decimal text, and forecast sums run in SQL through two small
+  exact functions registered on each connection (SQLite has no decimal arithmetic of its own).
+* **PostgreSQL** (``postgresql://``, psycopg 3, extra ``postgres``): ``NUMERIC`` amounts, bulk saves
+  through ``COPY``.
+* **MySQL / MariaDB** (``mysql://``, PyMySQL, extra ``mysql``): ``DECIMAL(38, 10)`` amounts.
+
+The storage also wraps an existing SQLAlchemy ``Engine`` or ``Connection``, so that an embedding CRM
+shares its own database and transactions: inside the caller's transaction a unit of work is a
+savepoint, and its commit callbacks wait for the caller's commit.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import attrs
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    Numeric,
+    and_,
+    case,
+    cast,
+    create_engine,
+    event,
+    exc,
+    extract,
+    func,
+    literal,
+    null,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+
+from salesflow.adapters.sql.schema import Tables, build_tables, ensure_schema
+from salesflow.adapters.sql.types import sqlite_datetime
+from salesflow.adapters.storage_memory import check_history, check_new, opportunity_filter
+from salesflow.analytics.forecast import Forecast, forecast, forecast_from_totals
+from salesflow.domain.events import Event
+from salesflow.domain.money import Money, RateSource, currency_exponent, currency_precision
+from salesflow.domain.opportunities import Opportunity, StageChange
+from salesflow.domain.stages import StagePlan
+from salesflow.errors import (
+    ConcurrencyError,
+    InvalidTypeError,
+    MissingDependencyError,
+    NotFoundError,
+    StorageError,
+    ValidationError,
+)
+
+__all__ = ["PUSHDOWN_ATTRIBUTES", "SqlEvents", "SqlOpportunities", "SqlStorage", "SqlUnitOfWork"]
+
+Clock = Callable[[], datetime]
+
+PUSHDOWN_ATTRIBUTES = frozenset({"owner", "team", "industry", "region", "account", "stage", "name"})
+"""Grouping attributes the database can forecast by; other groupings compute in Python."""
+
+_DRIVERS = {
+    "postgresql": ("postgresql+psycopg", "psycopg", "postgres"),
+    "postgres": ("postgresql+psycopg", "psycopg", "postgres"),
+    "mysql": ("mysql+pymysql", "pymysql", "mysql"),
+    "mariadb": ("mariadb+pymysql", "pymysql", "mysql"),
+}
+_PAGE = 2_000
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- SQLite: exact decimal arithmetic as SQL functions ------------------------------------------------
+
+
+def _sf_weighted(amount: str, factor: str, quantum: str) -> str:
+    return str((Decimal(amount) * Decimal(factor)).quantize(Decimal(quantum), ROUND_HALF_UP))
+
+
+class _DecimalSum:
+    """``sf_decimal_sum(text)``: the exact sum of decimal text, as text."""
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+
+    def step(self, value: str | None) -> None:
+        if value is not None:
+            self.total += Decimal(value)
+
+    def finalize(self) -> str:
+        return str(self.total)
+
+
+_CONFIGURED: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _prepare_sqlite(dbapi_connection: Any, *, wal: bool) -> None:
+    # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see "begin"):
+    # otherwise a SAVEPOINT outside BEGIN starts a transaction that RELEASE commits.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    if wal:
+        cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.close()
+    dbapi_connection.create_function("sf_weighted", 3, _sf_weighted, deterministic=True)
+    dbapi_connection.create_aggregate("sf_decimal_sum", 1, _DecimalSum)
+
+
+def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
+    """Make transactions, savepoints and exact sums work on every connection of ``engine``.
+
+    An engine of the caller's gets the same transaction handling (it is needed for savepoints to
+    be real) but keeps its journal mode.
+    """
+    if engine in _CONFIGURED:
+        return
+    _CONFIGURED.add(engine)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        _prepare_sqlite(dbapi_connection, wal=wal)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: two writers queue (busy_timeout) instead of
+        # deadlocking when both try to upgrade a read lock.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _engine_for(url: str, options: dict[str, Any]) -> Engine:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend in _DRIVERS and parsed.drivername == backend:
+        parsed = parsed.set(drivername=_DRIVERS[backend][0])
+    if backend in _DRIVERS:
+        module, extra = _DRIVERS[backend][1], _DRIVERS[backend][2]
+        try:
+            __import__(module)
+        except ImportError as error:
+            raise MissingDependencyError(module, extra, f"the {backend} backend") from error
+    if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            options = {"poolclass": StaticPool, **options}
+            options.setdefault("connect_args", {"check_same_thread": False})
+        engine = create_engine(parsed, **options)
+        _configure_sqlite(engine, wal=True)
+        return engine
+    if backend in ("mysql", "mariadb"):
+        options.setdefault("pool_pre_ping", True)
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return create_engine(parsed, **options)
+
+
+def _driver_errors(action: str) -> Any:
+    """Wrap driver errors in StorageError (the original chained)."""
+
+    @contextmanager
+    def wrapper() -> Iterator[None]:
+        try:
+            yield
+        except exc.SQLAlchemyError as error:
+            raise StorageError(f"{action} failed: {error.__class__.__name__}: {error}") from error
+
+    return wrapper()
+
+
+def _canonical(amount: Decimal, currency: str, fixed_scale: bool) -> Decimal:
+    """Drop the padding zeros of a fixed-scale DECIMAL column, keeping the currency's places."""
+    if not fixed_scale:
+        return amount
+    normal = amount.normalize()
+    if normal.as_tuple().exponent > -currency_precision(currency):  # type: ignore[operator]
+        return normal.quantize(currency_exponent(currency))
+    return normal
+
+
+class SqlOpportunities:
+    """The opportunity repository of :class:`SqlStorage` (one unit of work's connection)."""
+
+    def __init__(self, storage: SqlStorage, conn: Connection) -> None:
+        self._storage = storage
+        self._conn = conn
+        self._t = storage.tables.opportunities
+        self._h = storage.tables.stage_changes
+
+    # -- rows ------------------------------------------------------------------------------------
+
+    def _values(self, o: Opportunity, version: int, now: datetime) -> dict[str, Any]:
+        return {
+            "id": o.id,
+            "version": version,
+            "owner": o.owner,
+            "team": o.team,
+            "name": o.name,
+            "account": o.account,
+            "industry": o.industry,
+            "region": o.region,
+            "amount": o.amount.amount,
+            "currency": o.amount.currency,
+            "stage": o.stage,
+            "expected_close": o.expected_close,
+            "created": o.created,
+            "history_length": len(o.history),
+            "updated_at": now,
+        }
+
+    def _changes(self, o: Opportunity, start: int = 0) -> list[dict[str, Any]]:
+        return [
+            {
+                "opportunity_id": o.id,
+                "seq": seq,
+                "at": change.at,
+                "from_stage": change.from_stage,
+                "to_stage": change.to_stage,
+            }
+            for seq, change in enumerate(o.history[start:], start)
+        ]
+
+    def _build(self, rows: Sequence[Any]) -> list[Opportunity]:
+        wanted = [row.id for row in rows if row.history_length]
+        histories: dict[str, list[StageChange]] = {}
+        if wanted:
+            h = self._h
+            query = (
+                select(h.c.opportunity_id, h.c.at, h.c.from_stage, h.c.to_stage)
+                .where(h.c.opportunity_id.in_(wanted))
+                .order_by(h.c.opportunity_id, h.c.seq)
+            )
+            for change in self._conn.execute(query):
+                histories.setdefault(change.opportunity_id, []).append(
+                    StageChange(change.at, change.from_stage, change.to_stage)
+                )
+        fixed = self._storage.fixed_scale
+        return [
+            Opportunity(
+                id=row.id,
+                owner=row.owner,
+                amount=Money(_canonical(row.amount, row.currency, fixed), row.currency),
+                stage=row.stage,
+                name=row.name,
+                account=row.account,
+                team=row.team,
+                industry=row.industry,
+                region=row.region,
+                expected_close=row.expected_close,
+                created=row.created,
+                history=tuple(histories.get(row.id, ())),
+                version=row.version,
+            )
+            for row in rows
+        ]
+
+    def _stored_version(self, id: str) -> int | None:
+        return self._conn.execute(select(self._t.c.version).where(self._t.c.id == id)).scalar()
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def find(self, id: str) -> Opportunity | None:
+        """The opportunity ``id``, or ``None``."""
+        if not isinstance(id, str):
+            raise InvalidTypeError("id", id, "a string")
+        with _driver_errors("reading an opportunity"):
+            row = self._conn.execute(select(self._t).where(self._t.c.id == id)).first()
+            return None if row is None else self._build([row])[0]
+
+    def get(self, id: str) -> Opportunity:
+        """The opportunity ``id``; :class:`~salesflow.errors.NotFoundError` if there is none."""
+        found = self.find(id)
+        if found is None:
+            raise NotFoundError("opportunity", id)
+        return found
+
+    def _where(
+        self,
+        owner: str | Sequence[str] | None,
+        team: str | Sequence[str] | None,
+        stage: str | Sequence[str] | None,
+        close_from: date | None,
+        close_until: date | None,
+        updated_since: datetime | None,
+    ) -> list[Any]:
+        opportunity_filter(owner, team, stage, close_from, close_until, updated_since)
+        t = self._t
+        clauses: list[Any] = []
+        for column, wanted in ((t.c.owner, owner), (t.c.team, team), (t.c.stage, stage)):
+            if wanted is not None:
+                clauses.append(
+                    column == wanted if isinstance(wanted, str) else column.in_(list(wanted))
+                )
+        if close_from is not None:
+            clauses.append(t.c.expected_close >= close_from)
+        if close_until is not None:
+            clauses.append(t.c.expected_close <= close_until)
+        if updated_since is not None:
+            clauses.append(t.c.updated_at > updated_since)
+        return clauses
+
+    def query(
+        self,
+        *,
+        owner: str | Sequence[str] | None = None,
+        team: str | Sequence[str] | None = None,
+        stage: str | Sequence[str] | None = None,
+        close_from: date | None = None,
+        close_until: date | None = None,
+        updated_since: datetime | None = None,
+    ) -> Iterator[Opportunity]:
+        """Stream matching opportunities ordered by id, a page at a time (keyset pagination, so
+        no server-side cursor is held open and memory stays flat)."""
+        clauses = self._where(owner, team, stage, close_from, close_until, updated_since)
+        t = self._t
+        last: str | None = None
+        while True:
+            page = select(t).where(*clauses).order_by(t.c.id).limit(_PAGE)
+            if last is not None:
+                page = page.where(t.c.id > last)
+            with _driver_errors("querying opportunities"):
+                rows = self._conn.execute(page).all()
+                built = self._build(rows)
+            yield from built
+            if len(rows) < _PAGE:
+                return
+            last = rows[-1].id
+
+    def count(
+        self,
+        *,
+        owner: str | Sequence[str] | None = None,
+        team: str | Sequence[str] | None = None,
+        stage: str | Sequence[str] | None = None,
+        close_from: date | None = None,
+        close_until: date | None = None,
+        updated_since: datetime | None = None,
+    ) -> int:
+        """How many opportunities match the filters of :meth:`query`."""
+        clauses = self._where(owner, team, stage, close_from, close_until, updated_since)
+        with _driver_errors("counting opportunities"):
+            return int(
+                self._conn.execute(
+                    select(func.count()).select_from(self._t).where(*clauses)
+                ).scalar_one()
+            )
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    def add(self, opportunity: Opportunity) -> Opportunity:
+        """Store a new opportunity at version 1."""
+        if not isinstance(opportunity, Opportunity):
+            raise InvalidTypeError("opportunity", opportunity, "an Opportunity")
+        check_new("opportunity", opportunity)
+        with _driver_errors("adding an opportunity"):
+            stored = self._stored_version(opportunity.id)
+            if stored is not None:
+                raise ConcurrencyError("opportunity", opportunity.id, 0, stored)
+            now = self._storage.clock()
+            try:
+                self._conn.execute(self._t.insert(), [self._values(opportunity, 1, now)])
+            except exc.IntegrityError as error:
+                raise ConcurrencyError("opportunity", opportunity.id, 0, None) from error
+            if opportunity.history:
+                self._conn.execute(self._h.insert(), self._changes(opportunity))
+        return attrs.evolve(opportunity, version=1)
+
+    def add_many(self, opportunities: Iterable[Opportunity], *, batch_size: int = 10_000) -> int:
+        """Store many new opportunities in batches; a duplicate id raises
+        :class:`~salesflow.errors.ConcurrencyError` naming it (and the unit of work rolls back)."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationError("batch_size", batch_size, "a positive int")
+        count = 0
+        batch: list[Opportunity] = []
+        for opportunity in opportunities:
+            if not isinstance(opportunity, Opportunity):
+                raise InvalidTypeError("opportunity", opportunity, "an Opportunity")
+            check_new("opportunity", opportunity)
+            batch.append(opportunity)
+            if len(batch) >= batch_size:
+                count += self._insert_batch(batch)
+                batch = []
+        if batch:
+            count += self._insert_batch(batch)
+        return count
+
+    def _insert_batch(self, batch: list[Opportunity]) -> int:
+        ids = [o.id for o in batch]
+        if len(set(ids)) != len(ids):
+            seen: set[str] = set()
+            duplicate = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+            raise ConcurrencyError("opportunity", duplicate, 0, None)
+        now = self._storage.clock()
+        conn = self._conn
+        dbapi = self._storage.dbapi
+        try:
+            # A savepoint per batch keeps the transaction usable after a duplicate key, so that
+            # the duplicate can be named (PostgreSQL aborts a transaction on any error).
+            with conn.begin_nested():
+                self._storage.bulk_insert(conn, self._t, [self._values(o, 1, now) for o in batch])
+                changes = [c for o in batch if o.history for c in self._changes(o)]
+                if changes:
+                    self._storage.bulk_insert(conn, self._h, changes)
+        except (exc.IntegrityError, dbapi.IntegrityError) as error:
+            existing = conn.execute(
+                select(self._t.c.id, self._t.c.version).where(self._t.c.id.in_(ids))
+            ).first()
+            if existing is None:
+                raise StorageError(f"bulk insert failed: {error}") from error
+            raise ConcurrencyError("opportunity", existing.id, 0, existing.version) from error
+        except (exc.SQLAlchemyError, dbapi.Error) as error:
+            raise StorageError(f"bulk insert failed: {error}") from error
+        return len(batch)
+
+    def save(self, opportunity: Opportunity) -> Opportunity:
+        """Store a change if the stored version is still ``opportunity.version``."""
+        if not isinstance(opportunity, Opportunity):
+            raise InvalidTypeError("opportunity", opportunity, "an Opportunity")
+        t, conn = self._t, self._conn
+        with _driver_errors("saving an opportunity"):
+            row = conn.execute(
+                select(t.c.version, t.c.history_length).where(t.c.id == opportunity.id)
+            ).first()
+            if row is None or row.version != opportunity.version:
+                raise ConcurrencyError(
+                    "opportunity",
+                    opportunity.id,
+                    opportunity.version,
+                    None if row is None else row.version,
+                )
+            if row.history_length:
+                stored = self.get(opportunity.id)
+                check_history(stored, opportunity)
+            version = opportunity.version + 1
+            values = self._values(opportunity, version, self._storage.clock())
+            del values["id"]
+            updated = conn.execute(
+                t.update()
+                .where(and_(t.c.id == opportunity.id, t.c.version == opportunity.version))
+                .values(**values)
+            )
+            if updated.rowcount != 1:
+                raise ConcurrencyError(
+                    "opportunity",
+                    opportunity.id,
+                    opportunity.version,
+                    self._stored_version(opportunity.id),
+                )
+            new_changes = self._changes(opportunity, row.history_length)
+            if new_changes:
+                conn.execute(self._h.insert(), new_changes)
+        return attrs.evolve(opportunity, version=version)
+
+    def delete(self, id: str, *, version: int) -> None:
+        """Delete opportunity ``id`` (and its history) if it is still at ``version``."""
+        t = self._t
+        with _driver_errors("deleting an opportunity"):
+            self._conn.execute(self._h.delete().where(self._h.c.opportunity_id == id))
+            deleted = self._conn.execute(
+                t.delete().where(and_(t.c.id == id, t.c.version == version))
+            )
+            if deleted.rowcount != 1:
+                raise ConcurrencyError("opportunity", id, version, self._stored_version(id))
+
+    # -- forecast -----------------------------------------------------------------------------------
+
+    def forecast(
+        self,
+        plan: StagePlan,
+        *,
+        as_of: date,
+        threshold: Decimal | int | str | None = None,
+        by: Sequence[str] | str = ("owner",),
+        fiscal_year_start: int = 1,
+        rates: RateSource | None = None,
+        currency: str | None = None,
+    ) -> Forecast:
+        """The forecast of every stored opportunity, summed by the database (GROUP BY) when the
+        grouping is by stored columns and no conversion is asked; otherwise computed in Python
+        over a stream of the rows. Both give exactly the pure calculator's result."""
+        group_by = (by,) if isinstance(by, str) else tuple(by)
+        source = _Stored(self._storage)
+        if rates is not None or not set(group_by) <= PUSHDOWN_ATTRIBUTES:
+            return forecast(
+                source,
+                plan,
+                as_of=as_of,
+                threshold=threshold,
+                by=group_by,
+                fiscal_year_start=fiscal_year_start,
+                rates=rates,
+                currency=currency,
+            )
+        if not isinstance(plan, StagePlan):
+            raise InvalidTypeError("plan", plan, "a StagePlan")
+        limit = plan.threshold if threshold is None else threshold
+        counted = {s.key: s.probability / 100 for s in plan.forecast_stages(limit)}
+        t = self._t
+        with _driver_errors("forecasting"):
+            stages: dict[str, int] = dict(
+                self._conn.execute(select(t.c.stage, func.count()).group_by(t.c.stage)).all()
+            )
+            totals = (
+                self._totals(counted, group_by) if counted and set(stages) & set(counted) else []
+            )
+            example = self._conn.execute(select(t.c.currency).limit(1)).scalar()
+        unknown = sorted(set(stages) - set(plan.keys))
+        excluded = {key: n for key, n in stages.items() if key not in counted}
+        result = forecast_from_totals(
+            totals,
+            plan,
+            as_of=as_of,
+            threshold=threshold,
+            by=group_by,
+            fiscal_year_start=fiscal_year_start,
+            excluded=excluded,
+            unknown_stages=unknown,
+            currency=currency or example,
+            source=source,
+        )
+        return result
+
+    def _totals(
+        self, counted: dict[str, Decimal], group_by: tuple[str, ...]
+    ) -> list[tuple[Any, ...]]:
+        t, conn = self._t, self._conn
+        currencies = [c for (c,) in conn.execute(select(t.c.currency).distinct())]
+        month = (
+            cast(extract("year", t.c.expected_close), Integer) * 12
+            + cast(extract("month", t.c.expected_close), Integer)
+            - 1
+        )
+        bucket = case((t.c.expected_close.is_(None), null()), else_=month)
+        if self._storage.dialect == "sqlite":
+            factor = case({k: literal(str(v)) for k, v in counted.items()}, value=t.c.stage)
+            quantum = case(
+                {c: literal(str(currency_exponent(c))) for c in currencies}, value=t.c.currency
+            )
+            weighted = func.sf_weighted(t.c.amount, factor, quantum)
+            total = func.sf_decimal_sum(weighted)
+        else:
+            factor = case(
+                {k: literal(v, Numeric(20, 10)) for k, v in counted.items()}, value=t.c.stage
+            )
+            places = case(
+                {c: literal(currency_precision(c)) for c in currencies}, value=t.c.currency
+            )
+            weighted = func.round(t.c.amount * factor, places)
+            total = func.sum(weighted)
+        groups = [t.c[name] for name in group_by]
+        query = (
+            select(
+                bucket.label("bucket"),
+                *groups,
+                t.c.currency,
+                total.label("total"),
+                func.count().label("n"),
+            )
+            .where(t.c.stage.in_(list(counted)))
+            .group_by(bucket, *groups, t.c.currency)
+        )
+        rows = []
+        for row in conn.execute(query):
+            group = row[1] if len(group_by) == 1 else tuple(row[1 : 1 + len(group_by)])
+            if not group_by:
+                group = ()
+            total_value = _canonical(
+                Decimal(str(row.total)), row.currency, self._storage.fixed_scale
+            )
+            rows.append((row.bucket, group, row.currency, total_value, int(row.n)))
+        return rows
+
+
+class _Stored:
+    """The stored opportunities as a re-iterable source (each iteration reads in a fresh unit of
+    work), so that a forecast's drill-down streams from the database."""
+
+    def __init__(self, storage: SqlStorage) -> None:
+        self._storage = storage
+
+    def __iter__(self) -> Iterator[Opportunity]:
+        with self._storage.transaction() as uow:
+            yield from uow.opportunities.query()
+
+
+class SqlEvents:
+    """The append-only event log of :class:`SqlStorage`."""
+
+    def __init__(self, storage: SqlStorage, conn: Connection) -> None:
+        self._conn = conn
+        self._t = storage.tables.events
+
+    def append(self, event: Event) -> Event:
+        """Store ``event`` and return it with its sequence number."""
+        if not isinstance(event, Event):
+            raise InvalidTypeError("event", event, "an Event")
+        with _driver_errors("appending an event"):
+            result = self._conn.execute(
+                self._t.insert().values(
+                    name=event.name,
+                    subject_kind=event.subject_kind,
+                    subject_id=event.subject_id,
+                    actor=event.actor,
+                    at=event.at,
+                    data=json.dumps(event.data, sort_keys=True, ensure_ascii=False),
+                )
+            )
+            key = result.inserted_primary_key
+            if key is None or key[0] is None:
+                raise StorageError("the database did not return the new event's sequence number")
+        return attrs.evolve(event, seq=int(key[0]))
+
+    def query(
+        self,
+        *,
+        subject_kind: str | None = None,
+        subject_id: str | None = None,
+        name: str | None = None,
+        after: int | None = None,
+    ) -> Iterator[Event]:
+        """Stream stored events in sequence order, a page at a time."""
+        t = self._t
+        clauses = []
+        for column, wanted in (
+            (t.c.subject_kind, subject_kind),
+            (t.c.subject_id, subject_id),
+            (t.c.name, name),
+        ):
+            if wanted is not None:
+                clauses.append(column == wanted)
+        last = after
+        while True:
+            page = select(t).where(*clauses).order_by(t.c.seq).limit(_PAGE)
+            if last is not None:
+                page = page.where(t.c.seq > last)
+            with _driver_errors("querying events"):
+                rows = self._conn.execute(page).all()
+            for row in rows:
+                yield Event(
+                    seq=row.seq,
+                    name=row.name,
+                    subject_kind=row.subject_kind,
+                    subject_id=row.subject_id,
+                    actor=row.actor,
+                    at=row.at,
+                    data=json.loads(row.data),
+                )
+            if len(rows) < _PAGE:
+                return
+            last = rows[-1].seq
+
+
+class SqlUnitOfWork:
+    """A unit of work of :class:`SqlStorage`: one connection, one transaction (or savepoint)."""
+
+    def __init__(self, storage: SqlStorage, conn: Connection) -> None:
+        self.connection = conn
+        """The SQLAlchemy connection of this unit of work (to join it with your own statements)."""
+        self.opportunities = SqlOpportunities(storage, conn)
+        self.events = SqlEvents(storage, conn)
+        self.callbacks: list[Callable[[], None]] = []
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` after the outermost commit."""
+        self.callbacks.append(callback)
+
+
+class SqlStorage:
+    """Storage in a SQL database through SQLAlchemy Core.
+
+    Args:
+        target: a database URL (``sqlite:///salesflow.db``, ``postgresql://user@host/db``,
+            ``mysql://root@host/db``), or an existing SQLAlchemy ``Engine`` or ``Connection``.
+        table_prefix: the prefix of salesflow's table names.
+        clock: what "now" is for ``updated_at`` (UTC wall clock by default).
+        create: create or upgrade the schema on open (otherwise the schema must be current).
+        engine_options: passed to ``sqlalchemy.create_engine`` when ``target`` is a URL.
+    """
+
+    def __init__(
+        self,
+        target: str | Engine | Connection,
+        *,
+        table_prefix: str = "salesflow_",
+        clock: Clock | None = None,
+        create: bool = True,
+        **engine_options: Any,
+    ) -> None:
+        if not isinstance(table_prefix, str) or not table_prefix.replace("_", "").isalnum():
+            raise ValidationError("table_prefix", table_prefix, "letters, digits and underscores")
+        self._owned = isinstance(target, str)
+        self._connection: Connection | None = None
+        if isinstance(target, str):
+            try:
+                self._engine = _engine_for(target, dict(engine_options))
+            except exc.ArgumentError as error:
+                raise ValidationError("url", target, f"a database URL ({error})") from None
+        elif isinstance(target, Engine):
+            self._engine = target
+        elif isinstance(target, Connection):
+            self._engine = target.engine
+            self._connection = target
+        else:
+            raise InvalidTypeError("target", target, "a URL, an Engine or a Connection")
+        if not self._owned and self._engine.dialect.name == "sqlite":
+            _configure_sqlite(self._engine, wal=False)
+            if self._connection is not None:
+                # Already connected, so the "connect" hook has passed it by.
+                _prepare_sqlite(self._connection.connection.driver_connection, wal=False)
+        self.url = self._engine.url.render_as_string(hide_password=True)
+        self.dialect = self._engine.dialect.name
+        # The driver's own DB-API module: its errors escape SQLAlchemy on the raw bulk paths.
+        self.dbapi: Any = self._engine.dialect.loaded_dbapi
+        self.fixed_scale = self.dialect in ("mysql", "mariadb")
+        self.tables: Tables = build_tables(table_prefix)
+        self.clock: Clock = clock or _utc_now
+        self._local = threading.local()
+        if create:
+            self.upgrade()
+
+    # -- schema ---------------------------------------------------------------------------------------
+
+    def upgrade(self) -> int:
+        """Create or upgrade the schema in one transaction; return the version found (0 if new)."""
+        with self.transaction() as uow, _driver_errors("creating the schema"):
+            return ensure_schema(uow.connection, self.tables)
+
+    def drop_schema(self) -> None:
+        """Drop every salesflow table (and its data). For tests and uninstalling."""
+        with self.transaction() as uow, _driver_errors("dropping the schema"):
+            self.tables.metadata.drop_all(uow.connection)
+
+    # -- transactions -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlUnitOfWork]:
+        """Open a unit of work (a savepoint when nested in another, or in the caller's transaction)."""
+        current: SqlUnitOfWork | None = getattr(self._local, "uow", None)
+        if current is not None:
+            with current.connection.begin_nested():
+                yield current
+            return
+        conn = self._connection if self._connection is not None else self._connect()
+        try:
+            joined = conn.in_transaction()
+            transaction = conn.begin_nested() if joined else conn.begin()
+            uow = SqlUnitOfWork(self, conn)
+            self._local.uow = uow
+            try:
+                yield uow
+            except BaseException:
+                transaction.rollback()
+                raise
+            finally:
+                self._local.uow = None
+            with _driver_errors("committing"):
+                transaction.commit()
+            if joined:
+                _after_outer_commit(conn, uow.callbacks)
+            else:
+                for callback in uow.callbacks:
+                    callback()
+        finally:
+            if conn is not self._connection:
+                conn.close()
+
+    def _connect(self) -> Connection:
+        with _driver_errors(f"connecting to {self.url}"):
+            return self._engine.connect()
+
+    def close(self) -> None:
+        """Dispose of the engine's connections (an engine or connection passed in is left alone)."""
+        if self._owned:
+            self._engine.dispose()
+
+    # -- bulk paths --------------------------------------------------------------------------------------
+
+    def bulk_insert(self, conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+        """Insert ``rows`` into ``table`` the fastest way the driver has: ``COPY`` on PostgreSQL,
+        ``executemany`` of pre-converted tuples on SQLite, batched ``executemany`` elsewhere."""
+        if not rows:
+            return
+        columns = list(rows[0])
+        if self.dialect == "postgresql":
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            names = ", ".join(f'"{c}"' for c in columns)
+            with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+                for row in rows:
+                    copy.write_row([_utc_naive(v) for v in row.values()])
+            return
+        if self.dialect == "sqlite":
+            marks = ", ".join("?" for _ in columns)
+            names = ", ".join(f'"{c}"' for c in columns)
+            conn.exec_driver_sql(
+                f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})',
+                [tuple(_sqlite_value(v) for v in row.values()) for row in rows],
+            )
+            return
+        conn.execute(table.insert(), rows)
+
+
+def _utc_naive(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _sqlite_value(value: Any) -> Any:
+    # The same text SQLAlchemy's SQLite types write, so rows read back identically.
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return sqlite_datetime(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _after_outer_commit(conn: Connection, callbacks: list[Callable[[], None]]) -> None:
+    """Run ``callbacks`` when the caller's own transaction commits; forget them on rollback."""
+    if not callbacks:
+        return
+
+    def on_commit(_conn: Connection) -> None:
+        event.remove(conn, "rollback", on_rollback)
+        for callback in callbacks:
+            callback()
+
+    def on_rollback(_conn: Connection) -> None:
+        event.remove(conn, "commit", on_commit)
+
+    event.listen(conn, "commit", on_commit, once=True)
+    event.listen(conn, "rollback", on_rollback, once=True)

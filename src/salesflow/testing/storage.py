@@ -1,0 +1,514 @@
+"""The storage conformance kit: a backend is correct when it passes these.
+
+Subclass :class:`StorageContract` in your test suite and override its ``storage`` fixture::
+
+    from salesflow.testing.storage import StorageContract
+
+    class TestMyBackend(StorageContract):
+        @pytest.fixture
+        def storage(self, clock):
+            storage = MyStorage("mine://test", clock=clock)
+            yield storage
+            storage.drop_everything()
+
+and run the random command sequences of :func:`storage_machine` against it (a hypothesis
+``RuleBasedStateMachine`` that checks your backend against the in-memory reference after every
+step)::
+
+    TestMyBackendMachine = storage_machine(lambda clock: MyStorage(..., clock=clock), cleanup).TestCase
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
+
+from salesflow.adapters.storage_memory import MemoryStorage
+from salesflow.analytics.forecast import forecast
+from salesflow.domain.events import Event
+from salesflow.domain.money import Money
+from salesflow.domain.opportunities import Opportunity, StageChange
+from salesflow.domain.stages import StagePlan
+from salesflow.errors import (
+    ConcurrencyError,
+    NotFoundError,
+    SalesflowError,
+    StageError,
+    ValidationError,
+)
+from salesflow.ports import Storage
+from salesflow.testing.strategies import opportunities
+
+__all__ = ["ManualClock", "StorageContract", "storage_machine"]
+
+PLAN = StagePlan.default()
+AS_OF = date(2026, 11, 26)
+
+
+class ManualClock:
+    """A clock the test moves by hand: ``clock()`` is the current time; ``advance()`` moves it."""
+
+    def __init__(self, start: datetime = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        """Move the clock forward (``advance(minutes=5)``) and return the new time."""
+        self.now += timedelta(**delta)
+        return self.now
+
+
+class _DeliberateRollbackError(Exception):
+    """Raised to roll a unit of work back on purpose."""
+
+
+def _opp(i: int | str, **changes: Any) -> Opportunity:
+    fields: dict[str, Any] = {
+        "id": f"op-{i}",
+        "owner": "ann",
+        "team": "east",
+        "amount": Money.of("1000.00", "CNY"),
+        "stage": "quotation",
+        "expected_close": date(2026, 12, 15),
+    }
+    fields.update(changes)
+    return Opportunity(**fields)
+
+
+def _event(subject: str, name: str = "opportunity_created", **data: Any) -> Event:
+    return Event(
+        name=name,
+        subject_kind="opportunity",
+        subject_id=subject,
+        actor="ann",
+        at=datetime(2026, 11, 26, 10, 0, tzinfo=UTC),
+        data=data,
+    )
+
+
+class StorageContract:
+    """The behaviour every storage backend must have. Override the ``storage`` fixture."""
+
+    @pytest.fixture
+    def clock(self) -> ManualClock:
+        """The clock the storage must use for ``updated_at``."""
+        return ManualClock()
+
+    @pytest.fixture
+    def storage(self, clock: ManualClock) -> Storage:
+        """The backend under test, empty, using ``clock``. Subclasses override this (returning it,
+        or yielding it and cleaning up after)."""
+        pytest.fail("override the `storage` fixture of StorageContract to return your backend")
+
+    # -- aggregates and versions -------------------------------------------------------------------
+
+    def test_add_then_get_returns_version_one(self, storage: Storage) -> None:
+        with storage.transaction() as uow:
+            stored = uow.opportunities.add(_opp(1))
+            assert stored.version == 1
+        with storage.transaction() as uow:
+            assert uow.opportunities.get("op-1") == stored
+            assert uow.opportunities.find("op-2") is None
+            with pytest.raises(NotFoundError):
+                uow.opportunities.get("op-2")
+
+    def test_add_refuses_an_existing_id_and_a_stored_version(self, storage: Storage) -> None:
+        with storage.transaction() as uow:
+            uow.opportunities.add(_opp(1))
+        with pytest.raises(ConcurrencyError) as info, storage.transaction() as uow:
+            uow.opportunities.add(_opp(1, owner="bob"))
+        assert info.value.id == "op-1"
+        with pytest.raises(ValidationError), storage.transaction() as uow:
+            uow.opportunities.add(_opp(2, version=3))
+        with storage.transaction() as uow:
+            assert uow.opportunities.get("op-1").owner == "ann"
+            assert uow.opportunities.count() == 1
+
+    def test_save_bumps_the_version_and_refuses_a_stale_one(self, storage: Storage) -> None:
+        with storage.transaction() as uow:
+            first = uow.opportunities.add(_opp(1))
+        with storage.transaction() as uow:
+            second = uow.opportunities.save(first.evolve(amount=Money.of("2000", "CNY")))
+        assert second.version == 2
+        with pytest.raises(ConcurrencyError) as info, storage.transaction() as uow:
+            uow.opportunities.save(first.evolve(owner="bob"))
+        assert (info.value.expected, info.value.actual) == (1, 2)
+        with pytest.raises(ConcurrencyError), storage.transaction() as uow:
+            uow.opportunities.save(_opp(9, version=1))
+        with storage.transaction() as uow:
+            assert uow.opportunities.get("op-1") == second
+
+    def test_stage_history_only_grows(self, storage: Storage, clock: ManualClock) -> None:
+        with storage.transaction() as uow:
+            stored = uow.opportunities.add(_opp(1, stage="needs_analysis"))
+        moved = stored.move_to("quotation", clock.advance(hours=1))
+        moved = moved.move_to(
+            "won", datetime(2026, 11, 27, 9, 30, tzinfo=timezone(timedelta(hours=8)))
+        )
+        with storage.transaction() as uow:
+            saved = uow.opportunities.save(moved)
+        with storage.transaction() as uow:
+            read = uow.opportunities.get("op-1")
+        assert read == saved
+        assert [c.to_stage for c in read.history] == ["quotation", "won"]
+        assert read.history[1].at == datetime(2026, 11, 27, 1, 30, tzinfo=UTC)  # the same instant
+        rewritten = attrs.evolve(
+            read,
+            history=(attrs.evolve(read.history[0], from_stage="initial_contact"), read.history[1]),
+        )
+        with pytest.raises(ValidationError), storage.transaction() as uow:
+            uow.opportunities.save(rewritten)
+
+    def test_delete_needs_the_current_version(self, storage: Storage) -> None:
+        with storage.transaction() as uow:
+            stored = uow.opportunities.add(
+                _opp(1, history=(StageChange(datetime(2026, 1, 1, tzinfo=UTC), None, "quotation"),))
+            )
+        with pytest.raises(ConcurrencyError), storage.transaction() as uow:
+            uow.opportunities.delete("op-1", version=7)
+        with storage.transaction() as uow:
+            uow.opportunities.delete("op-1", version=stored.version)
+            assert uow.opportunities.find("op-1") is None
+        with storage.transaction() as uow:
+            uow.opportunities.add(_opp(1))  # the id (and its history) is free again
+            assert uow.opportunities.get("op-1").history == ()
+
+    # -- values -------------------------------------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        ("amount", "currency"),
+        [
+            ("0.01", "CNY"),
+            ("12345678901234.56", "CNY"),
+            ("1000", "JPY"),
+            ("1.234", "KWD"),
+            ("0.0000001", "USD"),
+        ],
+    )
+    def test_money_is_stored_exactly(self, storage: Storage, amount: str, currency: str) -> None:
+        money = Money.of(amount, currency)
+        with storage.transaction() as uow:
+            uow.opportunities.add(_opp(1, amount=money))
+        with storage.transaction() as uow:
+            read = uow.opportunities.get("op-1").amount
+        assert read == money
+        assert read.currency == currency
+        assert isinstance(read.amount, Decimal)
+
+    def test_text_and_dates_round_trip(self, storage: Storage) -> None:
+        original = _opp(
+            1,
+            name="华为 — ERP rollout, phase 2",
+            account="Ümlaut & Co.",
+            industry=None,
+            region="Chengdu",
+            expected_close=None,
+            created=date(2024, 2, 29),
+        )
+        with storage.transaction() as uow:
+            uow.opportunities.add(original)
+        with storage.transaction() as uow:
+            assert uow.opportunities.get("op-1") == attrs.evolve(original, version=1)
+
+    # -- queries ----------------------------------------------------------------------------------
+
+    def test_queries_filter_and_order_by_id(self, storage: Storage, clock: ManualClock) -> None:
+        rows = [
+            _opp(
+                "b", owner="ann", team="east", stage="quotation", expected_close=date(2026, 12, 1)
+            ),
+            _opp("a", owner="bob", team="west", stage="won", expected_close=date(2026, 11, 1)),
+            _opp("c", owner="ann", team=None, stage="lost", expected_close=None),
+            _opp(
+                "d", owner="cai", team="east", stage="quotation", expected_close=date(2027, 1, 31)
+            ),
+        ]
+        with storage.transaction() as uow:
+            uow.opportunities.add_many(rows[:2])
+        since = clock.advance(minutes=5)
+        clock.advance(minutes=5)
+        with storage.transaction() as uow:
+            uow.opportunities.add_many(rows[2:])
+
+        def ids(**filters: Any) -> list[str]:
+            with storage.transaction() as uow:
+                found = [o.id for o in uow.opportunities.query(**filters)]
+                assert uow.opportunities.count(**filters) == len(found)
+                return found
+
+        assert ids() == ["op-a", "op-b", "op-c", "op-d"]
+        assert ids(owner="ann") == ["op-b", "op-c"]
+        assert ids(owner=["bob", "cai"]) == ["op-a", "op-d"]
+        assert ids(team="east") == ["op-b", "op-d"]
+        assert ids(stage=["won", "lost"]) == ["op-a", "op-c"]
+        assert ids(close_from=date(2026, 12, 1)) == ["op-b", "op-d"]
+        assert ids(close_until=date(2026, 12, 1)) == ["op-a", "op-b"]
+        assert ids(close_from=date(2026, 11, 2), close_until=date(2027, 1, 30)) == ["op-b"]
+        assert ids(updated_since=since) == ["op-c", "op-d"]
+        assert ids(owner="ann", stage="quotation") == ["op-b"]
+
+    def test_queries_stream_past_any_page_size(self, storage: Storage) -> None:
+        rows = [_opp(f"{i:05d}", amount=Money.of(i, "CNY")) for i in range(4_321)]
+        with storage.transaction() as uow:
+            assert uow.opportunities.add_many(iter(rows), batch_size=1_000) == len(rows)
+        with storage.transaction() as uow:
+            read = list(uow.opportunities.query())
+        assert read == [attrs.evolve(o, version=1) for o in rows]
+
+    # -- transactions ------------------------------------------------------------------------------
+
+    def test_an_exception_rolls_back_everything(self, storage: Storage) -> None:
+        with storage.transaction() as uow:
+            first = uow.opportunities.add(_opp(1))
+        with pytest.raises(_DeliberateRollbackError), storage.transaction() as uow:
+            uow.opportunities.add(_opp(2))
+            uow.opportunities.save(first.evolve(owner="bob"))
+            uow.opportunities.add_many([_opp(3), _opp(4)])
+            uow.events.append(_event("op-2"))
+            raise _DeliberateRollbackError
+        with storage.transaction() as uow:
+            assert [o.id for o in uow.opportunities.query()] == ["op-1"]
+            assert uow.opportunities.get("op-1") == first
+            assert list(uow.events.query()) == []
+
+    def test_a_failed_bulk_add_names_the_duplicate_and_stores_nothing(
+        self, storage: Storage
+    ) -> None:
+        with storage.transaction() as uow:
+            uow.opportunities.add(_opp(5))
+        batch = [_opp(i) for i in range(10)]
+        with pytest.raises(ConcurrencyError) as info, storage.transaction() as uow:
+            uow.opportunities.add_many(batch, batch_size=4)
+        assert info.value.id == "op-5"
+        with pytest.raises(ConcurrencyError) as info, storage.transaction() as uow:
+            uow.opportunities.add_many([_opp(20), _opp(21), _opp(20)])
+        assert info.value.id == "op-20"
+        with storage.transaction() as uow:
+            assert [o.id for o in uow.opportunities.query()] == ["op-5"]
+
+    def test_a_nested_unit_of_work_is_a_savepoint(self, storage: Storage) -> None:
+        with storage.transaction() as outer:
+            outer.opportunities.add(_opp(1))
+            with pytest.raises(_DeliberateRollbackError), storage.transaction() as inner:
+                inner.opportunities.add(_opp(2))
+                raise _DeliberateRollbackError
+            outer.opportunities.add(_opp(3))
+        with storage.transaction() as uow:
+            assert [o.id for o in uow.opportunities.query()] == ["op-1", "op-3"]
+
+    def test_commit_callbacks_run_after_commit_and_never_after_rollback(
+        self, storage: Storage
+    ) -> None:
+        calls: list[str] = []
+        with storage.transaction() as uow:
+            uow.on_commit(lambda: calls.append("committed"))
+            uow.opportunities.add(_opp(1))
+            assert calls == []
+        assert calls == ["committed"]
+        with pytest.raises(_DeliberateRollbackError), storage.transaction() as uow:
+            uow.on_commit(lambda: calls.append("rolled back"))
+            raise _DeliberateRollbackError
+        assert calls == ["committed"]
+
+    # -- the event log -------------------------------------------------------------------------------
+
+    def test_the_event_log_is_append_only_and_ordered(self, storage: Storage) -> None:
+        with storage.transaction() as uow:
+            a = uow.events.append(
+                _event("op-1", amount="12.30", tags=["x", None], nested={"ok": True})
+            )
+            b = uow.events.append(_event("op-2", name="opportunity_moved"))
+        with storage.transaction() as uow:
+            c = uow.events.append(_event("op-1", name="opportunity_moved"))
+        assert a.seq is not None
+        assert b.seq is not None
+        assert c.seq is not None
+        assert a.seq < b.seq < c.seq
+        with storage.transaction() as uow:
+            log = uow.events
+            assert list(log.query()) == [a, b, c]
+            assert list(log.query(subject_id="op-1")) == [a, c]
+            assert list(log.query(name="opportunity_moved")) == [b, c]
+            assert list(log.query(after=a.seq)) == [b, c]
+            assert list(log.query(subject_kind="contract")) == []
+        assert a.data == {"amount": "12.30", "tags": ["x", None], "nested": {"ok": True}}
+        assert not hasattr(log, "delete")
+        assert not hasattr(log, "update")
+
+    # -- the forecast ------------------------------------------------------------------------------
+
+    # Inherited by one test class per backend, hence several "executors" by design.
+    @settings(
+        max_examples=25,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(data=opportunities(currency=st.sampled_from(["CNY", "JPY", "KWD"]), max_size=30))
+    def test_the_stored_forecast_equals_the_pure_calculator(
+        self, storage: Storage, data: list[Opportunity]
+    ) -> None:
+        # Each example writes in a unit of work that is rolled back, so the storage stays empty.
+        with pytest.raises(_DeliberateRollbackError), storage.transaction() as uow:
+            uow.opportunities.add_many(data)
+            for by in (("owner",), ("team", "owner"), ()):
+                stored = uow.opportunities.forecast(PLAN, as_of=AS_OF, by=by, currency="CNY")
+                pure = forecast(data, PLAN, as_of=AS_OF, by=by, currency="CNY")
+                assert stored.to_records() == pure.to_records()
+                assert stored.excluded == pure.excluded
+                assert stored.count == pure.count
+            lines = list(uow.opportunities.forecast(PLAN, as_of=AS_OF, threshold=30).lines)
+            pure_lines = list(forecast(data, PLAN, as_of=AS_OF, threshold=30).lines)
+            assert [(line.opportunity.id, line.expected) for line in lines] == sorted(
+                (line.opportunity.id, line.expected) for line in pure_lines
+            )
+            raise _DeliberateRollbackError
+
+    def test_the_stored_forecast_refuses_unknown_stages(self, storage: Storage) -> None:
+        with storage.transaction() as uow:
+            uow.opportunities.add(_opp(1, stage="signed"))
+        with pytest.raises(StageError), storage.transaction() as uow:
+            uow.opportunities.forecast(PLAN, as_of=AS_OF)
+
+
+# -- random command sequences against the reference model ---------------------------------------------
+
+
+def storage_machine(
+    factory: Callable[[ManualClock], Storage],
+    cleanup: Callable[[Storage], None] = lambda storage: storage.close(),
+) -> type[RuleBasedStateMachine]:
+    """A hypothesis state machine that runs the same random commands against a backend (built by
+    ``factory``) and the in-memory reference, and checks after every step that both hold the same
+    opportunities and events and compute the same forecast; ``cleanup`` empties the backend after
+    each example."""
+
+    class StorageMachine(RuleBasedStateMachine):
+        ids = Bundle("ids")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.clock = ManualClock()
+            self.backend = factory(self.clock)
+            self.reference = MemoryStorage(clock=self.clock)
+            self.counter = 0
+
+        def both(self, action: Callable[[Any], Any]) -> Any:
+            """Run ``action(uow)`` on both storages; both must succeed alike or fail alike."""
+            outcomes = []
+            for storage in (self.reference, self.backend):
+                try:
+                    with storage.transaction() as uow:
+                        outcomes.append(("ok", action(uow)))
+                except SalesflowError as error:
+                    outcomes.append(("error", type(error)))
+            assert outcomes[0] == outcomes[1], outcomes
+            return outcomes[0]
+
+        def current(self, id: str) -> Opportunity | None:
+            with self.reference.transaction() as uow:
+                return uow.opportunities.find(id)
+
+        @rule(target=ids, opportunity=opportunities(max_size=1).filter(bool).map(lambda o: o[0]))
+        def add(self, opportunity: Opportunity) -> str:
+            self.counter += 1
+            new = attrs.evolve(opportunity, id=f"op-{self.counter}")
+            self.clock.advance(seconds=1)
+            self.both(lambda uow: uow.opportunities.add(new))
+            return new.id
+
+        @rule(batch=opportunities(max_size=5), duplicate=st.booleans())
+        def add_many(self, batch: list[Opportunity], duplicate: bool) -> None:
+            rows = []
+            for o in batch:
+                self.counter += 1
+                rows.append(attrs.evolve(o, id=f"op-{self.counter}"))
+            if duplicate and rows:
+                rows.append(rows[0])
+            self.clock.advance(seconds=1)
+            self.both(lambda uow: uow.opportunities.add_many(rows, batch_size=2))
+
+        @rule(
+            id=ids,
+            owner=st.sampled_from(["ann", "bob", "dan"]),
+            cents=st.integers(0, 10**9),
+            stale=st.booleans(),
+        )
+        def save(self, id: str, owner: str, cents: int, stale: bool) -> None:
+            stored = self.current(id)
+            if stored is None:
+                return
+            changed = stored.evolve(
+                owner=owner, amount=Money(Decimal(cents).scaleb(-2), stored.amount.currency)
+            )
+            if stale:
+                changed = attrs.evolve(changed, version=stored.version - 1)
+            self.clock.advance(seconds=1)
+            self.both(lambda uow: uow.opportunities.save(changed))
+
+        @rule(id=ids, stage=st.sampled_from(PLAN.keys))
+        def move(self, id: str, stage: str) -> None:
+            stored = self.current(id)
+            if stored is None or stored.stage == stage:
+                return
+            moved = stored.move_to(stage, self.clock.advance(minutes=3))
+            self.both(lambda uow: uow.opportunities.save(moved))
+
+        @rule(id=ids, stale=st.booleans())
+        def delete(self, id: str, stale: bool) -> None:
+            stored = self.current(id)
+            version = 1 if stored is None else stored.version + (1 if stale else 0)
+            self.both(lambda uow: uow.opportunities.delete(id, version=version))
+
+        @rule(opportunity=opportunities(max_size=1).filter(bool).map(lambda o: o[0]))
+        def failed_unit_of_work(self, opportunity: Opportunity) -> None:
+            self.counter += 1
+            new = attrs.evolve(opportunity, id=f"op-{self.counter}")
+
+            def action(uow: Any) -> None:
+                uow.opportunities.add(new)
+                uow.events.append(_event(new.id))
+                raise NotFoundError("test", "rollback")  # a SalesflowError: both must roll back
+
+            self.both(action)
+
+        @rule(id=ids, name=st.sampled_from(["opportunity_created", "opportunity_moved"]))
+        def append_event(self, id: str, name: str) -> None:
+            self.both(lambda uow: attrs.evolve(uow.events.append(_event(id, name=name)), seq=None))
+
+        @invariant()
+        def same_state(self) -> None:
+            with self.reference.transaction() as ref, self.backend.transaction() as other:
+                assert list(other.opportunities.query()) == list(ref.opportunities.query())
+                # Sequence numbers may have gaps after rollbacks; the order and content must agree.
+                strip = [attrs.evolve(e, seq=None) for e in other.events.query()]
+                assert strip == [attrs.evolve(e, seq=None) for e in ref.events.query()]
+                since = self.clock.now - timedelta(seconds=2)
+                assert [o.id for o in other.opportunities.query(updated_since=since)] == [
+                    o.id for o in ref.opportunities.query(updated_since=since)
+                ]
+                ours = other.opportunities.forecast(PLAN, as_of=AS_OF, currency="CNY")
+                theirs = ref.opportunities.forecast(PLAN, as_of=AS_OF, currency="CNY")
+                assert ours.to_records() == theirs.to_records()
+
+        def teardown(self) -> None:
+            cleanup(self.backend)
+
+    StorageMachine.TestCase.settings = settings(
+        max_examples=15,
+        stateful_step_count=20,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    return StorageMachine
