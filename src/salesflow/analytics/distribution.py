@@ -1,0 +1,596 @@
+"""The mix of opportunities over the values of one attribute (R5): industries, regions, anything.
+
+Rules (pinned by tests):
+
+* Every opportunity counts once, in its group (``by``, the owner by default) and for the team.
+* A missing value (``None`` or a blank string) is grouped under an explicit key, ``"unknown"`` by
+  default, never dropped; a missing group value (a rep without a team) likewise.
+* Shares are ``Decimal`` percentages of the group's opportunities, rounded to ``places`` decimals
+  with the largest-remainder method, so the shares of every group add up to exactly 100.
+* Amounts are summed exactly, per currency; currencies are never mixed.
+
+The calculator makes one pass over its input and keeps memory proportional to the number of
+(group, value) cells. A :class:`~salesflow.analytics.funnel.Funnel` is the same table over stages.
+"""
+
+from __future__ import annotations
+
+import functools
+import keyword
+import operator
+from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, Protocol
+
+from salesflow.analytics.table import Table
+from salesflow.domain.money import Money, currency_exponent
+from salesflow.domain.numbers import ZERO
+from salesflow.domain.stages import StagePlan
+from salesflow.errors import CurrencyMismatchError, InvalidTypeError, ValidationError
+
+__all__ = [
+    "ALL",
+    "MISSING",
+    "Distribution",
+    "DistributionItem",
+    "distribution",
+    "largest_remainder_shares",
+]
+
+ALL = "(all)"
+"""The group label of the team rows in records and printed tables."""
+
+MISSING = "unknown"
+"""The default key under which missing values (``None``, blank text) are grouped."""
+
+_MAX_PLACES = 6
+
+
+class DistributionItem(Protocol):
+    """What :func:`distribution` reads from each input object (an Opportunity, an ORM row...).
+
+    ``amount`` is a :class:`Money`, or a ``Decimal`` with the currency in a ``currency`` attribute
+    (or given as ``distribution(currency=...)``). The attributes named by ``dimension`` and ``by``
+    are read too.
+    """
+
+    @property
+    def amount(self) -> Money | Decimal:
+        """The opportunity amount."""
+        ...
+
+
+# -- shares -------------------------------------------------------------------------------------
+
+
+def check_places(places: object) -> int:
+    """Validate a number of decimal places for percentages (an int from 0 to 6)."""
+    if type(places) is not int or not 0 <= places <= _MAX_PLACES:
+        raise ValidationError("places", places, f"an int from 0 to {_MAX_PLACES}")
+    return places
+
+
+def largest_remainder_shares(counts: Sequence[int], *, places: int = 1) -> list[Decimal]:
+    """Percentages of ``counts`` in their total, rounded to ``places`` decimals, adding up to 100.
+
+    Each share is first rounded down to a whole number of units of ``10**-places`` percent; the
+    units still missing from 100 go one each to the largest remainders (the earliest count wins a
+    tie). A zero count always gets ``0``. When every count is zero, every share is ``0``.
+
+    >>> largest_remainder_shares([1, 1, 1], places=1)
+    [Decimal('33.4'), Decimal('33.3'), Decimal('33.3')]
+    """
+    check_places(places)
+    values = list(counts)
+    for i, count in enumerate(values):
+        if type(count) is not int or count < 0:
+            raise ValidationError(f"counts[{i}]", count, "an int of zero or more")
+    total = sum(values)
+    if not total:
+        return [Decimal(0).scaleb(-places) for _ in values]
+    units = 100 * 10**places
+    split = [divmod(count * units, total) for count in values]
+    floors = [whole for whole, _rest in split]
+    left = units - sum(floors)
+    for i in sorted(range(len(values)), key=lambda i: (-split[i][1], i))[:left]:
+        floors[i] += 1
+    return [Decimal(units_).scaleb(-places) for units_ in floors]
+
+
+# -- input helpers shared by the calculators ---------------------------------------------------
+
+
+def to_by(by: Sequence[str] | str, field: str = "by") -> tuple[str, ...]:
+    """Attribute name(s) to group by, as a tuple (``()`` means the team only)."""
+    names = (by,) if isinstance(by, str) else by
+    try:
+        group_by = tuple(names)
+    except TypeError:
+        raise InvalidTypeError(field, by, "an attribute name or a sequence of them") from None
+    if not all(is_attribute_name(name) for name in group_by):
+        raise ValidationError(field, by, "attribute names such as 'owner' or 'team'")
+    return group_by
+
+
+def getter(names: tuple[str, ...]) -> Callable[[Any], Any]:
+    """A fast reader of the attribute(s) ``names``: a value for one name, a tuple for several."""
+    if not names:
+        return lambda _item: ()
+    return operator.attrgetter(*names)
+
+
+def check_label(value: object, field: str) -> str:
+    """Validate the label used for missing values."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(field, value, "a non-empty string")
+    return value
+
+
+def check_plan(plan: StagePlan | None) -> StagePlan:
+    """``plan``, or the default plan when it is ``None`` (anything else is refused)."""
+    plan = StagePlan.default() if plan is None else plan
+    if not isinstance(plan, StagePlan):
+        raise InvalidTypeError("plan", plan, "a StagePlan")
+    return plan
+
+
+def percent_of(rate: Fraction, places: int) -> Decimal:
+    """The exact fraction ``rate`` (zero or more) as a percentage rounded half up to ``places``
+    decimals; integer arithmetic, so no digit is lost however long the expansion."""
+    if rate < 0:
+        raise ValidationError("rate", rate, "a rate of zero or more")
+    scale = 10**places
+    whole, rest = divmod(rate.numerator * 100 * scale, rate.denominator)
+    if 2 * rest >= rate.denominator:
+        whole += 1
+    return Decimal(whole).scaleb(-places)
+
+
+def check_currency(currency: object) -> str | None:
+    """Validate an optional ISO 4217 code."""
+    if currency is None:
+        return None
+    if not isinstance(currency, str):
+        raise InvalidTypeError("currency", currency, "an ISO 4217 code as a string")
+    currency_exponent(currency)
+    return currency
+
+
+def where(item: Any) -> str:
+    """How to name ``item`` in an error message."""
+    return f"opportunity {getattr(item, 'id', item)!r}"
+
+
+def money_of(item: Any, currency: str | None, field: str = "amount") -> tuple[Decimal, str]:
+    """The amount and currency of ``item``: a Money, or a Decimal plus a currency."""
+    amount = getattr(item, field)
+    if isinstance(amount, Money):
+        return amount.amount, amount.currency
+    if type(amount) is Decimal and amount.is_finite():
+        code = getattr(item, "currency", None) or currency
+        if code is None:
+            raise ValidationError(
+                "currency", None, "a currency attribute or currency=...", where=where(item)
+            )
+        if not isinstance(code, str):
+            raise InvalidTypeError("currency", code, "an ISO 4217 code", where=where(item))
+        currency_exponent(code)
+        return amount, code
+    raise InvalidTypeError(field, amount, "Money or a finite Decimal", where=where(item))
+
+
+def label(value: Any, missing: str) -> Any:
+    """``value``, or ``missing`` when it is ``None`` or blank text (per part of a tuple)."""
+    if value is None:
+        return missing
+    if isinstance(value, str):
+        return value if value.strip() else missing
+    if isinstance(value, tuple):
+        return tuple(label(part, missing) for part in value)
+    return value
+
+
+def sort_key(value: Any) -> tuple[Any, ...]:
+    """A total order over group keys and values of mixed types (text order, ``None`` last)."""
+    if isinstance(value, tuple):
+        return tuple(sort_key(v) for v in value)
+    return (value is None, "" if value is None else str(value))
+
+
+def amount_fields(
+    per_currency: dict[str, Decimal], currencies: Sequence[str], name: str = "amount"
+) -> dict[str, Any]:
+    """Record columns for an amount kept per currency.
+
+    With one currency (the usual case): ``amount`` and ``currency``. With several: one column
+    ``amount_<CODE>`` per currency, zero where the cell holds none.
+    """
+    if len(currencies) <= 1:
+        code = currencies[0] if currencies else None
+        return {name: per_currency.get(code, ZERO) if code else ZERO, "currency": code}
+    return {f"{name}_{code}": per_currency.get(code, ZERO) for code in currencies}
+
+
+def as_money(per_currency: dict[str, Decimal], fallback: str | None, what: str) -> Money:
+    """One amount kept per currency as :class:`Money` (mixed currencies raise)."""
+    if len(per_currency) > 1:
+        raise CurrencyMismatchError(*sorted(per_currency), operation=f"total {what} across")
+    if per_currency:
+        ((code, value),) = per_currency.items()
+        return Money(value, code)
+    if fallback is None:
+        raise ValidationError("currency", None, f"a currency to show {what} of nothing")
+    return Money(ZERO, fallback)
+
+
+def group_fields(by: tuple[str, ...], group: Any) -> dict[str, Any]:
+    """The record columns of a group key."""
+    if not by:
+        return {}
+    if len(by) == 1:
+        return {by[0]: group}
+    return dict(zip(by, group, strict=True))
+
+
+def team_fields(by: tuple[str, ...]) -> dict[str, Any]:
+    """The record columns of the team rows: :data:`ALL` in the first grouping column."""
+    fields: dict[str, Any] = dict.fromkeys(by)
+    if by:
+        fields[by[0]] = ALL
+    return fields
+
+
+# -- the one-pass tally -------------------------------------------------------------------------
+
+Cells = dict[tuple[Any, Any], list[Any]]
+"""(group, value) -> [count, amount in the cell's first currency, that currency]."""
+Others = dict[tuple[Any, Any, str], Decimal]
+"""(group, value, currency) -> amount, for the rare cells that hold a second currency."""
+
+
+def is_attribute_name(name: object) -> bool:
+    """Whether ``name`` can be read as ``item.<name>`` (an identifier, not a keyword)."""
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+
+
+def compile_loop(template: str, group: tuple[str, ...], value: str) -> Callable[..., Any]:
+    """The function ``loop`` defined by ``template``, with ``{group}`` replaced by the expression
+    that reads the group key from ``item`` and ``{value}`` by the value's attribute name.
+
+    A calculator's hot loop runs once per opportunity over pipelines of millions, where reading
+    attributes through ``operator.attrgetter`` costs a third of the time of a hand-written loop.
+    So the loop is generated for the attribute names of the call, like attrs and dataclasses
+    generate their methods, and cached. The names are checked to be plain identifiers first.
+    """
+    return _compile_loop(template, group, value)
+
+
+@functools.lru_cache(maxsize=128)
+def _compile_loop(template: str, group: tuple[str, ...], value: str) -> Callable[..., Any]:
+    for name in (*group, value):
+        if not is_attribute_name(name):
+            raise ValidationError("attribute", name, "an attribute name such as 'owner'")
+    if not group:
+        group_expr = "()"
+    elif len(group) == 1:
+        group_expr = f"item.{group[0]}"
+    else:
+        group_expr = "(" + ", ".join(f"item.{name}" for name in group) + ")"
+    source = template.format(group=group_expr, value=value)
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<salesflow loop by {group} over {value}>", "exec"), namespace)
+    loop: Callable[..., Any] = namespace["loop"]
+    return loop
+
+
+_TALLY = """
+def loop(items, cells, slowly):
+    for item in items:
+        key = ({group}, item.{value})
+        money = item.amount
+        cell = cells.get(key)
+        if cell is not None:
+            try:
+                if money.currency == cell[2]:
+                    cell[1] += money.amount
+                    cell[0] += 1
+                    continue
+            except (AttributeError, TypeError):
+                pass
+        slowly(key, cell, item)
+"""
+# A new cell, a second currency and any amount that is not Money-like go through slowly(), which
+# validates; the first amount of every cell is validated there, and a later one that is not a
+# number Decimal can add (a float) fails the addition (before anything is stored) and goes there
+# too. The amount is added before the count for that reason.
+
+
+def tally(
+    items: Iterable[Any],
+    group: tuple[str, ...],
+    value: str,
+    currency: str | None,
+) -> tuple[Cells, Others]:
+    """Count and sum the amounts of ``items`` per (group, value) in one pass.
+
+    ``group`` names the grouping attributes (the key is the value for one name, a tuple for
+    several, ``()`` for none) and ``value`` the attribute counted over.
+    """
+    loop = compile_loop(_TALLY, group, value)
+    cells: Cells = {}
+    others: Others = {}
+
+    def slowly(key: tuple[Any, Any], cell: list[Any] | None, item: Any) -> None:
+        amount, code = money_of(item, currency)
+        if cell is None:
+            cells[key] = [1, amount, code]
+            return
+        cell[0] += 1
+        if code == cell[2]:
+            cell[1] += amount
+        else:
+            other = (key[0], key[1], code)
+            others[other] = others.get(other, ZERO) + amount
+
+    try:
+        loop(items, cells, slowly)
+    except AttributeError as exc:
+        raise InvalidTypeError(
+            exc.name or "opportunity",
+            getattr(exc, "obj", None),
+            "an object with the attributes the calculator reads (amount and the grouping ones)",
+        ) from exc
+    for (group_key, value_key), cell in cells.items():
+        if not cell[1].is_finite():
+            raise ValidationError(
+                "amount", cell[1], "finite amounts", where=f"{group_key!r} / {value_key!r}"
+            )
+    return cells, others
+
+
+def merge(
+    cells: Cells, others: Others, missing: str
+) -> tuple[dict[Any, dict[Any, int]], dict[Any, dict[Any, dict[str, Decimal]]]]:
+    """Cells as ``{group: {value: count}}`` and ``{group: {value: {currency: amount}}}``, with
+    missing groups and values labelled ``missing``."""
+    counts: dict[Any, dict[Any, int]] = {}
+    amounts: dict[Any, dict[Any, dict[str, Decimal]]] = {}
+
+    def add(group: Any, value: Any, code: str, amount: Decimal) -> None:
+        per_currency = amounts.setdefault(group, {}).setdefault(value, {})
+        per_currency[code] = per_currency.get(code, ZERO) + amount
+
+    for (group, value), (count, amount, code) in cells.items():
+        group, value = label(group, missing), label(value, missing)
+        row = counts.setdefault(group, {})
+        row[value] = row.get(value, 0) + count
+        add(group, value, code, amount)
+    for (group, value, code), amount in others.items():
+        add(label(group, missing), label(value, missing), code, amount)
+    return counts, amounts
+
+
+# -- the result ---------------------------------------------------------------------------------
+
+
+class Distribution(Table):
+    """The result of :func:`distribution`: count, amount and share per (group, value), and for the
+    team.
+
+    Look figures up with :meth:`counts`, :meth:`shares` and :meth:`amounts` (``group=None`` is the
+    team). Shares are ``Decimal`` percentages with :attr:`places` decimals that add up to exactly
+    100 per group (largest remainder).
+    """
+
+    def __init__(
+        self,
+        *,
+        dimension: str,
+        by: tuple[str, ...],
+        counts: dict[Any, dict[Any, int]],
+        amounts: dict[Any, dict[Any, dict[str, Decimal]]],
+        values: Sequence[Any],
+        places: int,
+        currency: str | None,
+        dense: bool = False,
+    ) -> None:
+        self.dimension = dimension
+        """The attribute the opportunities are distributed over (``"industry"``...)."""
+        self.by = by
+        """The attributes the groups are made of (``()``: the team only)."""
+        self.places = places
+        """Decimal places of the shares."""
+        self._counts = counts
+        self._amounts = amounts
+        self._values = tuple(values)
+        self._dense = dense
+        self._currency = currency
+        self._groups = tuple(sorted(counts, key=sort_key)) if by else ()
+        team_counts: dict[Any, int] = {}
+        team_amounts: dict[Any, dict[str, Decimal]] = {}
+        for group, row in counts.items():
+            for value, count in row.items():
+                team_counts[value] = team_counts.get(value, 0) + count
+                per_team = team_amounts.setdefault(value, {})
+                for code, amount in amounts[group][value].items():
+                    per_team[code] = per_team.get(code, ZERO) + amount
+        self._team_counts = team_counts
+        self._team_amounts = team_amounts
+        self._shares: dict[Any, dict[Any, Decimal]] = {}
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    @property
+    def groups(self) -> tuple[Any, ...]:
+        """The group keys, sorted (a value, or a tuple when grouping by several attributes)."""
+        return self._groups
+
+    @property
+    def values(self) -> tuple[Any, ...]:
+        """The values of the dimension, in display order."""
+        return self._values
+
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        """The currencies of the amounts, sorted."""
+        codes = {code for row in self._team_amounts.values() for code in row}
+        if not codes and self._currency is not None:
+            codes.add(self._currency)
+        return tuple(sorted(codes))
+
+    def _row(self, group: Any) -> tuple[dict[Any, int], dict[Any, dict[str, Decimal]]]:
+        if group is None:
+            return self._team_counts, self._team_amounts
+        if group not in self._counts or not self.by:
+            raise ValidationError("group", group, f"None (the team) or one of {list(self._groups)}")
+        return self._counts[group], self._amounts[group]
+
+    def _listed(self, row: dict[Any, int]) -> list[Any]:
+        return list(self._values) if self._dense else [v for v in self._values if v in row]
+
+    def total(self, group: Any = None) -> int:
+        """How many opportunities the group holds (``None``: the team)."""
+        return sum(self._row(group)[0].values())
+
+    def counts(self, group: Any = None) -> dict[Any, int]:
+        """Opportunities per value, in display order, for ``group`` (``None``: the team)."""
+        row = self._row(group)[0]
+        return {value: row.get(value, 0) for value in self._listed(row)}
+
+    def count(self, value: Any, group: Any = None) -> int:
+        """Opportunities with ``value`` in ``group`` (``None``: the team)."""
+        return self._row(group)[0].get(value, 0)
+
+    def shares(self, group: Any = None) -> dict[Any, Decimal]:
+        """Share of the group's opportunities per value (percent; they add up to exactly 100)."""
+        cached = self._shares.get(group)
+        if cached is None:
+            counts = self.counts(group)
+            rounded = largest_remainder_shares(list(counts.values()), places=self.places)
+            cached = self._shares[group] = dict(zip(counts, rounded, strict=True))
+        return dict(cached)
+
+    def share(self, value: Any, group: Any = None) -> Decimal:
+        """Share of ``value`` in ``group`` (percent; ``0`` when the value does not occur)."""
+        return self.shares(group).get(value, Decimal(0).scaleb(-self.places))
+
+    def amounts(self, group: Any = None) -> dict[Any, Money]:
+        """Amount per value for ``group`` (``None``: the team). A value whose opportunities are
+        in several currencies raises :class:`~salesflow.errors.CurrencyMismatchError`; use
+        :meth:`amounts_by_currency` then."""
+        counts, amounts = self._row(group)
+        fallback = self.currencies[0] if len(self.currencies) == 1 else self._currency
+        return {
+            value: as_money(amounts.get(value, {}), fallback, f"the amount of {value!r}")
+            for value in self._listed(counts)
+        }
+
+    def amounts_by_currency(self, group: Any = None) -> dict[Any, dict[str, Money]]:
+        """Amount per value and currency for ``group`` (``None``: the team)."""
+        counts, amounts = self._row(group)
+        return {
+            value: {code: Money(v, code) for code, v in sorted(amounts.get(value, {}).items())}
+            for value in self._listed(counts)
+        }
+
+    # -- tables -------------------------------------------------------------------------------
+
+    @property
+    def caption(self) -> str:
+        """Title of the printed table."""
+        per = f" per {', '.join(self.by)}" if self.by else ""
+        return f"Opportunities by {self.dimension}{per} ({self.total()} opportunities)"
+
+    def _record_rows(self) -> list[tuple[dict[str, Any], Any]]:
+        rows = [(group_fields(self.by, g), g) for g in self._groups]
+        rows.append((team_fields(self.by), None))
+        return rows
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One record per (group, value) and per team value: the group columns (:data:`ALL` on
+        team rows), the dimension, ``count``, ``share`` (percent) and the amount columns
+        (``amount`` and ``currency``; ``amount_<CODE>`` per currency when there are several)."""
+        currencies = self.currencies
+        records = []
+        for fields, group in self._record_rows():
+            counts, amounts = self._row(group)
+            shares = self.shares(group)
+            for value in self._listed(counts):
+                records.append(
+                    {
+                        **fields,
+                        self.dimension: value,
+                        "count": counts.get(value, 0),
+                        "share": shares[value],
+                        **amount_fields(amounts.get(value, {}), currencies),
+                    }
+                )
+        return records
+
+    def display_records(self) -> list[dict[str, Any]]:
+        """Groups as rows and values as columns, each cell ``share% (count)``; a team row last."""
+        records = []
+        for fields, group in self._record_rows():
+            counts = self._row(group)[0]
+            shares = self.shares(group)
+            record: dict[str, Any] = {**fields, "opportunities": self.total(group)}
+            for value in self._values:
+                record[str(value)] = (
+                    f"{shares[value]}% ({counts.get(value, 0)})" if value in shares else ""
+                )
+            records.append(record)
+        return records
+
+
+def distribution(
+    opportunities: Iterable[DistributionItem],
+    *,
+    dimension: str = "industry",
+    by: Sequence[str] | str = "owner",
+    missing: str = MISSING,
+    places: int = 1,
+    currency: str | None = None,
+) -> Distribution:
+    """Count, amount and share of ``opportunities`` per value of ``dimension``, per group and for
+    the team (R5: "which industries does my team work?").
+
+    Args:
+        opportunities: any iterable of objects with ``amount`` and the attributes named by
+            ``dimension`` and ``by`` (see :class:`DistributionItem`).
+        dimension: the attribute to distribute over: ``"industry"``, ``"region"``, ``"stage"``...
+        by: attribute(s) to group by, e.g. ``"owner"`` or ``("team", "owner")``; ``()`` for the
+            team only.
+        missing: the key under which ``None`` and blank values (and groups) are reported.
+        places: decimal places of the shares (0 to 6).
+        currency: the currency of ``Decimal`` amounts without a ``currency`` attribute, and of an
+            empty result.
+
+    Values are listed by how many opportunities the team has in each (most first, ties by name),
+    with ``missing`` last.
+
+    Raises:
+        ValidationError: a bad argument or a malformed opportunity (named in the message).
+    """
+    if not is_attribute_name(dimension):
+        raise ValidationError("dimension", dimension, "an attribute name such as 'industry'")
+    group_by = to_by(by)
+    check_label(missing, "missing")
+    check_places(places)
+    check_currency(currency)
+    cells, others = tally(opportunities, group_by, dimension, currency)
+    counts, amounts = merge(cells, others, missing)
+    team: dict[Any, int] = {}
+    for row in counts.values():
+        for value, count in row.items():
+            team[value] = team.get(value, 0) + count
+    values = sorted(team, key=lambda v: (v == missing, -team[v], sort_key(v)))
+    return Distribution(
+        dimension=dimension,
+        by=group_by,
+        counts=counts,
+        amounts=amounts,
+        values=values,
+        places=places,
+        currency=currency,
+    )

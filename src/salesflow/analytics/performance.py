@@ -1,0 +1,517 @@
+"""Targets and attainment (R15): "how far are we from target, and will the pipeline close the gap?".
+
+Rules (pinned by tests):
+
+* A :class:`Target` is an amount for a rep or a team in one :class:`~salesflow.domain.periods.Period`.
+* **Signed** is the exact sum of the deals signed in the period (any objects with ``owner``,
+  ``amount`` and ``signed_on``, see :class:`SignedItem`; :func:`signed_deals` derives them from
+  won opportunities, and formal contracts will feed the same protocol).
+* **Expected** is the weighted forecast (R2) of the period's months from the forecast's ``as_of``
+  on: overdue and undated opportunities are not counted, since nobody knows when they will close.
+* Per rep and team: ``gap = max(target - signed, 0)``, ``projected = signed + expected``,
+  ``coverage = expected / gap`` and ``attainment = signed / target``, both percentages rounded half
+  up to ``places`` decimals (``None`` when the gap, or the target, is zero).
+* **Teams roll up from their members.** Membership is given explicitly as
+  ``teams={"east": ["ann", "bob"], ...}``; a rep belongs to at most one team. A team's target,
+  signed, expected and projected are the exact sums of its members'. A team's target may be left
+  out (it is then the sum of the members' targets) or given, but then it must equal that sum
+  exactly: a team target that contradicts its members' raises
+  :class:`~salesflow.errors.ValidationError`, since one of the two numbers is wrong and
+  salesflow cannot tell which. A team's gap, coverage and attainment are computed from the team's
+  sums (a rep's overshoot covers a teammate's shortfall), so they are not the sums of the members'.
+* The ``(all)`` row sums every rep once.
+* One currency: mixing currencies raises :class:`~salesflow.errors.CurrencyMismatchError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, Protocol
+
+import attrs
+
+from salesflow.analytics.distribution import ALL, check_currency, check_places, percent_of
+from salesflow.analytics.forecast import Forecast
+from salesflow.analytics.table import Table
+from salesflow.domain.money import Money
+from salesflow.domain.numbers import ZERO
+from salesflow.domain.periods import Period
+from salesflow.domain.stages import StagePlan
+from salesflow.errors import CurrencyMismatchError, InvalidTypeError, ValidationError
+
+__all__ = [
+    "REP",
+    "TEAM",
+    "TOTAL",
+    "Attainment",
+    "AttainmentRow",
+    "SignedDeal",
+    "SignedItem",
+    "Target",
+    "attainment",
+    "signed_deals",
+]
+
+REP = "rep"
+"""Row kind of a rep."""
+TEAM = "team"
+"""Row kind of a team (the sum of its members)."""
+TOTAL = "total"
+"""Row kind of the ``(all)`` row (the sum of every rep)."""
+
+
+class SignedItem(Protocol):
+    """What :func:`attainment` reads from each signed deal (a :class:`SignedDeal`, a contract...)."""
+
+    @property
+    def owner(self) -> str:
+        """The rep who signed."""
+        ...
+
+    @property
+    def amount(self) -> Money:
+        """The signed amount."""
+        ...
+
+    @property
+    def signed_on(self) -> date:
+        """The signing date."""
+        ...
+
+
+def _check_name(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(attribute.name, value, "a non-empty string")
+
+
+def _check_amount(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Money):
+        raise InvalidTypeError(attribute.name, value, "Money, e.g. Money.of('1000', 'CNY')")
+    if value.amount < 0:
+        raise ValidationError(attribute.name, value, "an amount of zero or more")
+
+
+def _check_signed_on(_instance: object, _attribute: object, value: Any) -> None:
+    if type(value) is not date:
+        raise InvalidTypeError("signed_on", value, "a date (not a datetime)")
+
+
+def _to_period(value: object) -> Period:
+    if isinstance(value, Period):
+        return value
+    if isinstance(value, str):
+        return Period.parse(value)
+    raise InvalidTypeError("period", value, "a Period or a label such as '2026-Q4'")
+
+
+@attrs.frozen(kw_only=True)
+class SignedDeal:
+    """A signed deal: who signed how much, when; ``source`` names what it came from (an
+    opportunity or contract id)."""
+
+    owner: str = attrs.field(validator=_check_name)
+    amount: Money = attrs.field(validator=_check_amount)
+    signed_on: date = attrs.field(validator=_check_signed_on)
+    source: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Target:
+    """The amount a rep or a team should sign in a period.
+
+    ``owner`` is a rep's name or a team's name (a key of ``attainment(teams=...)``); ``period`` a
+    :class:`~salesflow.domain.periods.Period` or its label (``"2026-Q4"``, ``"2026-11"``);
+    ``amount`` a non-negative :class:`~salesflow.domain.money.Money`.
+    """
+
+    owner: str = attrs.field(validator=_check_name)
+    period: Period = attrs.field(converter=_to_period)
+    amount: Money = attrs.field(validator=_check_amount)
+
+
+def signed_deals(
+    opportunities: Iterable[Any], plan: StagePlan | None = None
+) -> Iterator[SignedDeal]:
+    """The won opportunities of ``opportunities`` as :class:`SignedDeal` values, lazily.
+
+    The signing date is the date (in its own time zone) of the last move into the plan's won stage
+    in the opportunity's ``history``; without one, its ``expected_close``. A won opportunity with
+    neither raises :class:`~salesflow.errors.ValidationError`: it cannot be put in a period, and
+    dropping it would understate what was signed.
+    """
+    plan = StagePlan.default() if plan is None else plan
+    if not isinstance(plan, StagePlan):
+        raise InvalidTypeError("plan", plan, "a StagePlan")
+    won = plan.won_stage.key
+    return _signed(opportunities, won)
+
+
+def _signed(opportunities: Iterable[Any], won: str) -> Iterator[SignedDeal]:
+    for item in opportunities:
+        if item.stage != won:
+            continue
+        signed_on: date | None = None
+        for change in reversed(tuple(getattr(item, "history", ()) or ())):
+            if change.to_stage == won:
+                at = change.at
+                signed_on = at.date() if isinstance(at, datetime) else at
+                break
+        if signed_on is None:
+            signed_on = getattr(item, "expected_close", None)
+        where = f"opportunity {getattr(item, 'id', item)!r}"
+        if signed_on is None:
+            raise ValidationError(
+                "signed_on", None, "a move into the won stage or an expected_close", where=where
+            )
+        amount = item.amount
+        if not isinstance(amount, Money):
+            raise InvalidTypeError("amount", amount, "Money", where=where)
+        yield SignedDeal(
+            owner=item.owner, amount=amount, signed_on=signed_on, source=getattr(item, "id", None)
+        )
+
+
+@attrs.frozen(kw_only=True)
+class AttainmentRow:
+    """One rep's, team's or the total's figures for the period."""
+
+    name: str
+    """The rep, the team, or ``(all)``."""
+    kind: str
+    """:data:`REP`, :data:`TEAM` or :data:`TOTAL`."""
+    team: str | None
+    """The rep's team (the team itself on a team row; ``None`` for a rep in no team)."""
+    target: Money
+    """The target (for a team: the sum of its members')."""
+    signed: Money
+    """Signed in the period."""
+    expected: Money
+    """The weighted forecast of the period."""
+    gap: Money
+    """``max(target - signed, 0)``."""
+    projected: Money
+    """``signed + expected``."""
+    coverage: Decimal | None
+    """``expected / gap`` in percent (``None`` when there is no gap)."""
+    attainment: Decimal | None
+    """``signed / target`` in percent (``None`` without a target)."""
+
+
+class Attainment(Table):
+    """The result of :func:`attainment`: per rep, team and in total, target, signed, gap,
+    expected, projected, coverage and attainment for one period (R15)."""
+
+    def __init__(self, *, period: Period, currency: str, rows: list[AttainmentRow]) -> None:
+        self.period = period
+        """The period measured."""
+        self.currency = currency
+        """The currency of every amount."""
+        self.rows = tuple(rows)
+        """Every row: each team's members then the team, reps in no team, then ``(all)``."""
+
+    def row(self, name: str, kind: str | None = None) -> AttainmentRow:
+        """The row of rep or team ``name`` (``kind`` picks one when a rep and a team share it;
+        ``(all)`` is the total)."""
+        for row in self.rows:
+            if row.name == name and (kind is None or row.kind == kind):
+                return row
+        raise ValidationError("name", name, "a rep, a team or '(all)' of this attainment")
+
+    @property
+    def reps(self) -> list[AttainmentRow]:
+        """The reps' rows."""
+        return [r for r in self.rows if r.kind == REP]
+
+    @property
+    def teams(self) -> list[AttainmentRow]:
+        """The teams' rows."""
+        return [r for r in self.rows if r.kind == TEAM]
+
+    @property
+    def total(self) -> AttainmentRow:
+        """The ``(all)`` row."""
+        return self.rows[-1]
+
+    @property
+    def caption(self) -> str:
+        """Title of the printed table."""
+        return f"Attainment {self.period.label} ({self.currency})"
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One record per row: ``name``, ``kind``, ``team``, ``currency``, then ``target``,
+        ``signed``, ``gap``, ``expected``, ``projected`` (Decimal) and ``coverage``,
+        ``attainment`` (percent or ``None``)."""
+        return [
+            {
+                "name": r.name,
+                "kind": r.kind,
+                "team": r.team,
+                "currency": r.target.currency,
+                "target": r.target.amount,
+                "signed": r.signed.amount,
+                "gap": r.gap.amount,
+                "expected": r.expected.amount,
+                "projected": r.projected.amount,
+                "coverage": r.coverage,
+                "attainment": r.attainment,
+            }
+            for r in self.rows
+        ]
+
+
+# -- the calculator -----------------------------------------------------------------------------
+
+
+class _Sums:
+    """Amounts per name in one currency (the first one seen, or the one given)."""
+
+    def __init__(self, currency: str | None) -> None:
+        self.currency = currency
+        self.targets: dict[str, Decimal] = {}
+        self.signed: dict[str, Decimal] = {}
+        self.expected: dict[str, Decimal] = {}
+
+    def check(self, code: str, what: str) -> None:
+        if self.currency is None:
+            self.currency = code
+        elif code != self.currency:
+            raise CurrencyMismatchError(self.currency, code, operation=f"measure {what} against")
+
+
+def _teams(teams: Mapping[str, Iterable[str]] | None) -> dict[str, tuple[str, ...]]:
+    if teams is None:
+        return {}
+    if not isinstance(teams, Mapping):
+        raise InvalidTypeError("teams", teams, "a mapping of team name to its members' names")
+    parsed: dict[str, tuple[str, ...]] = {}
+    team_of: dict[str, str] = {}
+    for team, members in teams.items():
+        if not isinstance(team, str) or not team.strip() or team == ALL:
+            raise ValidationError("teams", team, "team names that are non-empty strings")
+        if isinstance(members, str) or not isinstance(members, Iterable):
+            raise InvalidTypeError(f"teams[{team!r}]", members, "an iterable of rep names")
+        names = tuple(dict.fromkeys(members))
+        for name in names:
+            if not isinstance(name, str) or not name.strip() or name == ALL:
+                raise ValidationError(f"teams[{team!r}]", name, "rep names as non-empty strings")
+            if name in team_of:
+                raise ValidationError(
+                    f"teams[{team!r}]",
+                    name,
+                    f"a rep in one team only ({name!r} is also in {team_of[name]!r})",
+                )
+            team_of[name] = team
+        parsed[team] = names
+    clash = sorted(set(parsed) & set(team_of))
+    if clash:
+        raise ValidationError("teams", clash, "team names that are not also rep names")
+    return parsed
+
+
+def _read_targets(targets: Iterable[Target], period: Period, sums: _Sums) -> None:
+    if isinstance(targets, Target) or not isinstance(targets, Iterable):
+        raise InvalidTypeError("targets", targets, "an iterable of Target")
+    for i, target in enumerate(targets):
+        if not isinstance(target, Target):
+            raise InvalidTypeError(f"targets[{i}]", target, "a Target")
+        if target.period != period:
+            continue
+        if target.owner in sums.targets:
+            raise ValidationError(
+                f"targets[{i}]", target, f"one target per rep or team for {period.label}"
+            )
+        sums.check(target.amount.currency, "targets")
+        sums.targets[target.owner] = target.amount.amount
+
+
+def _read_signed(signed: Iterable[SignedItem], period: Period, sums: _Sums) -> None:
+    if not isinstance(signed, Iterable):
+        raise InvalidTypeError("signed", signed, "an iterable of signed deals")
+    first, last = period.first, period.first + period.length
+    for item in signed:
+        where = f"signed deal {getattr(item, 'source', None) or getattr(item, 'id', item)!r}"
+        try:
+            owner, money, day = item.owner, item.amount, item.signed_on
+        except AttributeError as exc:
+            raise InvalidTypeError(
+                exc.name or "signed", item, "an object with owner, amount and signed_on"
+            ) from exc
+        if type(day) is not date:
+            raise InvalidTypeError("signed_on", day, "a date (not a datetime)", where=where)
+        if not first <= day.year * 12 + day.month - 1 < last:
+            continue
+        if not isinstance(owner, str) or not owner.strip():
+            raise ValidationError("owner", owner, "a non-empty string", where=where)
+        if not isinstance(money, Money):
+            raise InvalidTypeError("amount", money, "Money", where=where)
+        sums.check(money.currency, "signed amounts")
+        sums.signed[owner] = sums.signed.get(owner, ZERO) + money.amount
+
+
+def _read_expected(
+    forecast: Forecast | Mapping[str, Money] | None, period: Period, sums: _Sums
+) -> None:
+    if forecast is None:
+        return
+    if isinstance(forecast, Forecast):
+        expected = _expected_of(forecast, period)
+    elif isinstance(forecast, Mapping):
+        expected = dict(forecast)
+    else:
+        raise InvalidTypeError(
+            "forecast", forecast, "a Forecast, a mapping of rep to expected Money, or None"
+        )
+    for owner, money in expected.items():
+        if not isinstance(owner, str) or not owner.strip():
+            raise ValidationError("forecast", owner, "reps named by non-empty strings")
+        if not isinstance(money, Money):
+            raise InvalidTypeError(f"forecast[{owner!r}]", money, "Money")
+        sums.check(money.currency, "the forecast")
+        sums.expected[owner] = sums.expected.get(owner, ZERO) + money.amount
+
+
+def _expected_of(forecast: Forecast, period: Period) -> dict[str, Money]:
+    if "owner" not in forecast.by:
+        raise ValidationError("forecast", forecast.by, "a forecast grouped by 'owner'")
+    if period.kind != "month" and forecast.fiscal_year_start != period.fiscal_year_start:
+        raise ValidationError(
+            "forecast",
+            forecast.fiscal_year_start,
+            f"a forecast with fiscal_year_start={period.fiscal_year_start}, like the period",
+        )
+    position = forecast.by.index("owner")
+    expected: dict[str, Money] = {}
+    for group, cells in forecast.table(period.kind).items():
+        money = cells.get(period)
+        if money is None:
+            continue
+        owner = group if len(forecast.by) == 1 else group[position]
+        expected[owner] = expected[owner] + money if owner in expected else money
+    return expected
+
+
+def _percent(part: Decimal, whole: Decimal, places: int) -> Decimal | None:
+    if not whole:
+        return None
+    return percent_of(Fraction(part) / Fraction(whole), places)
+
+
+def attainment(
+    targets: Iterable[Target],
+    signed: Iterable[SignedItem],
+    forecast: Forecast | Mapping[str, Money] | None = None,
+    *,
+    period: Period | str,
+    teams: Mapping[str, Iterable[str]] | None = None,
+    currency: str | None = None,
+    places: int = 1,
+) -> Attainment:
+    """Target, signed, gap, expected, projected, coverage and attainment per rep and team for
+    ``period`` (R15).
+
+    Args:
+        targets: :class:`Target` values; those of other periods are ignored. At most one per rep
+            or team in ``period``.
+        signed: signed deals (see :class:`SignedItem` and :func:`signed_deals`); only those
+            signed in ``period`` count.
+        forecast: a :class:`~salesflow.analytics.forecast.Forecast` grouped by ``owner`` (its
+            figure for ``period`` is taken), a mapping of rep to the expected ``Money``, or
+            ``None`` (nothing expected).
+        period: the period measured, a :class:`~salesflow.domain.periods.Period` or a label.
+        teams: team name -> its reps' names. A target whose owner is a team name is that team's.
+        currency: the currency when nothing else names one (an empty input).
+        places: decimal places of coverage and attainment (0 to 6).
+
+    Raises:
+        ValidationError: a bad argument, a duplicate target, or a team target that is not the sum
+            of its members' targets.
+        CurrencyMismatchError: the amounts are in more than one currency.
+    """
+    period = _to_period(period)
+    members = _teams(teams)
+    check_currency(currency)
+    check_places(places)
+    sums = _Sums(currency)
+    _read_targets(targets, period, sums)
+    _read_signed(signed, period, sums)
+    _read_expected(forecast, period, sums)
+    if sums.currency is None:
+        raise ValidationError("currency", None, "attainment(currency=...) for an empty input")
+    code = sums.currency
+    for team in members:
+        for table, what in ((sums.signed, "signed deals"), (sums.expected, "the forecast")):
+            if team in table:
+                raise ValidationError(
+                    "owner", team, f"a rep, not the team {team!r}, as the owner in {what}"
+                )
+
+    team_of = {rep: team for team, reps in members.items() for rep in reps}
+    reps = set(team_of) | set(sums.signed) | set(sums.expected)
+    reps |= {name for name in sums.targets if name not in members}
+
+    def row(
+        name: str, kind: str, team: str | None, target: Decimal, done: Decimal, exp: Decimal
+    ) -> AttainmentRow:
+        gap = max(target - done, ZERO)
+        return AttainmentRow(
+            name=name,
+            kind=kind,
+            team=team,
+            target=Money(target, code),
+            signed=Money(done, code),
+            expected=Money(exp, code),
+            gap=Money(gap, code),
+            projected=Money(done + exp, code),
+            coverage=_percent(exp, gap, places),
+            attainment=_percent(done, target, places),
+        )
+
+    def rep_row(name: str) -> AttainmentRow:
+        return row(
+            name,
+            REP,
+            team_of.get(name),
+            sums.targets.get(name, ZERO),
+            sums.signed.get(name, ZERO),
+            sums.expected.get(name, ZERO),
+        )
+
+    rows: list[AttainmentRow] = []
+    for team in sorted(members):
+        team_rows = [rep_row(name) for name in sorted(members[team])]
+        target = sum((r.target.amount for r in team_rows), ZERO)
+        given = sums.targets.get(team)
+        if given is not None and given != target:
+            raise ValidationError(
+                f"targets[{team!r}]",
+                Money(given, code),
+                f"the sum of its members' targets, {Money(target, code)} (leave the team "
+                "target out to use that sum)",
+            )
+        rows.extend(team_rows)
+        rows.append(
+            row(
+                team,
+                TEAM,
+                team,
+                target,
+                sum((r.signed.amount for r in team_rows), ZERO),
+                sum((r.expected.amount for r in team_rows), ZERO),
+            )
+        )
+    rows.extend(rep_row(name) for name in sorted(reps - set(team_of)))
+    every = [r for r in rows if r.kind == REP]
+    rows.append(
+        row(
+            ALL,
+            TOTAL,
+            None,
+            sum((r.target.amount for r in every), ZERO),
+            sum((r.signed.amount for r in every), ZERO),
+            sum((r.expected.amount for r in every), ZERO),
+        )
+    )
+    return Attainment(period=period, currency=code, rows=rows)
