@@ -103,6 +103,22 @@ def test_import_streams_a_csv_in_one_unit_of_work(
     assert fc.to_records() == salesflow.forecast(pipeline, as_of=date(2026, 11, 26)).to_records()
 
 
+def test_funnel_over_what_is_stored(desk: salesflow.SalesDesk) -> None:
+    pipeline = salesflow.generate_pipeline(80, with_history=False)
+    for o in pipeline:
+        desk.add_opportunity(ADMIN, o)
+    stored = desk.funnel(by="team")
+    pure = salesflow.funnel(pipeline, by="team")
+    assert stored.to_records() == pure.to_records()
+    east = desk.funnel(by=(), owner=pipeline[0].owner)
+    assert (
+        east.to_records()
+        == salesflow.funnel(
+            [o for o in pipeline if o.owner == pipeline[0].owner], by=()
+        ).to_records()
+    )
+
+
 def test_an_import_with_a_bad_row_in_the_middle_stores_nothing(desk: salesflow.SalesDesk) -> None:
     rows = ["id,owner,amount,currency,stage"] + [
         f"op-{i},ann,{i},CNY,quotation" for i in range(100)

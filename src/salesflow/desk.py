@@ -25,6 +25,7 @@ import attrs
 import pluggy
 
 from salesflow.analytics.forecast import Forecast
+from salesflow.analytics.funnel import Funnel, funnel
 from salesflow.domain.actors import Actor
 from salesflow.domain.events import Event
 from salesflow.domain.opportunities import Opportunity
@@ -346,6 +347,25 @@ class SalesDesk:
                 fiscal_year_start=fiscal_year_start,
                 rates=rates,
                 currency=currency,
+            )
+
+    def funnel(
+        self,
+        *,
+        by: Sequence[str] | str = "owner",
+        include_lost: bool = False,
+        places: int = 1,
+        **filters: Any,
+    ) -> Funnel:
+        """The stage funnel (R4) of the stored opportunities matching ``filters``, streamed from
+        storage in one pass."""
+        with self.storage.transaction() as uow:
+            return funnel(
+                uow.opportunities.query(**filters),
+                self.plan,
+                by=by,
+                include_lost=include_lost,
+                places=places,
             )
 
     # -- lifetime ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ savepoint, and its commit callbacks wait for the caller's commit.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import weakref
@@ -51,6 +52,7 @@ from salesflow.adapters.storage_memory import check_history, check_new, opportun
 from salesflow.analytics.forecast import Forecast, forecast, forecast_from_totals
 from salesflow.domain.events import Event
 from salesflow.domain.money import Money, RateSource, currency_exponent, currency_precision
+from salesflow.domain.numbers import ZERO
 from salesflow.domain.opportunities import Opportunity, StageChange
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import (
@@ -85,8 +87,11 @@ def _utc_now() -> datetime:
 # -- SQLite: exact decimal arithmetic as SQL functions ------------------------------------------------
 
 
-def _sf_weighted(amount: str, factor: str, quantum: str) -> str:
-    return str((Decimal(amount) * Decimal(factor)).quantize(Decimal(quantum), ROUND_HALF_UP))
+def _sf_weighted(amount: str, factor: str | None, currency: str) -> str | None:
+    if factor is None:
+        return None
+    quantum = currency_exponent(currency)
+    return str((Decimal(amount) * Decimal(factor)).quantize(quantum, ROUND_HALF_UP))
 
 
 class _DecimalSum:
@@ -505,36 +510,35 @@ class SqlOpportunities:
             raise InvalidTypeError("plan", plan, "a StagePlan")
         limit = plan.threshold if threshold is None else threshold
         counted = {s.key: s.probability / 100 for s in plan.forecast_stages(limit)}
-        t = self._t
+        totals: list[tuple[Any, ...]] = []
+        stages: dict[str, int] = {}
         with _driver_errors("forecasting"):
-            stages: dict[str, int] = dict(
-                self._conn.execute(select(t.c.stage, func.count()).group_by(t.c.stage)).all()
-            )
-            totals = (
-                self._totals(counted, group_by) if counted and set(stages) & set(counted) else []
-            )
-            example = self._conn.execute(select(t.c.currency).limit(1)).scalar()
-        unknown = sorted(set(stages) - set(plan.keys))
-        excluded = {key: n for key, n in stages.items() if key not in counted}
-        result = forecast_from_totals(
+            for stage, month, group, code, total, count in self._stage_totals(counted, group_by):
+                stages[stage] = stages.get(stage, 0) + count
+                if stage in counted:
+                    totals.append((month, group, code, total, count))
+            fallback = currency
+            if fallback is None and not totals:
+                fallback = self._conn.execute(select(self._t.c.currency).limit(1)).scalar()
+        return forecast_from_totals(
             totals,
             plan,
             as_of=as_of,
             threshold=threshold,
             by=group_by,
             fiscal_year_start=fiscal_year_start,
-            excluded=excluded,
-            unknown_stages=unknown,
-            currency=currency or example,
+            excluded={key: n for key, n in stages.items() if key in plan and key not in counted},
+            unknown_stages=sorted(key for key in stages if key not in plan),
+            currency=fallback,
             source=source,
         )
-        return result
 
-    def _totals(
+    def _stage_totals(
         self, counted: dict[str, Decimal], group_by: tuple[str, ...]
-    ) -> list[tuple[Any, ...]]:
-        t, conn = self._t, self._conn
-        currencies = [c for (c,) in conn.execute(select(t.c.currency).distinct())]
+    ) -> Iterator[tuple[str, int | None, Any, str, Decimal, int]]:
+        """One scan: per stage, expected-close month, group and currency, the sum of the rounded
+        weighted amounts (stages that count) and the number of opportunities (all stages)."""
+        t = self._t
         month = (
             cast(extract("year", t.c.expected_close), Integer) * 12
             + cast(extract("month", t.c.expected_close), Integer)
@@ -542,43 +546,45 @@ class SqlOpportunities:
         )
         bucket = case((t.c.expected_close.is_(None), null()), else_=month)
         if self._storage.dialect == "sqlite":
-            factor = case({k: literal(str(v)) for k, v in counted.items()}, value=t.c.stage)
-            quantum = case(
-                {c: literal(str(currency_exponent(c))) for c in currencies}, value=t.c.currency
+            factor = case(
+                {k: literal(str(v)) for k, v in counted.items()}, value=t.c.stage, else_=null()
             )
-            weighted = func.sf_weighted(t.c.amount, factor, quantum)
-            total = func.sf_decimal_sum(weighted)
+            total = func.sf_decimal_sum(func.sf_weighted(t.c.amount, factor, t.c.currency))
         else:
             factor = case(
-                {k: literal(v, Numeric(20, 10)) for k, v in counted.items()}, value=t.c.stage
+                {k: literal(v, Numeric(20, 10)) for k, v in counted.items()},
+                value=t.c.stage,
+                else_=null(),
             )
+            # The minor unit per currency without a scan: the codes whose unit is not 2 places.
             places = case(
-                {c: literal(currency_precision(c)) for c in currencies}, value=t.c.currency
+                {code: literal(n) for code, n in _odd_precisions().items()},
+                value=t.c.currency,
+                else_=literal(2),
             )
-            weighted = func.round(t.c.amount * factor, places)
-            total = func.sum(weighted)
+            total = func.sum(func.round(t.c.amount * factor, places))
         groups = [t.c[name] for name in group_by]
-        query = (
-            select(
-                bucket.label("bucket"),
-                *groups,
-                t.c.currency,
-                total.label("total"),
-                func.count().label("n"),
-            )
-            .where(t.c.stage.in_(list(counted)))
-            .group_by(bucket, *groups, t.c.currency)
+        query = select(t.c.stage, bucket, *groups, t.c.currency, total, func.count()).group_by(
+            t.c.stage, bucket, *groups, t.c.currency
         )
-        rows = []
-        for row in conn.execute(query):
-            group = row[1] if len(group_by) == 1 else tuple(row[1 : 1 + len(group_by)])
-            if not group_by:
-                group = ()
-            total_value = _canonical(
-                Decimal(str(row.total)), row.currency, self._storage.fixed_scale
+        fixed = self._storage.fixed_scale
+        width = len(group_by)
+        for row in self._conn.execute(query):
+            stage, month, *rest = row
+            group = () if not width else rest[0] if width == 1 else tuple(rest[:width])
+            code, total_value, count = rest[width:]
+            amount = (
+                ZERO if total_value is None else _canonical(Decimal(str(total_value)), code, fixed)
             )
-            rows.append((row.bucket, group, row.currency, total_value, int(row.n)))
-        return rows
+            yield stage, month, group, code, amount, int(count)
+
+
+@functools.cache
+def _odd_precisions() -> dict[str, int]:
+    """ISO 4217 codes whose minor unit is not 2 decimal places (JPY 0, KWD 3...)."""
+    from babel.numbers import list_currencies
+
+    return {code: n for code in sorted(list_currencies()) if (n := currency_precision(code)) != 2}
 
 
 class _Stored:
