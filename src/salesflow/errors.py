@@ -199,7 +199,7 @@ class ConcurrencyError(SalesflowError):
     Attributes:
         kind: the aggregate kind (``"opportunity"``...).
         id: the aggregate id.
-        expected: the version the caller had read.
+        expected: the version (or storage revision) the caller had read; 0 when adding a new one.
         actual: the version that is stored now (``None`` if it was deleted or never stored).
     """
 
@@ -208,11 +208,15 @@ class ConcurrencyError(SalesflowError):
         self.id = id
         self.expected = expected
         self.actual = actual
-        stored = "absent" if actual is None else f"at version {actual}"
-        super().__init__(
-            f"{kind} {id!r} was saved from version {expected} but is {stored}: "
-            "reload it and apply the change again"
-        )
+        if expected == 0:
+            message = f"cannot add {kind} {id!r}: one with that id or key is already stored"
+        else:
+            stored = "absent" if actual is None else f"at version {actual}"
+            message = (
+                f"{kind} {id!r} was saved from version {expected} but is {stored}: "
+                "reload it and apply the change again"
+            )
+        super().__init__(message)
 
 
 class NotFoundError(SalesflowError, LookupError):

@@ -22,7 +22,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import attrs
 
 from salesflow.analytics.forecast import Forecast
 from salesflow.domain.events import Event
@@ -31,12 +33,31 @@ from salesflow.domain.opportunities import Opportunity
 from salesflow.domain.stages import StagePlan
 
 __all__ = [
+    "Between",
+    "DocumentRepository",
     "EventLog",
     "OpportunityRepository",
     "RateSource",
     "Storage",
     "UnitOfWork",
 ]
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class Between:
+    """A range filter for :meth:`DocumentRepository.query`: ``low <= value < high`` (either bound
+    may be ``None`` for an open end)."""
+
+    low: Any = None
+    high: Any = None
+
+    def matches(self, value: Any) -> bool:
+        """Whether ``value`` lies in the range (``None`` never does)."""
+        if value is None:
+            return False
+        return (self.low is None or value >= self.low) and (self.high is None or value < self.high)
 
 
 class OpportunityRepository(Protocol):
@@ -113,6 +134,51 @@ class OpportunityRepository(Protocol):
         ...
 
 
+class DocumentRepository(Protocol[T]):
+    """The aggregates of one kind (quotes, approval requests, contracts, calls...).
+
+    Concurrency: a unit of work remembers the storage revision of every aggregate it reads with
+    :meth:`get`/:meth:`find` (or adds); :meth:`save` and :meth:`delete` write only if the stored
+    revision is still that one, else they raise :class:`~salesflow.errors.ConcurrencyError`. An
+    aggregate must be read in the unit of work that saves it.
+    """
+
+    def get(self, id: str) -> T:
+        """The aggregate ``id``; :class:`~salesflow.errors.NotFoundError` if there is none."""
+        ...
+
+    def find(self, id: str) -> T | None:
+        """The aggregate ``id``, or ``None``."""
+        ...
+
+    def add(self, item: T) -> T:
+        """Store a new aggregate; an id (or unique key) already stored raises
+        :class:`~salesflow.errors.ConcurrencyError`."""
+        ...
+
+    def add_many(self, items: Iterable[T], *, batch_size: int = 5_000) -> int:
+        """Store many new aggregates in batches; return how many."""
+        ...
+
+    def save(self, item: T) -> T:
+        """Store a changed aggregate read in this unit of work, if nobody saved it since."""
+        ...
+
+    def delete(self, id: str) -> None:
+        """Delete an aggregate read in this unit of work, if nobody saved it since."""
+        ...
+
+    def query(self, *, order_by: str | None = None, **filters: Any) -> Iterator[T]:
+        """Stream the aggregates matching ``filters`` on the kind's indexed fields: a value, a
+        sequence of values (any of them), or a :class:`Between` range. Ordered by ``order_by`` (an
+        indexed field) and then id, or by id."""
+        ...
+
+    def count(self, **filters: Any) -> int:
+        """How many aggregates match ``filters`` (as for :meth:`query`)."""
+        ...
+
+
 class EventLog(Protocol):
     """The append-only log of domain events (the audit log)."""
 
@@ -137,6 +203,15 @@ class UnitOfWork(Protocol):
 
     opportunities: OpportunityRepository
     events: EventLog
+    categories: DocumentRepository[Any]
+    products: DocumentRepository[Any]
+    bundles: DocumentRepository[Any]
+    quotes: DocumentRepository[Any]
+    approvals: DocumentRepository[Any]
+    contacts: DocumentRepository[Any]
+    tasks: DocumentRepository[Any]
+    calls: DocumentRepository[Any]
+    library: DocumentRepository[Any]
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the outermost transaction has committed (never on rollback)."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from salesflow.adapters.kinds import DocumentKind, kind_of
 from salesflow.analytics.forecast import Forecast, forecast
 from salesflow.domain.events import Event
 from salesflow.domain.money import RateSource
@@ -25,6 +26,7 @@ from salesflow.domain.opportunities import Opportunity
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import ConcurrencyError, InvalidTypeError, NotFoundError, ValidationError
 from salesflow.plugins.hookspecs import StorageBackend, hookimpl
+from salesflow.ports import Between
 
 __all__ = ["MemoryStorage", "salesflow_register_storage_backends"]
 
@@ -287,6 +289,162 @@ class MemoryEvents:
             yield event
 
 
+def check_filters(kind: DocumentKind, filters: dict[str, Any], order_by: str | None = None) -> None:
+    """Refuse filters (or an order) on fields the kind does not index."""
+    names = {index.name for index in kind.indexes}
+    unknown = sorted(set(filters) - names)
+    if unknown:
+        raise ValidationError(
+            "filters", unknown, f"fields a {kind.name} is indexed by: {sorted(names)}"
+        )
+    if order_by is not None and order_by not in names:
+        raise ValidationError("order_by", order_by, f"one of {sorted(names)}")
+
+
+def _wanted(value: Any, wanted: Any) -> bool:
+    if isinstance(wanted, Between):
+        return wanted.matches(value)
+    if isinstance(wanted, list | tuple | set | frozenset):
+        return value in wanted
+    return bool(value == wanted)
+
+
+class MemoryDocuments:
+    """A document repository of :class:`MemoryStorage` (one kind)."""
+
+    def __init__(
+        self, storage: MemoryStorage, kind: DocumentKind, revisions: dict[tuple[str, str], int]
+    ) -> None:
+        self._storage = storage
+        self._kind = kind
+        self._table = storage._documents.setdefault(kind.attribute, {})
+        self._cls = kind.load_type()
+        self._seen = revisions  # (kind, id) -> revision read in this unit of work
+
+    def _check(self, item: Any) -> str:
+        if not isinstance(item, self._cls):
+            raise InvalidTypeError(self._kind.name, item, f"a {self._cls.__name__}")
+        return self._kind.key(item)
+
+    def _write(self, key: str, row: tuple[int, Any, datetime] | None) -> None:
+        table = self._table
+        previous = table.get(key, _MISSING)
+        if row is None:
+            del table[key]
+        else:
+            table[key] = row
+
+        def undo() -> None:
+            if previous is _MISSING:
+                table.pop(key, None)
+            else:
+                table[key] = previous
+
+        self._storage._journal().undo.append(undo)
+
+    def _unique_clash(self, item: Any, key: str) -> str | None:
+        for names in self._kind.unique:
+            values = [self._kind.index(n).value(item) for n in names]
+            for other_key, (_rev, other, _at) in self._table.items():
+                if other_key != key and [self._kind.index(n).value(other) for n in names] == values:
+                    return other_key
+        return None
+
+    def find(self, id: str) -> Any:
+        """The aggregate ``id``, or ``None``."""
+        row = self._table.get(id)
+        if row is None:
+            return None
+        self._seen[(self._kind.attribute, id)] = row[0]
+        return row[1]
+
+    def get(self, id: str) -> Any:
+        """The aggregate ``id``; :class:`~salesflow.errors.NotFoundError` if there is none."""
+        found = self.find(id)
+        if found is None:
+            raise NotFoundError(self._kind.name, id)
+        return found
+
+    def add(self, item: Any) -> Any:
+        """Store a new aggregate at revision 1."""
+        key = self._check(item)
+        stored = self._table.get(key)
+        clash = key if stored is not None else self._unique_clash(item, key)
+        if clash is not None:
+            raise ConcurrencyError(self._kind.name, clash, 0, self._table[clash][0])
+        self._write(key, (1, item, self._storage._clock()))
+        self._seen[(self._kind.attribute, key)] = 1
+        return item
+
+    def add_many(self, items: Iterable[Any], *, batch_size: int = 5_000) -> int:
+        """Store many new aggregates; return how many."""
+        count = 0
+        for item in items:
+            self.add(item)
+            count += 1
+        return count
+
+    def _expected(self, key: str) -> int:
+        expected = self._seen.get((self._kind.attribute, key))
+        if expected is None:
+            raise ValidationError(
+                self._kind.name,
+                key,
+                "an aggregate read in this unit of work (get it before saving)",
+            )
+        return expected
+
+    def save(self, item: Any) -> Any:
+        """Store a change if the stored revision is still the one read."""
+        key = self._check(item)
+        expected = self._expected(key)
+        stored = self._table.get(key)
+        if stored is None or stored[0] != expected:
+            raise ConcurrencyError(
+                self._kind.name, key, expected, None if stored is None else stored[0]
+            )
+        clash = self._unique_clash(item, key)
+        if clash is not None:
+            raise ConcurrencyError(self._kind.name, clash, 0, self._table[clash][0])
+        self._write(key, (expected + 1, item, self._storage._clock()))
+        self._seen[(self._kind.attribute, key)] = expected + 1
+        return item
+
+    def delete(self, id: str) -> None:
+        """Delete an aggregate read in this unit of work, if nobody saved it since."""
+        expected = self._expected(id)
+        stored = self._table.get(id)
+        if stored is None or stored[0] != expected:
+            raise ConcurrencyError(
+                self._kind.name, id, expected, None if stored is None else stored[0]
+            )
+        self._write(id, None)
+        del self._seen[(self._kind.attribute, id)]
+
+    def query(self, *, order_by: str | None = None, **filters: Any) -> Iterator[Any]:
+        """Stream the aggregates matching ``filters`` (see the port)."""
+        check_filters(self._kind, filters, order_by)
+        indexes = {name: self._kind.index(name) for name in filters}
+        rows = [
+            (key, item)
+            for key, (_rev, item, _at) in self._table.items()
+            if all(_wanted(indexes[name].value(item), wanted) for name, wanted in filters.items())
+        ]
+        if order_by is None:
+            rows.sort(key=lambda row: row[0])
+        else:
+            index = self._kind.index(order_by)
+            rows.sort(
+                key=lambda row: (index.value(row[1]) is None, index.value(row[1]) or 0, row[0])
+            )
+        for _key, item in rows:
+            yield item
+
+    def count(self, **filters: Any) -> int:
+        """How many aggregates match ``filters``."""
+        return sum(1 for _ in self.query(**filters))
+
+
 class MemoryUnitOfWork:
     """A unit of work of :class:`MemoryStorage`."""
 
@@ -294,6 +452,13 @@ class MemoryUnitOfWork:
         self.opportunities = MemoryOpportunities(storage)
         self.events = MemoryEvents(storage)
         self._storage = storage
+        self._revisions: dict[tuple[str, str], int] = {}
+
+    def __getattr__(self, name: str) -> MemoryDocuments:
+        # One repository per document kind, made on first use.
+        repository = MemoryDocuments(self._storage, kind_of(name), self._revisions)
+        setattr(self, name, repository)
+        return repository
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` after the outermost commit."""
@@ -312,8 +477,10 @@ class MemoryStorage:
         self._opportunities: dict[str, Opportunity] = {}
         self._updated: dict[str, datetime] = {}
         self._events: list[Event] = []
+        self._documents: dict[str, dict[str, tuple[int, Any, datetime]]] = {}
         self._sequence = itertools.count(1)
         self._active: _Journal | None = None
+        self._uow = MemoryUnitOfWork(self)
         self._closed = False
 
     def _journal(self) -> _Journal:
@@ -332,13 +499,17 @@ class MemoryStorage:
             outer = self._active is None
             if outer:
                 self._active = _Journal()
+                self._uow = MemoryUnitOfWork(self)
             journal = self._journal()
             mark, callbacks = len(journal.undo), len(journal.callbacks)
+            revisions = dict(self._uow._revisions)
             try:
-                yield MemoryUnitOfWork(self)
+                yield self._uow  # a nested unit of work is a savepoint of the same one
             except BaseException:
                 journal.rollback_to(mark)
                 del journal.callbacks[callbacks:]
+                self._uow._revisions.clear()
+                self._uow._revisions.update(revisions)
                 if outer:
                     self._active = None
                 raise

@@ -33,6 +33,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from salesflow.adapters.storage_memory import MemoryStorage
 from salesflow.analytics.forecast import forecast
+from salesflow.domain.calls import CallRecord, Contact
 from salesflow.domain.events import Event
 from salesflow.domain.money import Money
 from salesflow.domain.opportunities import Opportunity, StageChange
@@ -44,7 +45,7 @@ from salesflow.errors import (
     StageError,
     ValidationError,
 )
-from salesflow.ports import Storage
+from salesflow.ports import Between, Storage
 from salesflow.testing.strategies import opportunities
 
 __all__ = ["ManualClock", "StorageContract", "storage_machine"]
@@ -83,6 +84,23 @@ def _opp(i: int | str, **changes: Any) -> Opportunity:
     }
     fields.update(changes)
     return Opportunity(**fields)
+
+
+def _call(
+    external_id: str, *, owner: str = "ann", at: datetime = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+) -> CallRecord:
+    return CallRecord(
+        source="asterisk-csv",
+        external_id=external_id,
+        owner=owner,
+        direction="outbound",
+        from_number="+861088880000",
+        to_number="+8613800138000",
+        started_at=at,
+        disposition="answered",
+        talk_seconds=30,
+        recording=f"rec/{external_id}.wav",
+    )
 
 
 def _event(subject: str, name: str = "opportunity_created", **data: Any) -> Event:
@@ -344,6 +362,106 @@ class StorageContract:
         assert a.data == {"amount": "12.30", "tags": ["x", None], "nested": {"ok": True}}
         assert not hasattr(log, "delete")
         assert not hasattr(log, "update")
+
+    # -- documents (every aggregate but opportunities) ------------------------------------------------
+
+    def test_documents_round_trip_and_keep_revisions(self, storage: Storage) -> None:
+        call = _call("u1")
+        with storage.transaction() as uow:
+            assert uow.calls.add(call) == call
+            uow.contacts.add(
+                Contact(id="c1", name="Wang Fang", owner="ann", phones=("+86 138 0013 8000",))
+            )
+        with storage.transaction() as uow:
+            stored = uow.calls.get(call.id)
+            assert stored == call
+            uow.calls.save(attrs.evolve(stored, contact_id="c1", talk_seconds=95))
+            # saved twice in one unit of work: the second save sees the first's revision
+            uow.calls.save(attrs.evolve(stored, contact_id="c1", talk_seconds=96))
+        with storage.transaction() as uow:
+            assert uow.calls.get(call.id).talk_seconds == 96
+            assert uow.contacts.get("c1").phones == ("+86 138 0013 8000",)
+            assert uow.calls.find("nope") is None
+            with pytest.raises(NotFoundError):
+                uow.calls.get("nope")
+
+    def test_a_document_must_be_read_before_it_is_saved(self, storage: Storage) -> None:
+        with storage.transaction() as uow:
+            uow.calls.add(_call("u1"))
+        # A unit of work that did not read the call may not overwrite it blindly.
+        with (
+            pytest.raises(ValidationError, match="read in this unit of work"),
+            storage.transaction() as uow,
+        ):
+            uow.calls.save(attrs.evolve(_call("u1"), talk_seconds=1))
+        with pytest.raises(ValidationError), storage.transaction() as uow:
+            uow.calls.delete("asterisk-csv:u1")
+        with storage.transaction() as outer:
+            read = outer.calls.get("asterisk-csv:u1")
+            with storage.transaction() as inner:  # a savepoint shares what the outer one read
+                inner.calls.save(attrs.evolve(read, talk_seconds=2))
+            with pytest.raises(_DeliberateRollbackError), storage.transaction() as inner:
+                inner.calls.save(attrs.evolve(read, talk_seconds=3))
+                raise _DeliberateRollbackError
+            assert outer.calls.get("asterisk-csv:u1").talk_seconds == 2
+            outer.calls.delete("asterisk-csv:u1")
+        with storage.transaction() as uow:
+            assert uow.calls.count() == 0
+
+    def test_unique_keys_and_duplicates_are_refused(self, storage: Storage) -> None:
+        with storage.transaction() as uow:
+            uow.calls.add(_call("u1"))
+        same_call_other_id = attrs.evolve(_call("u1"), id="elsewhere")
+        with pytest.raises(ConcurrencyError), storage.transaction() as uow:
+            uow.calls.add(same_call_other_id)
+        with pytest.raises(ConcurrencyError) as info, storage.transaction() as uow:
+            uow.calls.add_many([_call("u2"), _call("u3"), _call("u1")], batch_size=2)
+        assert info.value.id == "asterisk-csv:u1"
+        with storage.transaction() as uow:
+            assert [c.id for c in uow.calls.query()] == ["asterisk-csv:u1"]
+
+    def test_document_queries_filter_and_order(self, storage: Storage) -> None:
+        calls = [
+            _call("a", owner="ann", at=datetime(2026, 11, 3, 9, 0, tzinfo=UTC)),
+            _call("b", owner="bob", at=datetime(2026, 11, 1, 9, 0, tzinfo=UTC)),
+            _call(
+                "c",
+                owner="ann",
+                at=datetime(2026, 11, 2, 9, 0, tzinfo=timezone(timedelta(hours=8))),
+            ),
+        ]
+        with storage.transaction() as uow:
+            assert uow.calls.add_many(calls) == 3
+        with storage.transaction() as uow:
+            repo = uow.calls
+            assert [c.external_id for c in repo.query(owner="ann")] == ["a", "c"]
+            assert [
+                c.external_id for c in repo.query(owner=["ann", "bob"], order_by="started_at")
+            ] == ["b", "c", "a"]
+            window = Between(
+                datetime(2026, 11, 1, 12, 0, tzinfo=UTC), datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+            )
+            assert [c.external_id for c in repo.query(started_at=window)] == ["c"]
+            assert repo.count(source="asterisk-csv") == 3
+            assert repo.count(contact_id=None) == 3
+            with pytest.raises(ValidationError, match="indexed by"):
+                list(repo.query(talk_seconds=3))
+
+    def test_documents_roll_back_with_everything_else(self, storage: Storage) -> None:
+        with pytest.raises(_DeliberateRollbackError), storage.transaction() as uow:
+            uow.calls.add(_call("u1"))
+            uow.contacts.add_many([Contact(id=f"c{i}", name="X", owner="ann") for i in range(3)])
+            raise _DeliberateRollbackError
+        with storage.transaction() as uow:
+            assert uow.calls.count() == 0
+            assert uow.contacts.count() == 0
+
+    def test_documents_page_past_any_page_size(self, storage: Storage) -> None:
+        contacts = [Contact(id=f"c{i:05d}", name=f"Contact {i}", owner="ann") for i in range(2_345)]
+        with storage.transaction() as uow:
+            uow.contacts.add_many(iter(contacts), batch_size=1_000)
+        with storage.transaction() as uow:
+            assert list(uow.contacts.query(owner="ann")) == contacts
 
     # -- the forecast ------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ embedding CRM's own database.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 from sqlalchemy import (
@@ -25,17 +26,21 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     inspect,
     select,
 )
+from sqlalchemy.dialects import mysql
 
+from salesflow.adapters.kinds import KINDS, DocumentKind
 from salesflow.adapters.sql.types import ExactDecimal, UTCDateTime
 from salesflow.errors import SchemaVersionError, StorageError
 
 __all__ = ["SCHEMA_VERSION", "Tables", "build_tables", "ensure_schema"]
 
-SCHEMA_VERSION = 1
-"""The schema version this salesflow writes."""
+SCHEMA_VERSION = 2
+"""The schema version this salesflow writes: 1 had opportunities and events; 2 added the document
+tables (catalog, quotes, approval requests, ...)."""
 
 ID = 128
 TEXT = 255
@@ -50,6 +55,35 @@ class Tables:
     opportunities: Table
     stage_changes: Table
     events: Table
+    documents: dict[str, Table]
+    """The table of each document kind, by its unit-of-work attribute."""
+
+
+_COLUMN_TYPES: dict[str, Any] = {
+    "text": String(TEXT),
+    "int": Integer,
+    "date": Date,
+    "datetime": UTCDateTime,
+}
+
+
+def _document_table(md: MetaData, prefix: str, kind: DocumentKind) -> Table:
+    name = f"{prefix}{kind.attribute}"
+    columns: list[Any] = [
+        Column("id", String(ID), primary_key=True),
+        Column("revision", Integer, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        # MySQL's TEXT stops at 64 KB; a large quote is more.
+        Column("body", Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb"), nullable=False),
+    ]
+    for index in kind.indexes:
+        columns.append(Column(f"ix_{index.name}", _COLUMN_TYPES[index.type]))
+        columns.append(Index(f"{name}_{index.name}", f"ix_{index.name}"))
+    for names in kind.unique:
+        columns.append(
+            UniqueConstraint(*(f"ix_{n}" for n in names), name=f"{name}_{'_'.join(names)}_key")
+        )
+    return Table(name, md, *columns, info={"since": kind.since})
 
 
 def build_tables(prefix: str = "salesflow_") -> Tables:
@@ -115,7 +149,8 @@ def build_tables(prefix: str = "salesflow_") -> Tables:
         Index(f"{prefix}events_subject", "subject_kind", "subject_id"),
         info={"since": 1},
     )
-    return Tables(md, meta, opportunities, stage_changes, events)
+    documents = {kind.attribute: _document_table(md, prefix, kind) for kind in KINDS}
+    return Tables(md, meta, opportunities, stage_changes, events, documents)
 
 
 # Extra steps of an upgrade to version n, after its new tables are created (none yet).

@@ -46,6 +46,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
+from salesflow.adapters.kinds import kind_of
+from salesflow.adapters.sql.documents import SqlDocuments
 from salesflow.adapters.sql.schema import Tables, build_tables, ensure_schema
 from salesflow.adapters.sql.types import sqlite_datetime
 from salesflow.adapters.storage_memory import check_history, check_new, opportunity_filter
@@ -675,6 +677,14 @@ class SqlUnitOfWork:
         self.opportunities = SqlOpportunities(storage, conn)
         self.events = SqlEvents(storage, conn)
         self.callbacks: list[Callable[[], None]] = []
+        self._storage = storage
+        self._revisions: dict[tuple[str, str], int] = {}
+
+    def __getattr__(self, name: str) -> SqlDocuments:
+        # One repository per document kind, made on first use.
+        repository = SqlDocuments(self._storage, self.connection, kind_of(name), self._revisions)
+        setattr(self, name, repository)
+        return repository
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` after the outermost commit."""
@@ -753,8 +763,15 @@ class SqlStorage:
         """Open a unit of work (a savepoint when nested in another, or in the caller's transaction)."""
         current: SqlUnitOfWork | None = getattr(self._local, "uow", None)
         if current is not None:
-            with current.connection.begin_nested():
-                yield current
+            revisions = dict(current._revisions)
+            try:
+                with current.connection.begin_nested():
+                    yield current
+            except BaseException:
+                # The savepoint undid the rows; undo what this unit of work remembers of them.
+                current._revisions.clear()
+                current._revisions.update(revisions)
+                raise
             return
         conn = self._connection if self._connection is not None else self._connect()
         try:
