@@ -33,7 +33,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from salesflow.adapters.storage_memory import MemoryStorage
 from salesflow.analytics.forecast import forecast
-from salesflow.domain.calls import CallRecord, Contact
+from salesflow.domain.calls import CallRecord, Contact, Direction, Disposition
 from salesflow.domain.events import Event
 from salesflow.domain.money import Money
 from salesflow.domain.opportunities import Opportunity, StageChange
@@ -93,11 +93,11 @@ def _call(
         source="asterisk-csv",
         external_id=external_id,
         owner=owner,
-        direction="outbound",
+        direction=Direction.OUTBOUND,
         from_number="+861088880000",
         to_number="+8613800138000",
         started_at=at,
-        disposition="answered",
+        disposition=Disposition.ANSWERED,
         talk_seconds=30,
         recording=f"rec/{external_id}.wav",
     )
