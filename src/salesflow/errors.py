@@ -11,6 +11,7 @@ the built-in keeps working.
     SalesflowError
     ├── ValidationError (ValueError)
     │   ├── InvalidTypeError (TypeError)
+    │   ├── ForbiddenDiscountError
     │   ├── CurrencyMismatchError
     │   └── StageError
     ├── ApprovalError
@@ -36,6 +37,7 @@ __all__ = [
     "ConcurrencyError",
     "ContractLockedError",
     "CurrencyMismatchError",
+    "ForbiddenDiscountError",
     "InvalidTypeError",
     "MissingDependencyError",
     "NotAuthorizedError",
@@ -96,6 +98,28 @@ class ValidationError(SalesflowError, ValueError):
         err.where = f"{where}: {self.where}" if self.where else where
         err.args = (f"{where}: {self.args[0]}",)
         return err
+
+
+class ForbiddenDiscountError(ValidationError):
+    """A quote no role may approve (below a floor, or beyond the top role): it cannot be submitted.
+
+    Attributes:
+        quote: the quote id.
+        verdict: the :class:`~salesflow.domain.discounts.DiscountVerdict`.
+        reasons: the verdict's reasons.
+    """
+
+    def __init__(self, quote: str, verdict: Any) -> None:
+        self.quote = quote
+        self.verdict = verdict
+        self.reasons = verdict.reasons
+        shown = "; ".join(r.message for r in verdict.reasons) or "no role may approve it"
+        super().__init__(
+            "discount",
+            quote,
+            "discounts some role of the policy may approve, and prices at or above every floor",
+            message=f"quote {quote!r} cannot be submitted: {shown}",
+        )
 
 
 class InvalidTypeError(ValidationError, TypeError):

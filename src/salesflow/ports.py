@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import attrs
 
 from salesflow.analytics.forecast import Forecast
+from salesflow.domain.calls import CallSource
 from salesflow.domain.events import Event
 from salesflow.domain.money import RateSource
 from salesflow.domain.opportunities import Opportunity
@@ -34,6 +35,7 @@ from salesflow.domain.stages import StagePlan
 
 __all__ = [
     "Between",
+    "CallSource",
     "DocumentRepository",
     "EventLog",
     "OpportunityRepository",

@@ -98,6 +98,19 @@ class Money:
         return cls(amount, currency)
 
     @classmethod
+    def _trusted(cls, amount: Decimal, currency: str) -> Money:
+        """Money from a finite ``Decimal`` computed from validated Money, skipping the checks.
+
+        Internal to salesflow's calculators: pricing a 10,000-line quote builds tens of thousands
+        of amounts, and re-validating values that came from validated Money costs as much as the
+        pricing itself. Never use it on input.
+        """
+        money = object.__new__(cls)
+        object.__setattr__(money, "amount", amount)
+        object.__setattr__(money, "currency", currency)
+        return money
+
+    @classmethod
     def zero(cls, currency: str) -> Money:
         """Zero in ``currency``, written to its minor unit (``0.00 CNY``, ``0 JPY``)."""
         return cls(currency_exponent(currency) * 0, currency)

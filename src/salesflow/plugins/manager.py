@@ -41,6 +41,7 @@ BUILTIN_PLUGINS = (
     "salesflow.adapters.authorization",
     "salesflow.adapters.storage_memory",
     "salesflow.adapters.storage_sql",
+    "salesflow.adapters.telephony_plugin",
 )
 """Modules registered as plugins before any other, in this order."""
 
