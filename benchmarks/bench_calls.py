@@ -1,0 +1,185 @@
+"""Import and link Asterisk CDR rows against contacts, and count them (issue 8).
+
+Figure: import N cdr-csv rows (default 100,000) with ``AsteriskCsvSource`` and link each one with
+``CallLinker`` against C contacts (default 20,000, three numbers each, written the way people type
+them, normalised with libphonenumber), in rows per second and as a ratio against a hand-written
+``csv.reader`` loop that looks the counterpart up in a dict of numbers already normalised to the
+CDR's format. Both sides include building their lookup. Also: ``call_stats`` over the linked calls
+against a hand-written per-owner counting loop.
+
+    python benchmarks/bench_calls.py                # the full figures
+    python benchmarks/bench_calls.py --n 2000 --contacts 400 --repeat 1
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import Report, best_time, parser
+
+from salesflow.adapters.telephony_asterisk import ASTERISK_COLUMNS, AsteriskCsvSource
+from salesflow.analytics.calls import call_stats
+from salesflow.domain.calls import CallLinker, CallRecord, Contact
+from salesflow.domain.phones import PhoneDirectory
+
+REPS = tuple(f"rep-{i:02d}" for i in range(40))
+
+
+def make_contacts(rng: random.Random, count: int) -> tuple[list[Contact], list[list[str]]]:
+    """Contacts with three numbers each, and the same numbers as the PBX logs them (digits)."""
+    contacts: list[Contact] = []
+    logged: list[list[str]] = []
+    used: set[str] = set()
+    for i in range(count):
+        phones: list[str] = []
+        digits: list[str] = []
+        while len(phones) < 3:
+            if len(phones) < 2:
+                national = f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"
+                typed = rng.choice(
+                    (
+                        f"+86 {national[:3]} {national[3:7]} {national[7:]}",
+                        f"0086{national}",
+                        f"{national[:3]}-{national[3:7]}-{national[7:]}",
+                    )
+                )
+            else:
+                national = f"0{rng.choice(('10', '21'))}{rng.randrange(2 * 10**7, 9 * 10**7)}"
+                typed = f"{national[:3]}-{national[3:]}"
+            if national in used:
+                continue
+            used.add(national)
+            phones.append(typed)
+            digits.append(national)
+        contacts.append(Contact(id=f"c-{i}", owner=REPS[i % len(REPS)], phones=tuple(phones)))
+        logged.append(digits)
+    return contacts, logged
+
+
+def write_cdr(path: Path, rng: random.Random, logged: list[list[str]], n: int) -> None:
+    """N cdr-csv rows: 70 % outbound to a contact, 10 % inbound from one, 20 % unknown numbers."""
+    start = datetime(2026, 11, 2, 8, 0)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_NONNUMERIC)
+        for i in range(n):
+            rep = REPS[rng.randrange(len(REPS))]
+            roll = rng.random()
+            if roll < 0.7:
+                src, dst, context = "1001", rng.choice(rng.choice(logged)), "from-internal"
+            elif roll < 0.8:
+                src, dst, context = rng.choice(rng.choice(logged)), "01060000000", "from-trunk"
+            else:
+                src, dst, context = "1001", f"13{rng.randrange(10**9):09d}", "from-internal"
+            answered = rng.random() < 0.6
+            talk = rng.randrange(10, 900) if answered else 0
+            ring = rng.randrange(2, 30)
+            moment = start + timedelta(seconds=17 * i)
+            row = {
+                "accountcode": rep,
+                "src": src,
+                "dst": dst,
+                "dcontext": context,
+                "clid": f"<{src}>",
+                "channel": f"PJSIP/1001-{i:08x}",
+                "dstchannel": f"PJSIP/trunk-{i:08x}",
+                "lastapp": "Dial",
+                "lastdata": f"PJSIP/{dst}@trunk",
+                "start": moment.strftime("%Y-%m-%d %H:%M:%S"),
+                "answer": "",
+                "end": "",
+                "duration": ring + talk,
+                "billsec": talk,
+                "disposition": "ANSWERED" if answered else "NO ANSWER",
+                "amaflags": "DOCUMENTATION",
+                "uniqueid": f"{1793000000 + i}.{i}",
+                "userfield": "",
+            }
+            writer.writerow([row[c] for c in ASTERISK_COLUMNS])
+
+
+def main() -> None:
+    """Run the figures."""
+    p = parser(__doc__.splitlines()[0], 100_000)
+    p.add_argument("--contacts", type=int, default=20_000, help="contacts (default 20,000)")
+    p.add_argument("--seed", type=int, default=8)
+    args = p.parse_args()
+    rng = random.Random(args.seed)
+    report = Report(f"calls: import and link {args.n:,} CDR rows, {args.contacts:,} contacts")
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "Master.csv"
+        begin = time.perf_counter()
+        contacts, logged = make_contacts(rng, args.contacts)
+        write_cdr(path, rng, logged, args.n)
+        print(f"  (generated in {time.perf_counter() - begin:.1f} s)", flush=True)
+
+        def build() -> PhoneDirectory:
+            return PhoneDirectory.build(contacts, default_region="CN")
+
+        def ours() -> list[CallRecord]:
+            linker = CallLinker(build())
+            source = AsteriskCsvSource(path, timezone="Asia/Shanghai")
+            return [item.call for item in linker.link_all(source.fetch(None, None))]
+
+        def baseline() -> list[tuple[str, str, str | None, int]]:
+            lookup = {
+                number: contact.id
+                for contact, numbers in zip(contacts, logged, strict=True)
+                for number in numbers
+            }
+            out = []
+            with path.open(newline="", encoding="utf-8") as handle:
+                for row in csv.reader(handle):
+                    counterpart = row[1] if row[3] == "from-trunk" else row[2]
+                    out.append((row[16], row[0], lookup.get(counterpart), int(row[13])))
+            return out
+
+        build_time, directory = best_time(build, args.repeat)
+        ours_time, linked = best_time(ours, args.repeat)
+        base_time, plain = best_time(baseline, args.repeat)
+        matched = sum(1 for c in linked if c.contact_id is not None)
+        expected = sum(1 for r in plain if r[2] is not None)
+        if matched != expected or len(linked) != len(plain):
+            print(f"  MISMATCH: ours {len(linked)}/{matched}, baseline {len(plain)}/{expected}")
+        report.figure(
+            "directory build",
+            f"{build_time * 1000:.0f} ms",
+            f"{directory.number_count:,} numbers of {len(contacts):,} contacts",
+        )
+        report.ratio("import + link (incl. build)", ours_time, base_time)
+        link_only = max(ours_time - build_time, 1e-9)
+        report.figure("rows per second (import + link)", f"{args.n / link_only:,.0f}", "")
+        report.figure("rows per second (incl. build)", f"{args.n / ours_time:,.0f}", "")
+        report.figure("baseline rows per second", f"{args.n / base_time:,.0f}", "")
+
+        def stats() -> object:
+            return call_stats(linked).team
+
+        def counted_loop() -> dict[str | None, list[int]]:
+            cells: dict[str | None, list[int]] = {}
+            for call in linked:
+                cell = cells.setdefault(call.owner, [0, 0, 0])
+                if call.contact_id is not None:
+                    cell[0] += 1
+                    cell[1] += call.talk_seconds
+                else:
+                    cell[2] += 1
+            return cells
+
+        stats_time, _ = best_time(stats, args.repeat)
+        loop_time, _ = best_time(counted_loop, args.repeat)
+        report.ratio("call_stats per owner", stats_time, loop_time)
+        report.figure("matched calls", f"{matched:,} of {len(linked):,}", "")
+    report.print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,400 @@
+"""Phone numbers: normalisation to E.164 and the directory that maps numbers to contacts.
+
+Rules (pinned by tests):
+
+* A number is normalised with the `phonenumbers` library (Google's libphonenumber metadata) to
+  E.164 (``+8613800138000``). Spaces, dashes, brackets, a ``+`` or an international call prefix
+  (``0086`` from China, ``011`` from the US), ``tel:`` URIs and national formats parsed in the
+  configured **default region** all give the same E.164 string. Extensions are dropped.
+* A number counts as parsed when libphonenumber finds it *possible* (right length for its country),
+  not only when it is *valid* (a range in use): test and newly allocated ranges must still match.
+* Anything else (``"1001"``, an internal extension; ``"anonymous"``; ``"client:alice"``) is
+  **unparseable**: it is kept as given wherever it was written, and it matches nothing.
+* The company's own numbers (from :class:`PhoneSettings`) never match a contact: a contact record
+  that lists the switchboard would otherwise turn every internal call into "work".
+* One number listed by several contacts (a shared office line) is kept with all its contacts;
+  :meth:`PhoneDirectory.resolve` picks the one owned by the call's owner, else the first listed.
+
+``phonenumbers`` is imported on first use only: its metadata costs ~40 ms, and ``import salesflow``
+must stay fast.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import attrs
+
+from salesflow.errors import InvalidTypeError, NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    import phonenumbers
+
+__all__ = [
+    "MatchReason",
+    "PhoneDirectory",
+    "PhoneHolder",
+    "PhoneSettings",
+    "normalise_number",
+]
+
+MatchReason = Literal["matched", "unknown_number", "unparseable_number", "company_number"]
+"""Why a number did or did not resolve to a contact (see :meth:`PhoneDirectory.classify`)."""
+
+
+@functools.cache
+def _supported_regions() -> frozenset[str]:
+    import phonenumbers
+
+    return frozenset(phonenumbers.SUPPORTED_REGIONS)
+
+
+def _parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_possible_number(number) else None
+
+
+def normalise_number(raw: str, region: str | None = None) -> str | None:
+    """``raw`` in E.164 (``+8613800138000``), or ``None`` when it is not a possible phone number.
+
+    ``region`` is the ISO 3166 country code (``"CN"``, ``"US"``) used for numbers written without a
+    country code; without it only international forms (``+86 ...``) parse. Raises
+    :class:`~salesflow.errors.InvalidTypeError` when ``raw`` is not a string.
+    """
+    if not isinstance(raw, str):
+        raise InvalidTypeError("number", raw, "a phone number as a string")
+    text = raw.strip()
+    if not text:
+        return None
+    number = _parse(text, region)
+    if number is None:
+        return None
+    import phonenumbers
+
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _to_region(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidTypeError("default_region", value, "an ISO 3166 country code such as 'CN'")
+    region = value.strip().upper()
+    if region not in _supported_regions():
+        raise ValidationError(
+            "default_region", value, "an ISO 3166 country code known to libphonenumber, e.g. 'CN'"
+        )
+    return region
+
+
+def _to_number_set(value: Iterable[str] | str) -> frozenset[str]:
+    items = (value,) if isinstance(value, str) else value
+    try:
+        numbers = frozenset(items)
+    except TypeError:
+        raise InvalidTypeError("company_numbers", value, "an iterable of phone numbers") from None
+    for raw in numbers:
+        if not isinstance(raw, str):
+            raise InvalidTypeError("company_numbers", raw, "phone numbers as strings")
+    return numbers
+
+
+@attrs.frozen(kw_only=True)
+class PhoneSettings:
+    """How numbers are read: the default region and the company's own numbers.
+
+    ``company_numbers`` may be written in any format the default region understands; they are kept
+    in E.164. A company number that cannot be parsed is refused with
+    :class:`~salesflow.errors.ValidationError` (a typo there would silently count internal calls).
+    """
+
+    default_region: str | None = attrs.field(default=None, converter=_to_region)
+    """ISO 3166 country code for numbers without a country code (``None``: international only)."""
+    company_numbers: frozenset[str] = attrs.field(default=frozenset(), converter=_to_number_set)
+    """The company's own numbers in E.164; they never match a contact."""
+
+    def __attrs_post_init__(self) -> None:
+        # The region is another field, so the numbers are normalised here, after both are set.
+        normalised = set()
+        for i, raw in enumerate(sorted(self.company_numbers)):
+            e164 = normalise_number(raw, self.default_region)
+            if e164 is None:
+                raise ValidationError(
+                    f"company_numbers[{i}]",
+                    raw,
+                    "a phone number (with a country code, or in the default region)",
+                )
+            normalised.add(e164)
+        object.__setattr__(self, "company_numbers", frozenset(normalised))
+
+    def normalise(self, raw: str) -> str | None:
+        """``raw`` in E.164 in the default region, or ``None`` when unparseable."""
+        return normalise_number(raw, self.default_region)
+
+    def is_company_number(self, raw: str) -> bool:
+        """Whether ``raw`` is one of the company's own numbers (in any format)."""
+        e164 = self.normalise(raw)
+        return e164 is not None and e164 in self.company_numbers
+
+
+class PhoneHolder(Protocol):
+    """What :class:`PhoneDirectory` reads from a contact (a :class:`~salesflow.domain.calls.Contact`,
+    an ORM row...)."""
+
+    @property
+    def id(self) -> str:
+        """The contact id."""
+        ...
+
+    @property
+    def owner(self) -> str | None:
+        """The rep who owns the contact, if any."""
+        ...
+
+    @property
+    def phones(self) -> Iterable[str]:
+        """The contact's numbers as entered (any format)."""
+        ...
+
+
+# Typed with digits and these separators only (no "+", letters or extension marks), a number parses
+# exactly as its bare digits do: libphonenumber keeps only the digits of such a string.
+_SEPARATORS = str.maketrans("", "", " -.()/\t")
+
+
+def _add_aliases(aliases: dict[str, str], raw: str, e164: str) -> None:
+    """Remember a contact's number as typed, and as bare digits when that is provably the same
+    number, so that a source logging it either way finds it without parsing."""
+    text = raw.strip()
+    aliases[text] = e164
+    digits = text.translate(_SEPARATORS)
+    if digits != text and digits.isascii() and digits.isdigit():
+        aliases[digits] = e164
+
+
+# A long-lived directory sees an unbounded stream of caller numbers; the memo is dropped when full.
+_MEMO_LIMIT = 1 << 17
+
+
+class PhoneDirectory:
+    """Normalised number -> contact id, built once from the contacts, O(1) per lookup.
+
+    Build with :meth:`build`. Normalisations of incoming numbers are memoised, so a number seen again
+    costs one dict lookup; a number already in E.164 that a contact lists costs one dict lookup even
+    the first time.
+
+    What could not be indexed is kept, not hidden: :attr:`unparseable` (contact numbers that are not
+    phone numbers), :attr:`company_listed` (contact numbers that are the company's own) and
+    :attr:`shared` (numbers listed by more than one contact).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: PhoneSettings,
+        index: dict[str, str | tuple[str, ...]],
+        contacts: dict[str, Any],
+        unparseable: tuple[tuple[str, str], ...],
+        company_listed: tuple[tuple[str, str], ...],
+        aliases: dict[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        """The default region and company numbers used."""
+        self._index = index
+        self._contacts = contacts
+        self._aliases = {} if aliases is None else aliases
+        self._memo: dict[str, str | None] = {}
+        self.unparseable = unparseable
+        """``(contact id, number as given)`` for each contact number that did not parse."""
+        self.company_listed = company_listed
+        """``(contact id, number as given)`` for each contact number that is a company number."""
+
+    @classmethod
+    def build(
+        cls,
+        contacts: Iterable[PhoneHolder],
+        settings: PhoneSettings | None = None,
+        *,
+        default_region: str | None = None,
+        company_numbers: Iterable[str] | None = None,
+    ) -> PhoneDirectory:
+        """Index ``contacts`` (objects with ``id``, ``owner`` and ``phones``).
+
+        Pass ``settings``, or ``default_region`` and ``company_numbers`` to build them. Contact ids
+        must be unique (:class:`~salesflow.errors.ValidationError` otherwise).
+        """
+        if settings is None:
+            settings = PhoneSettings(
+                default_region=default_region,
+                company_numbers=() if company_numbers is None else company_numbers,
+            )
+        elif not isinstance(settings, PhoneSettings):
+            raise InvalidTypeError("settings", settings, "PhoneSettings")
+        elif default_region is not None or company_numbers is not None:
+            raise ValidationError(
+                "settings", settings, "either settings or default_region/company_numbers, not both"
+            )
+        region = settings.default_region
+        company = settings.company_numbers
+        index: dict[str, str | tuple[str, ...]] = {}
+        aliases: dict[str, str] = {}
+        by_id: dict[str, Any] = {}
+        unparseable: list[tuple[str, str]] = []
+        company_listed: list[tuple[str, str]] = []
+        for contact in contacts:
+            try:
+                contact_id = contact.id
+                phones = contact.phones
+            except AttributeError as exc:
+                raise InvalidTypeError(
+                    "contacts", contact, "objects with id, owner and phones (see PhoneHolder)"
+                ) from exc
+            if not isinstance(contact_id, str) or not contact_id:
+                raise ValidationError("contact.id", contact_id, "a non-empty string")
+            if contact_id in by_id:
+                raise ValidationError("contact.id", contact_id, "unique contact ids")
+            by_id[contact_id] = contact
+            if isinstance(phones, str):
+                phones = (phones,)
+            for raw in phones:
+                e164 = normalise_number(raw, region)
+                if e164 is None:
+                    unparseable.append((contact_id, raw))
+                elif e164 in company:
+                    company_listed.append((contact_id, raw))
+                else:
+                    _add_aliases(aliases, raw, e164)
+                    known = index.get(e164)
+                    if known is None:
+                        index[e164] = contact_id
+                    elif isinstance(known, str):
+                        if known != contact_id:
+                            index[e164] = (known, contact_id)
+                    elif contact_id not in known:
+                        index[e164] = (*known, contact_id)
+        return cls(
+            settings=settings,
+            index=index,
+            contacts=by_id,
+            unparseable=tuple(unparseable),
+            company_listed=tuple(company_listed),
+            aliases=aliases,
+        )
+
+    # -- numbers ---------------------------------------------------------------------------------
+
+    def normalise(self, raw: str) -> str | None:
+        """``raw`` in E.164 under this directory's settings, or ``None`` (memoised)."""
+        try:
+            alias = self._aliases.get(raw)
+            if alias is not None:
+                return alias
+            return self._memo[raw]
+        except KeyError:
+            pass
+        except TypeError:
+            raise InvalidTypeError("number", raw, "a phone number as a string") from None
+        e164 = normalise_number(raw, self.settings.default_region)
+        if len(self._memo) >= _MEMO_LIMIT:
+            self._memo.clear()
+        self._memo[raw] = e164
+        return e164
+
+    def candidates(self, raw: str) -> tuple[str, ...]:
+        """Every contact id that lists ``raw`` (in any format), in the order they were indexed."""
+        found = self._lookup(raw)
+        if found is None:
+            return ()
+        return (found,) if isinstance(found, str) else found
+
+    def _lookup(self, raw: str) -> str | tuple[str, ...] | None:
+        # An index key is canonical E.164, which normalises to itself: a raw string equal to a key
+        # needs no parsing. Company numbers are never keys, so this cannot match one.
+        try:
+            found = self._index.get(raw)
+        except TypeError:
+            raise InvalidTypeError("number", raw, "a phone number as a string") from None
+        if found is not None:
+            return found
+        e164 = self.normalise(raw)
+        return None if e164 is None else self._index.get(e164)
+
+    def resolve(self, raw: str, *, owner: str | None = None) -> str | None:
+        """The id of the contact with the number ``raw``, or ``None``.
+
+        When several contacts share the number, the first one owned by ``owner`` wins, else the
+        first one indexed.
+        """
+        found = self._lookup(raw)
+        if found is None or isinstance(found, str):
+            return found
+        if owner is not None:
+            for contact_id in found:
+                if getattr(self._contacts[contact_id], "owner", None) == owner:
+                    return contact_id
+        return found[0]
+
+    def classify(self, raw: str, *, owner: str | None = None) -> tuple[str | None, MatchReason]:
+        """``(contact id, "matched")``, or ``(None, reason)`` with the reason it matched nothing:
+        ``"unparseable_number"``, ``"company_number"`` or ``"unknown_number"``."""
+        contact_id = self.resolve(raw, owner=owner)
+        if contact_id is not None:
+            return contact_id, "matched"
+        e164 = self.normalise(raw)
+        if e164 is None:
+            return None, "unparseable_number"
+        if e164 in self.settings.company_numbers:
+            return None, "company_number"
+        return None, "unknown_number"
+
+    def is_company_number(self, raw: str) -> bool:
+        """Whether ``raw`` is one of the company's own numbers."""
+        e164 = self.normalise(raw)
+        return e164 is not None and e164 in self.settings.company_numbers
+
+    # -- contacts --------------------------------------------------------------------------------
+
+    def __contains__(self, contact_id: object) -> bool:
+        return contact_id in self._contacts
+
+    def __len__(self) -> int:
+        return len(self._contacts)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._contacts)
+
+    def contact(self, contact_id: str) -> Any:
+        """The contact object indexed under ``contact_id``
+        (:class:`~salesflow.errors.NotFoundError` if none)."""
+        try:
+            return self._contacts[contact_id]
+        except (KeyError, TypeError):
+            raise NotFoundError("contact", contact_id) from None
+
+    def owner_of(self, contact_id: str) -> str | None:
+        """The owner of a known contact (``None`` when it has none)."""
+        owner = getattr(self.contact(contact_id), "owner", None)
+        return owner if isinstance(owner, str) and owner else None
+
+    @property
+    def shared(self) -> Mapping[str, tuple[str, ...]]:
+        """Numbers (E.164) listed by more than one contact, with those contacts."""
+        return {e164: ids for e164, ids in self._index.items() if isinstance(ids, tuple)}
+
+    @property
+    def number_count(self) -> int:
+        """How many distinct numbers are indexed."""
+        return len(self._index)
+
+    def __repr__(self) -> str:
+        return (
+            f"<PhoneDirectory {len(self._contacts)} contacts, {len(self._index)} numbers, "
+            f"region {self.settings.default_region}>"
+        )
