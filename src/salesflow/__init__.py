@@ -51,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "stage_velocity": "salesflow.analytics.velocity",
     "StageVelocity": "salesflow.analytics.velocity",
     "StageVisits": "salesflow.analytics.velocity",
+    "CallImport": "salesflow.desk",
     "CommandResult": "salesflow.desk",
     "HandlerError": "salesflow.desk",
     "open": "salesflow.desk",
@@ -129,6 +130,7 @@ __all__ = [
     "Bundle",
     "BundleComponent",
     "CallGroupStats",
+    "CallImport",
     "CallLinker",
     "CallRecord",
     "CallSource",
@@ -284,7 +286,14 @@ if TYPE_CHECKING:
         learned_probabilities,
         stage_velocity,
     )
-    from salesflow.desk import CommandResult, HandlerError, SalesDesk, open, open_storage
+    from salesflow.desk import (
+        CallImport,
+        CommandResult,
+        HandlerError,
+        SalesDesk,
+        open,
+        open_storage,
+    )
     from salesflow.domain.actors import Actor, Role
     from salesflow.domain.calls import (
         BestCallLibrary,

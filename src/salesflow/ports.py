@@ -180,6 +180,10 @@ class DocumentRepository(Protocol[T]):
         """How many aggregates match ``filters`` (as for :meth:`query`)."""
         ...
 
+    def ids(self, **filters: Any) -> Iterator[str]:
+        """The ids of the aggregates matching ``filters``, in id order, without loading them."""
+        ...
+
 
 class EventLog(Protocol):
     """The append-only log of domain events (the audit log)."""

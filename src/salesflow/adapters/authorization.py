@@ -4,7 +4,9 @@
 * ``sales_manager`` may act on records whose ``team`` is one of the manager's teams, and on their own;
 * ``sales_rep`` (and anyone else) may act on records they own (``owner == actor.id``);
 * approval decisions (``*.approve``, ``*.reject``) are left to the workflow, which checks the step's
-  roles, so this policy allows them here and the approval engine decides.
+  roles, so this policy allows them here and the approval engine decides;
+* team-wide work without a single owner (importing a day of calls, curating the best-call library)
+  is for a ``sales_manager``.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from typing import Any
 from salesflow.domain.actors import Actor, Role
 from salesflow.plugins.hookspecs import hookimpl
 
-__all__ = ["APPROVAL_ACTIONS", "salesflow_authorize"]
+__all__ = ["APPROVAL_ACTIONS", "MANAGER_ACTIONS", "salesflow_authorize"]
 
 APPROVAL_ACTIONS = frozenset({"approve", "reject"})
 """Verbs whose authorization is the workflow's: the actor must hold the step's role."""
+
+MANAGER_ACTIONS = frozenset({"call.import", "library.feature", "library.unfeature"})
+"""Team-wide actions a ``sales_manager`` may take on any team's records."""
 
 
 @hookimpl(trylast=True)
@@ -27,6 +32,8 @@ def salesflow_authorize(actor: Actor, action: str, subject: Any) -> bool:
         return True
     if action.rsplit(".", 1)[-1] in APPROVAL_ACTIONS:
         return True
+    if action in MANAGER_ACTIONS:
+        return actor.has_role(Role.SALES_MANAGER)
     owner = getattr(subject, "owner", None)
     if owner is not None and owner == actor.id and actor.roles:
         return True

@@ -444,6 +444,11 @@ class MemoryDocuments:
         """How many aggregates match ``filters``."""
         return sum(1 for _ in self.query(**filters))
 
+    def ids(self, **filters: Any) -> Iterator[str]:
+        """The ids of the aggregates matching ``filters``, in id order."""
+        for item in self.query(**filters):
+            yield self._kind.key(item)
+
 
 class MemoryUnitOfWork:
     """A unit of work of :class:`MemoryStorage`."""

@@ -443,6 +443,7 @@ class StorageContract:
             )
             assert [c.external_id for c in repo.query(started_at=window)] == ["c"]
             assert repo.count(source="asterisk-csv") == 3
+            assert list(repo.ids(owner="ann")) == ["asterisk-csv:a", "asterisk-csv:c"]
             assert repo.count(contact_id=None) == 3
             with pytest.raises(ValidationError, match="indexed by"):
                 list(repo.query(talk_seconds=3))

@@ -180,6 +180,21 @@ class SqlDocuments:
             ).scalar_one()
         )
 
+    def ids(self, **filters: Any) -> Iterator[str]:
+        """The ids of the aggregates matching ``filters``, in id order, without decoding them."""
+        check_filters(self._kind, filters)
+        t = self._table
+        last: str | None = None
+        while True:
+            page = select(t.c.id).where(*self._where(filters)).order_by(t.c.id).limit(_PAGE * 10)
+            if last is not None:
+                page = page.where(t.c.id > last)
+            keys = list(self._conn.execute(page).scalars())
+            yield from keys
+            if len(keys) < _PAGE * 10:
+                return
+            last = keys[-1]
+
     # -- writes ------------------------------------------------------------------------------------
 
     def add(self, item: Any) -> Any:

@@ -1,0 +1,1 @@
+"""The command groups of :class:`~salesflow.desk.SalesDesk`, one module per aggregate."""

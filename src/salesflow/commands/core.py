@@ -1,0 +1,173 @@
+"""The plumbing every SalesDesk command shares: authorization, one unit of work, events after commit.
+
+Every command takes the :class:`~salesflow.domain.actors.Actor` who acts and
+
+1. asks the ``salesflow_authorize`` hook whether the actor may do it (a refusal raises
+   :class:`~salesflow.errors.NotAuthorizedError` and changes nothing);
+2. runs in one unit of work: everything it writes, including its events in the event log, commits
+   together or not at all;
+3. hands its events to the ``salesflow_handle_event`` hook after the commit. A handler that raises
+   never undoes the change: the error is logged and returned in
+   :attr:`CommandResult.handler_errors`.
+
+Reads take no actor: the embedding application decides who may see what.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, tzinfo
+from typing import Any, Generic, Self, TypeVar
+
+import attrs
+import pluggy
+
+from salesflow.domain.actors import Actor
+from salesflow.domain.events import Event
+from salesflow.domain.phones import PhoneSettings
+from salesflow.domain.stages import StagePlan
+from salesflow.errors import InvalidTypeError, NotAuthorizedError, ValidationError
+from salesflow.plugins.manager import get_plugin_manager
+from salesflow.ports import Storage, UnitOfWork
+
+__all__ = ["Clock", "CommandResult", "DeskCore", "HandlerError"]
+
+log = logging.getLogger("salesflow.desk")
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@attrs.frozen
+class HandlerError:
+    """An event handler that raised after a commit: which plugin, on which event, what error."""
+
+    plugin: str
+    event: Event
+    error: BaseException
+
+
+@attrs.frozen
+class CommandResult(Generic[T]):
+    """What a command returns: its value, the events it stored, and any handler errors.
+
+    ``handler_errors`` is empty when every ``salesflow_handle_event`` implementation succeeded. The
+    change is committed either way.
+    """
+
+    value: T
+    events: tuple[Event, ...] = ()
+    handler_errors: tuple[HandlerError, ...] = ()
+
+
+class DeskCore:
+    """What every command group of :class:`~salesflow.desk.SalesDesk` builds on."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        plugin_manager: pluggy.PluginManager | None = None,
+        clock: Clock | None = None,
+        plan: StagePlan | None = None,
+        phones: PhoneSettings | None = None,
+        timezone: tzinfo | None = None,
+    ) -> None:
+        if not isinstance(storage, Storage):
+            raise InvalidTypeError("storage", storage, "a Storage (see salesflow.ports)")
+        if plan is not None and not isinstance(plan, StagePlan):
+            raise InvalidTypeError("plan", plan, "a StagePlan")
+        if phones is not None and not isinstance(phones, PhoneSettings):
+            raise InvalidTypeError("phones", phones, "PhoneSettings")
+        if timezone is not None and not isinstance(timezone, tzinfo):
+            raise InvalidTypeError(
+                "timezone", timezone, "a tzinfo such as ZoneInfo('Asia/Shanghai')"
+            )
+        self.storage = storage
+        self.plugins = plugin_manager or get_plugin_manager()
+        self.plan = plan or StagePlan.default()
+        self.phone_settings = phones or PhoneSettings()
+        """How phone numbers are read: default region, the company's own numbers."""
+        self.timezone = timezone
+        """The zone that decides which day (and month) a call belongs to (its own offset if None)."""
+        self._clock = clock or _utc_now
+
+    # -- plumbing --------------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The clock's current time (aware)."""
+        moment = self._clock()
+        if not isinstance(moment, datetime) or moment.utcoffset() is None:
+            raise ValidationError("clock", moment, "a clock that returns timezone-aware datetimes")
+        return moment
+
+    def today(self) -> date:
+        """The clock's current date."""
+        return self.now().date()
+
+    def authorize(self, actor: Actor, action: str, subject: Any) -> None:
+        """Raise :class:`~salesflow.errors.NotAuthorizedError` unless the ``salesflow_authorize``
+        hook allows ``actor`` to do ``action`` on ``subject``."""
+        if not isinstance(actor, Actor):
+            raise InvalidTypeError("actor", actor, "an Actor")
+        allowed = self.plugins.hook.salesflow_authorize(actor=actor, action=action, subject=subject)
+        if allowed is not True:
+            label = getattr(subject, "id", None) or type(subject).__name__
+            owner = getattr(subject, "owner", None)
+            reason = "" if owner is None else f"it belongs to {owner!r}"
+            raise NotAuthorizedError(actor.id, action, f"{action.split('.')[0]} {label!r}", reason)
+
+    def run(self, work: Callable[[UnitOfWork, list[Event]], T]) -> CommandResult[T]:
+        """Run ``work(uow, events)`` in one unit of work; store the events it appends there, in the
+        same transaction; hand them to the event hook after the commit."""
+        pending: list[Event] = []
+        stored: list[Event] = []
+        errors: list[HandlerError] = []
+        with self.storage.transaction() as uow:
+            value = work(uow, pending)
+            stored = [uow.events.append(e) for e in pending]
+            uow.on_commit(lambda: errors.extend(self._dispatch(stored)))
+        return CommandResult(value, tuple(stored), tuple(errors))
+
+    def _dispatch(self, events: Sequence[Event]) -> list[HandlerError]:
+        errors: list[HandlerError] = []
+        hook = self.plugins.hook.salesflow_handle_event
+        url = self.storage.url
+        for event in events:
+            # Each implementation separately, so that one failing handler does not silence the rest.
+            for impl in reversed(hook.get_hookimpls()):
+                arguments = {"event": event, "storage_url": url}
+                try:
+                    impl.function(**{name: arguments[name] for name in impl.argnames})
+                except Exception as error:
+                    log.exception("event handler %s failed on %s", impl.plugin_name, event.name)
+                    errors.append(HandlerError(impl.plugin_name, event, error))
+        return errors
+
+    def event(self, name: str, kind: str, subject: str, actor: Actor, **data: Any) -> Event:
+        """An event of this command, stamped with the clock's time."""
+        return Event(
+            name=name,
+            subject_kind=kind,
+            subject_id=subject,
+            actor=actor.id,
+            at=self.now(),
+            data=data,
+        )
+
+    # -- lifetime ------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the storage."""
+        self.storage.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
