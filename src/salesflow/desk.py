@@ -14,9 +14,12 @@ from typing import Any
 
 import pluggy
 
+from salesflow.commands.approvals import ApprovalCommands
 from salesflow.commands.calls import CallCommands, CallImport
 from salesflow.commands.core import Clock, CommandResult, DeskCore, HandlerError
 from salesflow.commands.opportunities import OpportunityCommands
+from salesflow.commands.quotes import QuoteCommands
+from salesflow.domain.discounts import DiscountPolicy
 from salesflow.domain.phones import PhoneSettings
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import PluginError
@@ -55,6 +58,7 @@ def open(
     plan: StagePlan | None = None,
     phones: PhoneSettings | None = None,
     timezone: tzinfo | None = None,
+    discount_policy: DiscountPolicy | None = None,
     load_entrypoints: bool = True,
     **storage_options: Any,
 ) -> SalesDesk:
@@ -67,17 +71,25 @@ def open(
         plan: the stage plan (``StagePlan.default()`` when omitted).
         phones: how phone numbers are read (default region, the company's own numbers).
         timezone: the zone that decides which day a call belongs to.
+        discount_policy: who may give which discount (a rep 10 %, a manager 20 %, a director 25 %
+            when omitted).
         load_entrypoints: load the plugins of the ``salesflow`` entry-point group.
         storage_options: passed to the backend (``table_prefix=`` for SQL, ...).
     """
     manager = get_plugin_manager(load_entrypoints=load_entrypoints, plugins=plugins or ())
     storage = open_storage(url, plugin_manager=manager, clock=clock, **storage_options)
     return SalesDesk(
-        storage, plugin_manager=manager, clock=clock, plan=plan, phones=phones, timezone=timezone
+        storage,
+        plugin_manager=manager,
+        clock=clock,
+        plan=plan,
+        phones=phones,
+        timezone=timezone,
+        discount_policy=discount_policy,
     )
 
 
-class SalesDesk(OpportunityCommands, CallCommands, DeskCore):
+class SalesDesk(OpportunityCommands, QuoteCommands, ApprovalCommands, CallCommands, DeskCore):
     """The application service over one storage. Use :func:`salesflow.open` to build one, or pass
     your own storage (e.g. ``SqlStorage(your_engine)``) to share your application's database.
 

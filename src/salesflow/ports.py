@@ -139,8 +139,8 @@ class OpportunityRepository(Protocol):
 class DocumentRepository(Protocol[T]):
     """The aggregates of one kind (quotes, approval requests, contracts, calls...).
 
-    Concurrency: a unit of work remembers the storage revision of every aggregate it reads with
-    :meth:`get`/:meth:`find` (or adds); :meth:`save` and :meth:`delete` write only if the stored
+    Concurrency: a unit of work remembers the storage revision of every aggregate it reads (with
+    :meth:`get`, :meth:`find` or :meth:`query`) or adds; :meth:`save` and :meth:`delete` write only if the stored
     revision is still that one, else they raise :class:`~salesflow.errors.ConcurrencyError`. An
     aggregate must be read in the unit of work that saves it.
     """
@@ -214,6 +214,7 @@ class UnitOfWork(Protocol):
     bundles: DocumentRepository[Any]
     quotes: DocumentRepository[Any]
     approvals: DocumentRepository[Any]
+    delegations: DocumentRepository[Any]
     contacts: DocumentRepository[Any]
     tasks: DocumentRepository[Any]
     calls: DocumentRepository[Any]

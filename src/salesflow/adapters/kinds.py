@@ -120,6 +120,20 @@ KINDS: tuple[DocumentKind, ...] = (
         ),
     ),
     DocumentKind(
+        name="delegation",
+        attribute="delegations",
+        type_path="salesflow.domain.approvals:Delegation",
+        key=lambda item: (
+            f"{item.delegator}/{item.role}/{item.delegate}/{item.valid_from.isoformat()}"
+        ),
+        indexes=(
+            Index(name="delegate"),
+            Index(name="delegator"),
+            Index(name="role"),
+            Index(name="valid_until", type="date"),
+        ),
+    ),
+    DocumentKind(
         name="contact",
         attribute="contacts",
         type_path="salesflow.domain.calls:Contact",

@@ -426,8 +426,8 @@ class MemoryDocuments:
         check_filters(self._kind, filters, order_by)
         indexes = {name: self._kind.index(name) for name in filters}
         rows = [
-            (key, item)
-            for key, (_rev, item, _at) in self._table.items()
+            (key, revision, item)
+            for key, (revision, item, _at) in self._table.items()
             if all(_wanted(indexes[name].value(item), wanted) for name, wanted in filters.items())
         ]
         if order_by is None:
@@ -435,9 +435,10 @@ class MemoryDocuments:
         else:
             index = self._kind.index(order_by)
             rows.sort(
-                key=lambda row: (index.value(row[1]) is None, index.value(row[1]) or 0, row[0])
+                key=lambda row: (index.value(row[2]) is None, index.value(row[2]) or 0, row[0])
             )
-        for _key, item in rows:
+        for key, revision, item in rows:
+            self._seen[(self._kind.attribute, key)] = revision
             yield item
 
     def count(self, **filters: Any) -> int:

@@ -24,6 +24,7 @@ import attrs
 import pluggy
 
 from salesflow.domain.actors import Actor
+from salesflow.domain.discounts import DiscountPolicy
 from salesflow.domain.events import Event
 from salesflow.domain.phones import PhoneSettings
 from salesflow.domain.stages import StagePlan
@@ -31,7 +32,7 @@ from salesflow.errors import InvalidTypeError, NotAuthorizedError, ValidationErr
 from salesflow.plugins.manager import get_plugin_manager
 from salesflow.ports import Storage, UnitOfWork
 
-__all__ = ["Clock", "CommandResult", "DeskCore", "HandlerError"]
+__all__ = ["Clock", "CommandResult", "DeskCore", "HandlerError", "default_discount_policy"]
 
 log = logging.getLogger("salesflow.desk")
 
@@ -41,6 +42,21 @@ Clock = Callable[[], datetime]
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def default_discount_policy() -> DiscountPolicy:
+    """The policy of a desk that was given none: a rep may give up to 10 % per line and on average,
+    a sales manager 20 %, a sales director 25 %; more needs nobody's approval because nobody may
+    give it. Configure your own with ``salesflow.open(discount_policy=...)``."""
+    return DiscountPolicy.from_dict(
+        {
+            "ladder": [
+                {"role": "sales_rep", "max_line_discount": 10},
+                {"role": "sales_manager", "max_line_discount": 20},
+                {"role": "sales_director", "max_line_discount": 25},
+            ]
+        }
+    )
 
 
 @attrs.frozen
@@ -77,6 +93,7 @@ class DeskCore:
         plan: StagePlan | None = None,
         phones: PhoneSettings | None = None,
         timezone: tzinfo | None = None,
+        discount_policy: DiscountPolicy | None = None,
     ) -> None:
         if not isinstance(storage, Storage):
             raise InvalidTypeError("storage", storage, "a Storage (see salesflow.ports)")
@@ -84,6 +101,8 @@ class DeskCore:
             raise InvalidTypeError("plan", plan, "a StagePlan")
         if phones is not None and not isinstance(phones, PhoneSettings):
             raise InvalidTypeError("phones", phones, "PhoneSettings")
+        if discount_policy is not None and not isinstance(discount_policy, DiscountPolicy):
+            raise InvalidTypeError("discount_policy", discount_policy, "a DiscountPolicy")
         if timezone is not None and not isinstance(timezone, tzinfo):
             raise InvalidTypeError(
                 "timezone", timezone, "a tzinfo such as ZoneInfo('Asia/Shanghai')"
@@ -94,6 +113,8 @@ class DeskCore:
         self.phone_settings = phones or PhoneSettings()
         """How phone numbers are read: default region, the company's own numbers."""
         self.timezone = timezone
+        self.discount_policy = discount_policy or default_discount_policy()
+        """Who may give which discount (:func:`default_discount_policy` unless configured)."""
         """The zone that decides which day (and month) a call belongs to (its own offset if None)."""
         self._clock = clock or _utc_now
 

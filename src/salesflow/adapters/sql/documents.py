@@ -152,7 +152,9 @@ class SqlDocuments:
         last: tuple[Any, str] | None = None
         order = [t.c.id] if column is None else [column, t.c.id]
         while True:
-            page = select(t.c.body, *order).where(*clauses).order_by(*order).limit(_PAGE)
+            page = (
+                select(t.c.body, t.c.revision, *order).where(*clauses).order_by(*order).limit(_PAGE)
+            )
             if last is not None:
                 value, key = last
                 if column is None:
@@ -164,11 +166,12 @@ class SqlDocuments:
             except exc.SQLAlchemyError as error:
                 raise StorageError(f"querying {self._kind.attribute} failed: {error}") from error
             for row in rows:
+                self._seen[(self._kind.attribute, row.id)] = row.revision
                 yield self._load(row.body)
             if len(rows) < _PAGE:
                 return
             tail = rows[-1]
-            last = (None, tail.id) if column is None else (tail[1], tail.id)
+            last = (None, tail.id) if column is None else (tail[2], tail.id)
 
     def count(self, **filters: Any) -> int:
         """How many aggregates match ``filters``."""

@@ -1,0 +1,311 @@
+"""SalesDesk commands for approvals (R10, R12): one engine for every reviewed subject.
+
+A subject under review (a quote beyond its rep's discount authority, a contract on its way to
+formal) has one :class:`~salesflow.domain.approvals.ApprovalRequest`, stored with id
+``"<kind>:<subject id>"``. Approving, rejecting and withdrawing are the same commands whatever the
+subject; what each outcome does to the subject (a quote becomes approved, a contract formal) is
+declared per kind in :data:`REVIEWED`.
+
+Each command records the engine's events (``approval_requested`` naming the next roles,
+``approval_granted``, ``approval_rejected``, ``approval_completed``, ``approval_withdrawn``) and the
+subject's own (``quote_approved``, ``contract_formal``, ...) in the event log, for notification
+plugins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import date
+from typing import Any
+
+import attrs
+
+from salesflow.commands.core import CommandResult, DeskCore
+from salesflow.domain.actors import Actor
+from salesflow.domain.approvals import (
+    ApprovalEvent,
+    ApprovalRequest,
+    ApprovalState,
+    Delegation,
+    Workflow,
+    waiting_for,
+)
+from salesflow.domain.events import Event
+from salesflow.errors import InvalidTypeError, NotFoundError
+from salesflow.ports import Between, UnitOfWork
+
+__all__ = ["REVIEWED", "ApprovalCommands", "Reviewed", "request_id"]
+
+
+@attrs.frozen(kw_only=True)
+class Reviewed:
+    """How one kind of subject takes part in approvals."""
+
+    kind: str
+    """The subject kind, as the requests name it (``"quote"``)."""
+    repository: str
+    """The unit-of-work repository that stores the subjects."""
+    content_hash: Callable[[Any], str]
+    """The hash approvers approve: a subject changed since submission cannot be approved."""
+    approved: Callable[[Any, date], Any]
+    """The subject once every role approved (``on`` is the approval date)."""
+    rejected: Callable[[Any, str], Any]
+    """The subject sent back to its owner with the reason."""
+    withdrawn: Callable[[Any], Any]
+    """The subject taken back by its submitter."""
+    approved_event: str
+    """The subject's event when approval completes (``quote_approved``, ``contract_formal``)."""
+
+
+def _quote_rejected(quote: Any, reason: str) -> Any:
+    return quote.reject(reason)
+
+
+REVIEWED: dict[str, Reviewed] = {
+    "quote": Reviewed(
+        kind="quote",
+        repository="quotes",
+        content_hash=lambda quote: quote.content_hash(),
+        approved=lambda quote, _on: quote.approve(),
+        rejected=_quote_rejected,
+        withdrawn=lambda quote: quote.reopen(),
+        approved_event="quote_approved",
+    ),
+}
+"""The subjects approvals know, by kind (the contract commands add ``"contract"``)."""
+
+
+def request_id(kind: str, subject_id: str) -> str:
+    """The id of the approval request of a subject."""
+    return f"{kind}:{subject_id}"
+
+
+class ApprovalCommands(DeskCore):
+    """Approvals on the desk: decide, withdraw, delegate, and see what waits for whom."""
+
+    # -- used by the subjects' own commands --------------------------------------------------------
+
+    def open_review(
+        self,
+        uow: UnitOfWork,
+        events: list[Event],
+        actor: Actor,
+        subject: Any,
+        kind: str,
+        workflow: Workflow,
+        *,
+        comment: str | None = None,
+    ) -> ApprovalRequest:
+        """Submit ``subject`` for approval through ``workflow``: a new request, or a new cycle of
+        its rejected or withdrawn one (a pending one changed since submission is withdrawn first
+        by its submitter). Records the engine's events."""
+        reviewed = REVIEWED[kind]
+        at = self.now()
+        digest = reviewed.content_hash(subject)
+        earlier = list(uow.approvals.query(subject_kind=kind, subject_id=subject.id))
+        latest: ApprovalRequest | None = max(earlier, key=lambda r: r.audit[0].at, default=None)
+        if latest is not None and latest.state is ApprovalState.PENDING:
+            # Submitted again while pending: the subject changed (else there is nothing to do).
+            latest, withdrawn = latest.withdraw(
+                actor, at=at, version=latest.version, comment="changed and submitted again"
+            )
+            uow.approvals.save(latest)
+            events.extend(self._approval_events(withdrawn))
+        if latest is not None and latest.workflow == workflow:
+            request, happened = latest.resubmit(actor, at=at, content_hash=digest, comment=comment)
+            uow.approvals.save(request)
+        else:
+            # The first review, or one on another route (a bigger discount needs a higher role):
+            # a request of its own, so that every request's audit replays on its own workflow.
+            key = request_id(kind, subject.id) + (f"#{len(earlier) + 1}" if earlier else "")
+            draft = ApprovalRequest(
+                id=key, subject_id=subject.id, subject_kind=kind, workflow=workflow
+            )
+            request, happened = draft.submit(actor, at=at, content_hash=digest, comment=comment)
+            uow.approvals.add(request)
+        events.extend(self._approval_events(happened))
+        return request
+
+    def _approval_events(self, happened: Iterable[ApprovalEvent]) -> list[Event]:
+        return [
+            Event(
+                name=e.name.value,
+                subject_kind=e.subject_kind,
+                subject_id=e.subject_id,
+                actor=e.actor,
+                at=e.at,
+                data={
+                    "request": e.request_id,
+                    "version": e.version,
+                    "cycle": e.cycle,
+                    "step": e.step,
+                    "roles": list(e.roles),
+                    "on_behalf_of": e.on_behalf_of,
+                    "comment": e.comment,
+                },
+            )
+            for e in happened
+        ]
+
+    def _delegations(self, uow: UnitOfWork, on: date) -> list[Delegation]:
+        return list(uow.delegations.query(valid_until=Between(on, None)))
+
+    def _decide(
+        self,
+        actor: Actor,
+        key: str,
+        verb: str,
+        decide: Callable[
+            [ApprovalRequest, Any, list[Delegation]],
+            tuple[ApprovalRequest, tuple[ApprovalEvent, ...]],
+        ],
+    ) -> CommandResult[ApprovalRequest]:
+        def work(uow: UnitOfWork, events: list[Event]) -> ApprovalRequest:
+            request: ApprovalRequest = uow.approvals.get(key)
+            reviewed = REVIEWED.get(request.subject_kind)
+            if reviewed is None:
+                raise NotFoundError(
+                    "reviewed kind", request.subject_kind, f"known: {sorted(REVIEWED)}"
+                )
+            repository = getattr(uow, reviewed.repository)
+            subject = repository.get(request.subject_id)
+            self.authorize(actor, f"{reviewed.kind}.{verb}", subject)
+            decided, happened = decide(request, subject, self._delegations(uow, self.today()))
+            uow.approvals.save(decided)
+            events.extend(self._approval_events(happened))
+            outcome = self._outcome(reviewed, request, decided, subject)
+            if outcome is not None:
+                changed, name = outcome
+                repository.save(changed)
+                events.append(
+                    self.event(name, reviewed.kind, request.subject_id, actor, request=key)
+                )
+            return decided
+
+        return self.run(work)
+
+    def _outcome(
+        self, reviewed: Reviewed, before: ApprovalRequest, after: ApprovalRequest, subject: Any
+    ) -> tuple[Any, str] | None:
+        if after.state is before.state:
+            return None
+        if after.state is ApprovalState.APPROVED:
+            return reviewed.approved(subject, self.today()), reviewed.approved_event
+        if after.state is ApprovalState.REJECTED:
+            reason = after.rejection_reason or ""
+            return reviewed.rejected(subject, reason), f"{reviewed.kind}_rejected"
+        if after.state is ApprovalState.WITHDRAWN:
+            return reviewed.withdrawn(subject), f"{reviewed.kind}_withdrawn"
+        return None
+
+    # -- decisions -----------------------------------------------------------------------------------
+
+    def approve(
+        self,
+        actor: Actor,
+        request: str,
+        *,
+        role: str,
+        version: int,
+        comment: str | None = None,
+    ) -> CommandResult[ApprovalRequest]:
+        """``actor`` approves ``request`` (an id such as ``"contract:c-7"``) for ``role``, having
+        seen it at ``version``. The subject must be unchanged since submission; when the last role
+        approves, the subject is approved (a quote) or turns formal (a contract)."""
+
+        def decide(
+            current: ApprovalRequest, subject: Any, grants: list[Delegation]
+        ) -> tuple[ApprovalRequest, tuple[ApprovalEvent, ...]]:
+            digest = REVIEWED[current.subject_kind].content_hash(subject)
+            return current.approve(
+                actor,
+                role=role,
+                at=self.now(),
+                version=version,
+                content_hash=digest,
+                comment=comment,
+                delegations=grants,
+            )
+
+        return self._decide(actor, request, "approve", decide)
+
+    def reject(
+        self, actor: Actor, request: str, *, role: str, version: int, reason: str
+    ) -> CommandResult[ApprovalRequest]:
+        """``actor`` rejects ``request`` for ``role`` with ``reason``: the subject goes back to its
+        owner with the reason, and a resubmission starts again at step one."""
+
+        def decide(
+            current: ApprovalRequest, _subject: Any, grants: list[Delegation]
+        ) -> tuple[ApprovalRequest, tuple[ApprovalEvent, ...]]:
+            return current.reject(
+                actor, role=role, at=self.now(), version=version, reason=reason, delegations=grants
+            )
+
+        return self._decide(actor, request, "reject", decide)
+
+    def withdraw(
+        self, actor: Actor, request: str, *, version: int, comment: str | None = None
+    ) -> CommandResult[ApprovalRequest]:
+        """The submitter takes ``request`` back while it is pending; the subject returns to draft."""
+
+        def decide(
+            current: ApprovalRequest, _subject: Any, _grants: list[Delegation]
+        ) -> tuple[ApprovalRequest, tuple[ApprovalEvent, ...]]:
+            return current.withdraw(actor, at=self.now(), version=version, comment=comment)
+
+        return self._decide(actor, request, "withdraw", decide)
+
+    def delegate(
+        self, actor: Actor, *, to: str, role: str, valid_from: date, valid_until: date
+    ) -> CommandResult[Delegation]:
+        """``actor`` lets ``to`` decide for ``role`` (which ``actor`` holds) between two dates,
+        inclusive; the audit of every decision made so shows both."""
+        grant = Delegation.grant(
+            actor, delegate=to, role=role, valid_from=valid_from, valid_until=valid_until
+        )
+
+        def work(uow: UnitOfWork, events: list[Event]) -> Delegation:
+            uow.delegations.add(grant)
+            events.append(
+                self.event(
+                    "delegation_granted",
+                    "delegation",
+                    f"{grant.delegator}/{grant.role}/{grant.delegate}",
+                    actor,
+                    delegate=grant.delegate,
+                    role=grant.role,
+                    valid_from=grant.valid_from.isoformat(),
+                    valid_until=grant.valid_until.isoformat(),
+                )
+            )
+            return grant
+
+        return self.run(work)
+
+    # -- reads ----------------------------------------------------------------------------------------
+
+    def approval(self, request: str) -> ApprovalRequest:
+        """The approval request ``request`` (``"<kind>:<subject id>"``)."""
+        with self.storage.transaction() as uow:
+            found: ApprovalRequest = uow.approvals.get(request)
+            return found
+
+    def approvals(self, **filters: Any) -> list[ApprovalRequest]:
+        """Stored approval requests matching ``filters`` (``subject_kind``, ``subject_id``,
+        ``state``, ``submitter``)."""
+        with self.storage.transaction() as uow:
+            return list(uow.approvals.query(**filters))
+
+    def waiting_for(
+        self, who: Actor | str, *, on: date | None = None
+    ) -> tuple[ApprovalRequest, ...]:
+        """Pending requests ``who`` (an actor, with their delegations, or a role name) can decide
+        now, longest waiting first."""
+        if not isinstance(who, Actor | str):
+            raise InvalidTypeError("who", who, "an Actor or a role name")
+        day = self.today() if on is None else on
+        with self.storage.transaction() as uow:
+            pending = list(uow.approvals.query(state=ApprovalState.PENDING.value))
+            grants = self._delegations(uow, day) if isinstance(who, Actor) else []
+        return waiting_for(pending, who, on=day, delegations=grants)
