@@ -227,14 +227,16 @@ class ConcurrencyError(SalesflowError):
         actual: the version that is stored now (``None`` if it was deleted or never stored).
     """
 
-    def __init__(self, kind: str, id: str, expected: int, actual: int | None) -> None:
+    def __init__(
+        self, kind: str, id: str, expected: int, actual: int | None, *, message: str | None = None
+    ) -> None:
         self.kind = kind
         self.id = id
         self.expected = expected
         self.actual = actual
-        if expected == 0:
+        if message is None and expected == 0:
             message = f"cannot add {kind} {id!r}: one with that id or key is already stored"
-        else:
+        elif message is None:
             stored = "absent" if actual is None else f"at version {actual}"
             message = (
                 f"{kind} {id!r} was saved from version {expected} but is {stored}: "

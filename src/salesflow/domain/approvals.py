@@ -1,0 +1,1414 @@
+"""The approval engine (R10, R12): workflows, approval requests, decisions, delegation and the audit.
+
+The engine is a plain state machine over immutable values. It knows nothing about what is being
+approved: a *subject* is anything with an id, a kind (``"contract"``, ``"quote"``...) and a content
+hash that changes whenever the subject's content does (:func:`hash_content` makes one). The contract
+and quote layers keep one :class:`ApprovalRequest` per subject under review and translate its events
+into their own.
+
+A :class:`Workflow` is an ordered tuple of :class:`Step` values; every role of a step must approve
+before the next step starts, and a role appears in at most one step. States of a request:
+
+``draft``
+    Created, never submitted. Allowed: ``submit``.
+``pending``
+    Submitted and waiting at step :attr:`~ApprovalRequest.step_index`. Allowed: ``approve``,
+    ``reject``, ``withdraw``.
+``approved``
+    Every role of every step approved in the current cycle. Final: nothing is allowed.
+``rejected``
+    An approver rejected it with a reason: the subject is back with its owner as a draft
+    (:attr:`~ApprovalRequest.rejection_reason` says why). Allowed: ``resubmit``.
+``withdrawn``
+    The submitter took it back while it was pending. Allowed: ``resubmit``.
+
+Every submission starts a *cycle* at step one; decisions count only within their cycle. Every action
+returns an :class:`ActionResult` (the new request and the :class:`ApprovalEvent` values it produced),
+bumps :attr:`~ApprovalRequest.version` by one and appends one :class:`AuditEntry`. A refused action
+raises and returns nothing, so the request it was called on is all there is: nothing half-applied.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, NamedTuple, TypeVar
+
+import attrs
+
+from salesflow.domain.actors import Actor, Role
+from salesflow.domain.dates import to_aware_datetime, to_date
+from salesflow.errors import (
+    ApprovalError,
+    ConcurrencyError,
+    InvalidTypeError,
+    NotAuthorizedError,
+    TransitionNotAllowedError,
+    ValidationError,
+)
+
+__all__ = [
+    "ActionResult",
+    "ApprovalAction",
+    "ApprovalEvent",
+    "ApprovalEventName",
+    "ApprovalRequest",
+    "ApprovalState",
+    "AuditEntry",
+    "Decision",
+    "Delegation",
+    "Step",
+    "Workflow",
+    "hash_content",
+    "replay",
+    "waiting_for",
+]
+
+
+_T = TypeVar("_T")
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+class ApprovalState(enum.StrEnum):
+    """Where an approval request stands (see the module documentation for what each allows)."""
+
+    DRAFT = "draft"
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+
+class ApprovalAction(enum.StrEnum):
+    """The actions the engine knows; each audit entry records one."""
+
+    SUBMIT = "submit"
+    APPROVE = "approve"
+    REJECT = "reject"
+    WITHDRAW = "withdraw"
+    RESUBMIT = "resubmit"
+
+
+class ApprovalEventName(enum.StrEnum):
+    """Names of the events actions produce. The subject's layer maps them to its own
+    (``approval_completed`` of a contract's request becomes ``contract_formal``)."""
+
+    SUBMITTED = "approval_submitted"
+    RESUBMITTED = "approval_resubmitted"
+    REQUESTED = "approval_requested"
+    GRANTED = "approval_granted"
+    REJECTED = "approval_rejected"
+    WITHDRAWN = "approval_withdrawn"
+    COMPLETED = "approval_completed"
+
+
+_ALLOWED: Mapping[ApprovalAction, frozenset[ApprovalState]] = {
+    ApprovalAction.SUBMIT: frozenset({ApprovalState.DRAFT}),
+    ApprovalAction.APPROVE: frozenset({ApprovalState.PENDING}),
+    ApprovalAction.REJECT: frozenset({ApprovalState.PENDING}),
+    ApprovalAction.WITHDRAW: frozenset({ApprovalState.PENDING}),
+    ApprovalAction.RESUBMIT: frozenset({ApprovalState.REJECTED, ApprovalState.WITHDRAWN}),
+}
+
+_HINTS: Mapping[ApprovalState, str] = {
+    ApprovalState.DRAFT: "submit it first",
+    ApprovalState.PENDING: "it is already waiting for approval; withdraw it first to start over",
+    ApprovalState.APPROVED: "approval is final; a changed subject needs a new request",
+    ApprovalState.REJECTED: "resubmit it after making the change the rejection asks for",
+    ApprovalState.WITHDRAWN: "resubmit it to start a new cycle",
+}
+
+
+# -- converters and validators ------------------------------------------------------------------
+
+
+def _check_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(attribute.name, value, "a non-empty string")
+
+
+def _check_optional_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _check_text(_instance, attribute, value)
+
+
+def _check_optional_comment(
+    _instance: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidTypeError(attribute.name, value, "a string or None")
+
+
+def _check_count(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if type(value) is not int or value < 0:
+        raise ValidationError(attribute.name, value, "a whole number, 0 or more")
+
+
+def _check_positive(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if type(value) is not int or value < 1:
+        raise ValidationError(attribute.name, value, "a whole number, 1 or more")
+
+
+def _role_name(value: object, field: str = "role") -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(field, value, "a non-empty role name")
+    # A Role member is a str subclass; plain str keeps equality, hashing and dumps uniform.
+    return str(value)
+
+
+def _to_role(value: object) -> str:
+    return _role_name(value)
+
+
+def _to_optional_role(value: object) -> str | None:
+    return None if value is None else _role_name(value)
+
+
+def _to_roles(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    if isinstance(value, Mapping) or not isinstance(value, Iterable):
+        raise InvalidTypeError("roles", value, "a role or an iterable of roles")
+    roles: list[str] = []
+    for item in value:
+        role = _role_name(item, "roles")
+        if role in roles:
+            raise ValidationError("roles", role, "each role once per step")
+        roles.append(role)
+    if not roles:
+        raise ValidationError("roles", (), "at least one role")
+    return tuple(roles)
+
+
+def _to_at(value: object) -> datetime:
+    return to_aware_datetime(value, "at")
+
+
+def _to_enum(kind: type[_E], value: object, field: str) -> _E:
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    raise ValidationError(field, value, f"one of {[member.value for member in kind]}")
+
+
+def _to_state(value: object) -> ApprovalState:
+    return _to_enum(ApprovalState, value, "state")
+
+
+def _to_action(value: object) -> ApprovalAction:
+    return _to_enum(ApprovalAction, value, "action")
+
+
+def _to_event_name(value: object) -> ApprovalEventName:
+    return _to_enum(ApprovalEventName, value, "name")
+
+
+def _to_valid_from(value: object) -> date:
+    return to_date(value, "valid_from")
+
+
+def _to_valid_until(value: object) -> date:
+    return to_date(value, "valid_until")
+
+
+def _tuple_of(value: object, kind: type[_T], field: str) -> tuple[_T, ...]:
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise InvalidTypeError(field, value, f"a sequence of {kind.__name__}")
+    items = tuple(value)
+    for i, item in enumerate(items):
+        if not isinstance(item, kind):
+            raise InvalidTypeError(f"{field}[{i}]", item, f"a {kind.__name__}")
+    return items
+
+
+def _check_keys(data: object, field: str, required: set[str], optional: set[str]) -> None:
+    if not isinstance(data, Mapping):
+        raise InvalidTypeError(field, data, f"a mapping with the keys {sorted(required)}")
+    missing = required - set(data)
+    if missing:
+        raise ValidationError(field, sorted(missing), f"the keys {sorted(required)}")
+    unknown = set(data) - required - optional
+    if unknown:
+        raise ValidationError(
+            field, sorted(unknown), f"only the keys {sorted(required | optional)}"
+        )
+
+
+# -- workflows ----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Step:
+    """One step of a workflow: a name and the roles that must ALL approve it.
+
+    ``Step("finance_legal_review", ("finance", "legal"))`` waits for both finance and legal, in
+    either order. Roles are role names (a :class:`~salesflow.domain.actors.Role` or any string),
+    each at most once.
+    """
+
+    name: str = attrs.field(validator=_check_text)
+    roles: tuple[str, ...] = attrs.field(converter=_to_roles)
+
+    def to_dict(self) -> dict[str, Any]:
+        """This step as a plain dict: ``{"name": ..., "roles": [...]}``."""
+        return {"name": self.name, "roles": list(self.roles)}
+
+
+def _to_steps(value: object) -> tuple[Step, ...]:
+    return _tuple_of(value, Step, "steps")
+
+
+@attrs.frozen
+class Workflow:
+    """A named, ordered tuple of steps: every role of a step approves before the next step starts.
+
+    Validation: at least one step, unique step names, and each role in at most one step. The last
+    rule keeps "which roles have approved in this cycle" a complete description of progress, and it
+    follows from the house rule that one person approves at most one role per cycle: a role that
+    came back in a later step would need a second person for the same role, which is a separate
+    role in all but name (name it so).
+    """
+
+    name: str = attrs.field(validator=_check_text)
+    steps: tuple[Step, ...] = attrs.field(converter=_to_steps)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.steps:
+            raise ValidationError("steps", (), "at least one step")
+        names: set[str] = set()
+        owner: dict[str, str] = {}
+        for i, step in enumerate(self.steps):
+            if step.name in names:
+                raise ValidationError(f"steps[{i}].name", step.name, "a name used by no other step")
+            names.add(step.name)
+            for role in step.roles:
+                if role in owner:
+                    raise ValidationError(
+                        f"steps[{i}].roles",
+                        role,
+                        f"roles not already in step {owner[role]!r} (a role decides in one step)",
+                    )
+                owner[role] = step.name
+
+    @classmethod
+    def contract_default(cls) -> Workflow:
+        """The contract chain of R12: sales manager, then project manager, then finance AND legal."""
+        return cls(
+            "contract",
+            (
+                Step("sales_manager_review", (Role.SALES_MANAGER,)),
+                Step("project_manager_review", (Role.PROJECT_MANAGER,)),
+                Step("finance_legal_review", (Role.FINANCE, Role.LEGAL)),
+            ),
+        )
+
+    @classmethod
+    def one_step(cls, role: str, *, name: str = "quote_approval") -> Workflow:
+        """A workflow with a single step decided by ``role`` (a quote discount beyond the rep's
+        limit, approved by the sales manager: ``Workflow.one_step(Role.SALES_MANAGER)``)."""
+        role = _role_name(role)
+        return cls(name, (Step(f"{role}_review", (role,)),))
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Every role of the workflow, in step order."""
+        return tuple(role for step in self.steps for role in step.roles)
+
+    def step_index_of(self, role: str) -> int | None:
+        """The index of the step in which ``role`` decides, or ``None`` if no step names it."""
+        for i, step in enumerate(self.steps):
+            if role in step.roles:
+                return i
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """This workflow as a plain dict that :meth:`from_dict` reads back."""
+        return {"name": self.name, "steps": [step.to_dict() for step in self.steps]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Workflow:
+        """Build a workflow from ``{"name": ..., "steps": [{"name": ..., "roles": [...]}, ...]}``.
+
+        Errors name the offending step (``steps[2].roles``).
+        """
+        _check_keys(data, "workflow", {"name", "steps"}, set())
+        raw = data["steps"]
+        if not isinstance(raw, list | tuple):
+            raise InvalidTypeError("steps", raw, "a list of step dicts")
+        steps = []
+        for i, item in enumerate(raw):
+            _check_keys(item, f"steps[{i}]", {"name", "roles"}, set())
+            try:
+                steps.append(Step(item["name"], item["roles"]))
+            except ValidationError as exc:
+                raise exc.located(f"steps[{i}]") from None
+        return cls(data["name"], steps)
+
+
+# -- delegation ---------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Delegation:
+    """``delegator`` lets ``delegate`` decide for ``role`` from ``valid_from`` to ``valid_until``
+    (business dates, both inclusive; an action counts on the date of its ``at`` in its own offset).
+
+    Grant one with :meth:`grant`, which checks that the delegator holds the role; the plain
+    constructor trusts that check was made when the delegation was granted (use it to load stored
+    delegations). A delegate cannot pass the role on: only a holder of a role can delegate it.
+    """
+
+    delegator: str = attrs.field(validator=_check_text)
+    delegate: str = attrs.field(validator=_check_text)
+    role: str = attrs.field(converter=_to_role)
+    valid_from: date = attrs.field(converter=_to_valid_from)
+    valid_until: date = attrs.field(converter=_to_valid_until)
+
+    def __attrs_post_init__(self) -> None:
+        if self.delegate == self.delegator:
+            raise ValidationError("delegate", self.delegate, "someone other than the delegator")
+        if self.valid_until < self.valid_from:
+            raise ValidationError(
+                "valid_until", self.valid_until, f"a date on or after {self.valid_from.isoformat()}"
+            )
+
+    @classmethod
+    def grant(
+        cls,
+        delegator: Actor,
+        *,
+        delegate: Actor | str,
+        role: str,
+        valid_from: date | str,
+        valid_until: date | str,
+    ) -> Delegation:
+        """``delegator`` delegates ``role`` to ``delegate`` for a date range.
+
+        Raises :class:`~salesflow.errors.NotAuthorizedError` when the delegator does not hold the
+        role.
+        """
+        if not isinstance(delegator, Actor):
+            raise InvalidTypeError("delegator", delegator, "an Actor")
+        role = _role_name(role)
+        if not delegator.has_role(role):
+            raise NotAuthorizedError(
+                delegator.id,
+                "delegate",
+                f"role {role!r}",
+                "they do not hold it; only a holder of a role can delegate it",
+            )
+        delegate_id = delegate.id if isinstance(delegate, Actor) else delegate
+        return cls(
+            delegator=delegator.id,
+            delegate=delegate_id,
+            role=role,
+            valid_from=valid_from,
+            valid_until=valid_until,
+        )
+
+    def covers(self, actor: str, role: str, on: date) -> bool:
+        """Whether this delegation lets ``actor`` (an id) decide for ``role`` on ``on``."""
+        return (
+            actor == self.delegate
+            and role == self.role
+            and self.valid_from <= on <= self.valid_until
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """This delegation as a plain dict (dates in ISO 8601)."""
+        return {
+            "delegator": self.delegator,
+            "delegate": self.delegate,
+            "role": self.role,
+            "valid_from": self.valid_from.isoformat(),
+            "valid_until": self.valid_until.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Delegation:
+        """A stored delegation from :meth:`to_dict`'s shape."""
+        keys = {"delegator", "delegate", "role", "valid_from", "valid_until"}
+        _check_keys(data, "delegation", keys, set())
+        return cls(**{key: data[key] for key in keys})
+
+
+# -- records ------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Decision:
+    """One approval within the current cycle: which step, which role, who, for whom, when."""
+
+    step: str = attrs.field(validator=_check_text)
+    role: str = attrs.field(converter=_to_role)
+    actor: str = attrs.field(validator=_check_text)
+    at: datetime = attrs.field(converter=_to_at)
+    on_behalf_of: str | None = attrs.field(default=None, validator=_check_optional_text)
+    comment: str | None = attrs.field(default=None, validator=_check_optional_comment)
+
+    @property
+    def participants(self) -> frozenset[str]:
+        """The people who decided: the actor, and the delegator they acted for (if any)."""
+        if self.on_behalf_of is None:
+            return frozenset({self.actor})
+        return frozenset({self.actor, self.on_behalf_of})
+
+    def to_dict(self) -> dict[str, Any]:
+        """This decision as a plain dict (``at`` in ISO 8601)."""
+        return {
+            "step": self.step,
+            "role": self.role,
+            "actor": self.actor,
+            "at": self.at.isoformat(),
+            "on_behalf_of": self.on_behalf_of,
+            "comment": self.comment,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        """A decision from :meth:`to_dict`'s shape."""
+        _check_keys(data, "decision", {"step", "role", "actor", "at"}, {"on_behalf_of", "comment"})
+        return cls(**dict(data))
+
+
+def _to_decisions(value: object) -> tuple[Decision, ...]:
+    return _tuple_of(value, Decision, "decisions")
+
+
+@attrs.frozen(kw_only=True)
+class AuditEntry:
+    """One line of a request's audit trail; the trail is append-only and replays to the request.
+
+    Attributes:
+        seq: position in the trail, 1 for the first action.
+        at: when (timezone-aware), as given by the caller.
+        actor: who acted (the delegate, when acting under a delegation).
+        action: what they did.
+        state_before: the request's state before the action.
+        state_after: the request's state after it.
+        version: the request's version after the action (equal to ``seq``).
+        cycle: the submission cycle the action belongs to (1 for the first submission).
+        role: the role decided for (approve, reject), else ``None``.
+        on_behalf_of: the delegator, when the actor used a delegation.
+        step: the step decided (approve, reject) or left (withdraw), else ``None``.
+        comment: the approver's comment, the rejection's reason, or the submitter's note.
+        content_hash: the subject's hash given with a submission or an approval.
+    """
+
+    seq: int = attrs.field(validator=_check_positive)
+    at: datetime = attrs.field(converter=_to_at)
+    actor: str = attrs.field(validator=_check_text)
+    action: ApprovalAction = attrs.field(converter=_to_action)
+    state_before: ApprovalState = attrs.field(converter=_to_state)
+    state_after: ApprovalState = attrs.field(converter=_to_state)
+    version: int = attrs.field(validator=_check_positive)
+    cycle: int = attrs.field(validator=_check_count)
+    role: str | None = attrs.field(default=None, converter=_to_optional_role)
+    on_behalf_of: str | None = attrs.field(default=None, validator=_check_optional_text)
+    step: str | None = attrs.field(default=None, validator=_check_optional_text)
+    comment: str | None = attrs.field(default=None, validator=_check_optional_comment)
+    content_hash: str | None = attrs.field(default=None, validator=_check_optional_text)
+
+    def to_dict(self) -> dict[str, Any]:
+        """This entry as a plain dict (enums as their values, ``at`` in ISO 8601)."""
+        return {
+            "seq": self.seq,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action.value,
+            "state_before": self.state_before.value,
+            "state_after": self.state_after.value,
+            "version": self.version,
+            "cycle": self.cycle,
+            "role": self.role,
+            "on_behalf_of": self.on_behalf_of,
+            "step": self.step,
+            "comment": self.comment,
+            "content_hash": self.content_hash,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditEntry:
+        """An entry from :meth:`to_dict`'s shape (optional keys may be left out)."""
+        required = {
+            "seq",
+            "at",
+            "actor",
+            "action",
+            "state_before",
+            "state_after",
+            "version",
+            "cycle",
+        }
+        optional = {"role", "on_behalf_of", "step", "comment", "content_hash"}
+        _check_keys(data, "audit entry", required, optional)
+        return cls(**dict(data))
+
+
+def _to_audit(value: object) -> tuple[AuditEntry, ...]:
+    return _tuple_of(value, AuditEntry, "audit")
+
+
+def _to_event_roles(value: object) -> tuple[str, ...]:
+    return tuple(_role_name(role, "roles") for role in _tuple_of(value, str, "roles"))
+
+
+@attrs.frozen(kw_only=True)
+class ApprovalEvent:
+    """Something a service may tell people about, produced by an action.
+
+    ``roles`` names the roles the event is about: the roles now awaited for
+    ``approval_requested``, the role decided for ``approval_granted`` and ``approval_rejected``,
+    empty otherwise. ``comment`` carries a rejection's reason or a withdrawal's note. ``version``
+    is the request's version after the action, so a listener can tell which state it describes.
+    """
+
+    name: ApprovalEventName = attrs.field(converter=_to_event_name)
+    request_id: str = attrs.field(validator=_check_text)
+    subject_id: str = attrs.field(validator=_check_text)
+    subject_kind: str = attrs.field(validator=_check_text)
+    at: datetime = attrs.field(converter=_to_at)
+    actor: str = attrs.field(validator=_check_text)
+    version: int = attrs.field(validator=_check_positive)
+    cycle: int = attrs.field(validator=_check_positive)
+    step: str | None = attrs.field(default=None, validator=_check_optional_text)
+    roles: tuple[str, ...] = attrs.field(default=(), converter=_to_event_roles)
+    on_behalf_of: str | None = attrs.field(default=None, validator=_check_optional_text)
+    comment: str | None = attrs.field(default=None, validator=_check_optional_comment)
+
+    def to_dict(self) -> dict[str, Any]:
+        """This event as a plain dict, ready for a notification hook or a message queue."""
+        return {
+            "name": self.name.value,
+            "request_id": self.request_id,
+            "subject_id": self.subject_id,
+            "subject_kind": self.subject_kind,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "version": self.version,
+            "cycle": self.cycle,
+            "step": self.step,
+            "roles": list(self.roles),
+            "on_behalf_of": self.on_behalf_of,
+            "comment": self.comment,
+        }
+
+
+class ActionResult(NamedTuple):
+    """What an action returns: the new request and the events it produced, in order.
+
+    Unpacks as a pair: ``request, events = request.approve(...)``.
+    """
+
+    request: ApprovalRequest
+    events: tuple[ApprovalEvent, ...]
+
+
+# -- the request --------------------------------------------------------------------------------
+
+
+def _check_actor(actor: object) -> Actor:
+    if not isinstance(actor, Actor):
+        raise InvalidTypeError("actor", actor, "an Actor")
+    return actor
+
+
+def _check_hash(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(
+            "content_hash", value, "the subject's content hash, a non-empty string"
+        )
+    return value
+
+
+def _check_comment(value: object, field: str = "comment") -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidTypeError(field, value, "a string or None")
+    return value
+
+
+def _check_delegations(value: Iterable[Delegation]) -> tuple[Delegation, ...]:
+    return _tuple_of(value, Delegation, "delegations")
+
+
+@attrs.frozen(kw_only=True)
+class ApprovalRequest:
+    """One subject's way through a workflow: its state, this cycle's decisions and its audit trail.
+
+    Create a draft with the identity fields only::
+
+        request = ApprovalRequest(
+            id="apr-1", subject_id="c-7", subject_kind="contract",
+            workflow=Workflow.contract_default(),
+        )
+
+    then act on it; every action returns an :class:`ActionResult`. The other fields are state the
+    engine maintains (pass them only when loading a stored request):
+
+    Attributes:
+        state: see :class:`ApprovalState`.
+        submitter: the actor id who submitted the current cycle (``None`` in draft).
+        step_index: the step waited for while pending; where it stopped when rejected or
+            withdrawn; ``len(workflow.steps)`` once approved; 0 in draft.
+        decisions: the approvals of the current cycle, in order (a resubmission clears them).
+        cycle: the number of submissions so far (0 in draft).
+        version: bumped by every action (0 in draft); a decision names the version it saw.
+        content_hash: the subject's hash at the current cycle's submission.
+        audit: every action ever taken, oldest first; only ever appended to.
+    """
+
+    id: str = attrs.field(validator=_check_text)
+    subject_id: str = attrs.field(validator=_check_text)
+    subject_kind: str = attrs.field(validator=_check_text)
+    workflow: Workflow = attrs.field(validator=attrs.validators.instance_of(Workflow))
+    state: ApprovalState = attrs.field(default=ApprovalState.DRAFT, converter=_to_state)
+    submitter: str | None = attrs.field(default=None, validator=_check_optional_text)
+    step_index: int = attrs.field(default=0, validator=_check_count)
+    decisions: tuple[Decision, ...] = attrs.field(default=(), converter=_to_decisions)
+    cycle: int = attrs.field(default=0, validator=_check_count)
+    version: int = attrs.field(default=0, validator=_check_count)
+    content_hash: str | None = attrs.field(default=None, validator=_check_optional_text)
+    audit: tuple[AuditEntry, ...] = attrs.field(default=(), converter=_to_audit)
+
+    def __attrs_post_init__(self) -> None:
+        last = len(self.workflow.steps)
+        if self.state is ApprovalState.PENDING:
+            last -= 1
+        if self.step_index > last:
+            raise ValidationError(
+                "step_index", self.step_index, f"0 to {last} for this workflow while {self.state}"
+            )
+
+    # -- reading --------------------------------------------------------------------------------
+
+    @property
+    def subject(self) -> str:
+        """How errors and messages name the subject, such as ``contract 'c-7'``."""
+        return f"{self.subject_kind} {self.subject_id!r}"
+
+    @property
+    def current_step(self) -> Step | None:
+        """The step waited for while pending, else ``None``."""
+        if self.state is not ApprovalState.PENDING:
+            return None
+        return self.workflow.steps[self.step_index]
+
+    @property
+    def approved_roles(self) -> tuple[str, ...]:
+        """The roles approved in the current cycle, in the order they approved."""
+        return tuple(d.role for d in self.decisions)
+
+    @property
+    def awaiting_roles(self) -> tuple[str, ...]:
+        """The roles of the current step that have not approved yet (empty unless pending)."""
+        step = self.current_step
+        if step is None:
+            return ()
+        done = set(self.approved_roles)
+        return tuple(role for role in step.roles if role not in done)
+
+    @property
+    def submitted_at(self) -> datetime | None:
+        """When the current cycle was submitted (``None`` in draft)."""
+        for entry in reversed(self.audit):
+            if entry.action in (ApprovalAction.SUBMIT, ApprovalAction.RESUBMIT):
+                return entry.at
+        return None
+
+    @property
+    def waiting_since(self) -> datetime | None:
+        """When the current step started waiting (pending only, else ``None``)."""
+        if self.state is not ApprovalState.PENDING:
+            return None
+        if self.step_index == 0:
+            return self.submitted_at
+        previous = self.workflow.steps[self.step_index - 1].name
+        return max((d.at for d in self.decisions if d.step == previous), default=self.submitted_at)
+
+    @property
+    def rejection(self) -> AuditEntry | None:
+        """The audit entry of the rejection, while the request is rejected."""
+        if self.state is not ApprovalState.REJECTED:
+            return None
+        return self.audit[-1]
+
+    @property
+    def rejection_reason(self) -> str | None:
+        """Why the request was rejected, while it is rejected."""
+        entry = self.rejection
+        return None if entry is None else entry.comment
+
+    @property
+    def is_final(self) -> bool:
+        """Whether no action can change this request any more (it is approved)."""
+        return self.state is ApprovalState.APPROVED
+
+    def approvable_roles(
+        self,
+        actor: Actor,
+        *,
+        on: date | None = None,
+        delegations: Iterable[Delegation] = (),
+    ) -> tuple[str, ...]:
+        """The awaited roles ``actor`` may approve now: held, or delegated to them for ``on``.
+
+        Applies every rule of :meth:`approve` except the version and the content hash, which the
+        approver supplies when acting. Delegations are considered only when ``on`` is given.
+        """
+        actor = _check_actor(actor)
+        grants = _check_delegations(delegations)
+        if grants and on is None:
+            raise ValidationError("on", None, "the date to check the delegations against")
+        roles = []
+        for role in self.awaiting_roles:
+            candidates = self._authorities(actor, role, on, grants)
+            if any(
+                self._decision_error(ApprovalAction.APPROVE, actor.id, behalf, role) is None
+                for behalf in candidates
+            ):
+                roles.append(role)
+        return tuple(roles)
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        actor: Actor,
+        *,
+        at: datetime | str,
+        content_hash: str,
+        comment: str | None = None,
+        version: int | None = None,
+    ) -> ActionResult:
+        """Submit a draft: the first cycle starts at step one.
+
+        Anyone may submit; who may submit which subject is the subject layer's decision (a
+        contract's owner, for instance). ``content_hash`` is the subject's hash now; approvals
+        must present the same hash. ``version``, when given, must be the current version.
+        """
+        return self._submission(ApprovalAction.SUBMIT, actor, at, content_hash, comment, version)
+
+    def resubmit(
+        self,
+        actor: Actor,
+        *,
+        at: datetime | str,
+        content_hash: str,
+        comment: str | None = None,
+        version: int | None = None,
+    ) -> ActionResult:
+        """Submit a rejected or withdrawn request again: a new cycle starts at step one and the
+        previous cycle's decisions no longer count. The resubmitting actor becomes the submitter."""
+        return self._submission(ApprovalAction.RESUBMIT, actor, at, content_hash, comment, version)
+
+    def approve(
+        self,
+        actor: Actor,
+        *,
+        role: str,
+        at: datetime | str,
+        version: int,
+        content_hash: str,
+        comment: str | None = None,
+        delegations: Iterable[Delegation] = (),
+    ) -> ActionResult:
+        """``actor`` approves the current step for ``role``.
+
+        Refused (and nothing changes) when:
+
+        * ``version`` is not the current version: :class:`~salesflow.errors.ConcurrencyError`;
+        * the request is not pending, the role decides at another step or has already approved
+          in this cycle, or ``content_hash`` differs from the hash at submission (the subject
+          changed: withdraw and resubmit it): :class:`~salesflow.errors.TransitionNotAllowedError`;
+        * the actor neither holds ``role`` nor has a delegation of it valid on ``at``'s date, the
+          workflow has no step for the role, the actor (or the delegator they act for) submitted
+          the request, or either of them already approved another role in this cycle:
+          :class:`~salesflow.errors.NotAuthorizedError`.
+
+        When the last awaited role of a step approves, the next step starts; when it is the last
+        step, the request is approved.
+        """
+        actor = _check_actor(actor)
+        role = _role_name(role)
+        moment = _to_at(at)
+        content_hash = _check_hash(content_hash)
+        comment = _check_comment(comment)
+        grants = _check_delegations(delegations)
+        self._check_version(version)
+        self._require(ApprovalAction.APPROVE)
+        return self._decide(
+            ApprovalAction.APPROVE,
+            actor,
+            role,
+            moment,
+            grants,
+            comment=comment,
+            content_hash=content_hash,
+        )
+
+    def reject(
+        self,
+        actor: Actor,
+        *,
+        role: str,
+        at: datetime | str,
+        version: int,
+        reason: str,
+        delegations: Iterable[Delegation] = (),
+    ) -> ActionResult:
+        """``actor`` rejects the request for ``role`` of the current step, with ``reason``.
+
+        The subject goes back to its owner (state ``rejected``) with the reason; a resubmission
+        starts again from step one. The same authority rules as :meth:`approve` apply, except that
+        a role that has already approved in this cycle may still reject (a second look is
+        allowed to stop a request, never to push it through), and the content hash is not needed.
+        A blank reason raises :class:`~salesflow.errors.ValidationError`.
+        """
+        actor = _check_actor(actor)
+        role = _role_name(role)
+        moment = _to_at(at)
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValidationError("reason", reason, "a non-empty reason telling the submitter why")
+        grants = _check_delegations(delegations)
+        self._check_version(version)
+        self._require(ApprovalAction.REJECT)
+        return self._decide(
+            ApprovalAction.REJECT, actor, role, moment, grants, comment=reason.strip()
+        )
+
+    def withdraw(
+        self,
+        actor: Actor,
+        *,
+        at: datetime | str,
+        version: int,
+        comment: str | None = None,
+    ) -> ActionResult:
+        """The submitter takes a pending request back (to change the subject, say).
+
+        Anyone else gets :class:`~salesflow.errors.NotAuthorizedError`. A withdrawn request can be
+        resubmitted, which starts a new cycle.
+        """
+        actor = _check_actor(actor)
+        moment = _to_at(at)
+        comment = _check_comment(comment)
+        self._check_version(version)
+        new = _transition(
+            self, action=ApprovalAction.WITHDRAW, actor=actor.id, at=moment, comment=comment
+        )
+        return ActionResult(new, _events(self, new))
+
+    # -- replay and storage ---------------------------------------------------------------------
+
+    def origin(self) -> ApprovalRequest:
+        """The draft this request started as: same identity and workflow, no actions taken."""
+        return ApprovalRequest(
+            id=self.id,
+            subject_id=self.subject_id,
+            subject_kind=self.subject_kind,
+            workflow=self.workflow,
+        )
+
+    def replayed(self) -> ApprovalRequest:
+        """This request rebuilt from its audit trail alone (see :func:`replay`).
+
+        A consistent request equals its replay: ``request.replayed() == request``.
+        """
+        return replay(self.origin(), self.audit)
+
+    def to_dict(self) -> dict[str, Any]:
+        """This request as a plain dict (workflow, decisions and audit included)."""
+        return {
+            "id": self.id,
+            "subject_id": self.subject_id,
+            "subject_kind": self.subject_kind,
+            "workflow": self.workflow.to_dict(),
+            "state": self.state.value,
+            "submitter": self.submitter,
+            "step_index": self.step_index,
+            "decisions": [d.to_dict() for d in self.decisions],
+            "cycle": self.cycle,
+            "version": self.version,
+            "content_hash": self.content_hash,
+            "audit": [e.to_dict() for e in self.audit],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ApprovalRequest:
+        """A request from :meth:`to_dict`'s shape. Check it with :meth:`replayed` if its source
+        is not trusted."""
+        required = {"id", "subject_id", "subject_kind", "workflow"}
+        optional = {"state", "submitter", "step_index", "decisions", "cycle", "version"}
+        optional |= {"content_hash", "audit"}
+        _check_keys(data, "approval request", required, optional)
+        fields = dict(data)
+        fields["workflow"] = Workflow.from_dict(data["workflow"])
+        fields["decisions"] = tuple(Decision.from_dict(d) for d in data.get("decisions", ()))
+        fields["audit"] = tuple(AuditEntry.from_dict(e) for e in data.get("audit", ()))
+        return cls(**fields)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _check_version(self, version: object) -> None:
+        if type(version) is not int:
+            raise InvalidTypeError(
+                "version", version, "the request version the decision is based on"
+            )
+        if version != self.version:
+            raise ConcurrencyError(
+                "approval request",
+                self.id,
+                version,
+                self.version,
+                message=(
+                    f"approval request {self.id!r} is at version {self.version}, but the decision "
+                    f"was made on version {version}: reload it and decide again"
+                ),
+            )
+
+    def _require(self, action: ApprovalAction) -> None:
+        if self.state not in _ALLOWED[action]:
+            raise TransitionNotAllowedError(
+                action.value, self.state.value, self.subject, _HINTS[self.state]
+            )
+
+    def _submission(
+        self,
+        action: ApprovalAction,
+        actor: Actor,
+        at: datetime | str,
+        content_hash: str,
+        comment: str | None,
+        version: int | None,
+    ) -> ActionResult:
+        actor = _check_actor(actor)
+        moment = _to_at(at)
+        content_hash = _check_hash(content_hash)
+        comment = _check_comment(comment)
+        if version is not None:
+            self._check_version(version)
+        new = _transition(
+            self,
+            action=action,
+            actor=actor.id,
+            at=moment,
+            comment=comment,
+            content_hash=content_hash,
+        )
+        return ActionResult(new, _events(self, new))
+
+    def _authorities(
+        self, actor: Actor, role: str, on: date | None, grants: tuple[Delegation, ...]
+    ) -> list[str | None]:
+        """Whom ``actor`` can act as for ``role``: themselves (``None``) or delegators."""
+        if actor.has_role(role):
+            return [None]
+        if on is None:
+            return []
+        delegators: list[str | None] = []
+        for grant in grants:
+            if grant.covers(actor.id, role, on) and grant.delegator not in delegators:
+                delegators.append(grant.delegator)
+        return delegators
+
+    def _decide(
+        self,
+        action: ApprovalAction,
+        actor: Actor,
+        role: str,
+        at: datetime,
+        grants: tuple[Delegation, ...],
+        *,
+        comment: str | None,
+        content_hash: str | None = None,
+    ) -> ActionResult:
+        candidates = self._authorities(actor, role, at.date(), grants)
+        if not candidates:
+            raise NotAuthorizedError(
+                actor.id,
+                action.value,
+                self.subject,
+                f"they do not hold role {role!r} and no delegation of it to them is valid on "
+                f"{at.date().isoformat()}",
+            )
+        # Several delegations may cover the role; the first one the rules accept is used, so a
+        # delegation from the submitter does not hide a usable one from somebody else.
+        first_error: ApprovalError | None = None
+        for behalf in candidates:
+            error = self._decision_error(action, actor.id, behalf, role)
+            if error is None:
+                new = _transition(
+                    self,
+                    action=action,
+                    actor=actor.id,
+                    at=at,
+                    role=role,
+                    on_behalf_of=behalf,
+                    comment=comment,
+                    content_hash=content_hash,
+                )
+                return ActionResult(new, _events(self, new))
+            first_error = first_error or error
+        assert first_error is not None  # candidates is not empty
+        raise first_error
+
+    def _decision_error(
+        self, action: ApprovalAction, actor: str, on_behalf_of: str | None, role: str
+    ) -> ApprovalError | None:
+        """The rule an approve or reject by ``actor`` (for ``on_behalf_of``) as ``role`` would
+        break, judged from the request alone; ``None`` when it breaks none."""
+        step = self.workflow.steps[self.step_index]
+        if role not in step.roles:
+            index = self.workflow.step_index_of(role)
+            if index is None:
+                return NotAuthorizedError(
+                    actor,
+                    action.value,
+                    self.subject,
+                    f"workflow {self.workflow.name!r} has no step for role {role!r}",
+                )
+            return TransitionNotAllowedError(
+                action.value,
+                self.state.value,
+                self.subject,
+                f"it waits at step {step.name!r} for {', '.join(step.roles)}; role {role!r} "
+                f"decides at step {self.workflow.steps[index].name!r}",
+            )
+        if actor == self.submitter:
+            hint = (
+                "nobody approves their own submission"
+                if action is ApprovalAction.APPROVE
+                else "the submitter withdraws instead"
+            )
+            return NotAuthorizedError(
+                actor, action.value, self.subject, f"they submitted it; {hint}"
+            )
+        if on_behalf_of is not None and on_behalf_of == self.submitter:
+            return NotAuthorizedError(
+                actor,
+                action.value,
+                self.subject,
+                f"they act for {on_behalf_of!r}, who submitted it; a delegation cannot be used "
+                "on the delegator's own submission",
+            )
+        if action is ApprovalAction.APPROVE:
+            for decision in self.decisions:
+                if decision.role == role:
+                    return TransitionNotAllowedError(
+                        action.value,
+                        self.state.value,
+                        self.subject,
+                        f"role {role!r} was already approved by {decision.actor!r} in this cycle",
+                    )
+            people = {actor} if on_behalf_of is None else {actor, on_behalf_of}
+            for decision in self.decisions:
+                again = sorted(people & decision.participants)
+                if again:
+                    return NotAuthorizedError(
+                        actor,
+                        action.value,
+                        self.subject,
+                        f"{again[0]!r} already approved as {decision.role!r} in this cycle; one "
+                        "person approves at most one role per cycle (delegations included)",
+                    )
+        return None
+
+
+def _transition(
+    request: ApprovalRequest,
+    *,
+    action: ApprovalAction,
+    actor: str,
+    at: datetime,
+    role: str | None = None,
+    on_behalf_of: str | None = None,
+    comment: str | None = None,
+    content_hash: str | None = None,
+) -> ApprovalRequest:
+    """Apply one action whose authority is established; live actions and :func:`replay` share it,
+    so a stored trail is judged by exactly the rules that wrote it."""
+    request._require(action)
+    # Live actions never pass what an action does not take; a stored trail might.
+    if action not in (ApprovalAction.APPROVE, ApprovalAction.REJECT) and (
+        role is not None or on_behalf_of is not None
+    ):
+        raise ValidationError("role", role, f"no role or delegator for {action.value}")
+    if action in (ApprovalAction.REJECT, ApprovalAction.WITHDRAW) and content_hash is not None:
+        raise ValidationError("content_hash", content_hash, f"no content hash for {action.value}")
+    if on_behalf_of is not None and on_behalf_of == actor:
+        raise ValidationError("on_behalf_of", on_behalf_of, "someone other than the actor")
+    if request.audit and at < request.audit[-1].at:
+        raise ValidationError(
+            "at", at, f"a time at or after the last action ({request.audit[-1].at.isoformat()})"
+        )
+    changes: dict[str, Any]
+    step_name: str | None = None
+    if action in (ApprovalAction.SUBMIT, ApprovalAction.RESUBMIT):
+        if content_hash is None:
+            raise ValidationError("content_hash", None, "the subject's content hash")
+        changes = {
+            "state": ApprovalState.PENDING,
+            "submitter": actor,
+            "step_index": 0,
+            "decisions": (),
+            "cycle": request.cycle + 1,
+            "content_hash": content_hash,
+        }
+    elif action is ApprovalAction.WITHDRAW:
+        if actor != request.submitter:
+            raise NotAuthorizedError(
+                actor,
+                action.value,
+                request.subject,
+                f"only the submitter {request.submitter!r} may withdraw it",
+            )
+        step_name = request.workflow.steps[request.step_index].name
+        changes = {"state": ApprovalState.WITHDRAWN}
+    else:
+        if role is None:
+            raise ValidationError("role", None, f"the role to {action.value} for")
+        error = request._decision_error(action, actor, on_behalf_of, role)
+        if error is not None:
+            raise error
+        step = request.workflow.steps[request.step_index]
+        step_name = step.name
+        if action is ApprovalAction.REJECT:
+            if comment is None or not comment.strip():
+                raise ValidationError(
+                    "reason", comment, "a non-empty reason telling the submitter why"
+                )
+            changes = {"state": ApprovalState.REJECTED}
+        else:
+            if content_hash != request.content_hash:
+                raise TransitionNotAllowedError(
+                    action.value,
+                    request.state.value,
+                    request.subject,
+                    f"the subject changed after it was submitted (content hash {content_hash!r}, "
+                    f"submitted as {request.content_hash!r}); the submitter must withdraw and "
+                    "resubmit it before anyone approves it",
+                )
+            decision = Decision(
+                step=step.name,
+                role=role,
+                actor=actor,
+                at=at,
+                on_behalf_of=on_behalf_of,
+                comment=comment,
+            )
+            decisions = (*request.decisions, decision)
+            index = request.step_index
+            done = {d.role for d in decisions}
+            if done.issuperset(step.roles):
+                index += 1
+            finished = index == len(request.workflow.steps)
+            changes = {
+                "state": ApprovalState.APPROVED if finished else ApprovalState.PENDING,
+                "step_index": index,
+                "decisions": decisions,
+            }
+    entry = AuditEntry(
+        seq=len(request.audit) + 1,
+        at=at,
+        actor=actor,
+        action=action,
+        state_before=request.state,
+        state_after=changes["state"],
+        version=request.version + 1,
+        cycle=changes.get("cycle", request.cycle),
+        role=role,
+        on_behalf_of=on_behalf_of,
+        step=step_name,
+        comment=comment,
+        content_hash=content_hash,
+    )
+    return attrs.evolve(
+        request, **changes, version=request.version + 1, audit=(*request.audit, entry)
+    )
+
+
+def _events(before: ApprovalRequest, after: ApprovalRequest) -> tuple[ApprovalEvent, ...]:
+    entry = after.audit[-1]
+
+    def event(name: ApprovalEventName, **fields: Any) -> ApprovalEvent:
+        return ApprovalEvent(
+            name=name,
+            request_id=after.id,
+            subject_id=after.subject_id,
+            subject_kind=after.subject_kind,
+            at=entry.at,
+            actor=entry.actor,
+            version=after.version,
+            cycle=after.cycle,
+            **fields,
+        )
+
+    def requested() -> ApprovalEvent:
+        step = after.workflow.steps[after.step_index]
+        return event(ApprovalEventName.REQUESTED, step=step.name, roles=step.roles)
+
+    action = entry.action
+    if action is ApprovalAction.SUBMIT:
+        return (event(ApprovalEventName.SUBMITTED, comment=entry.comment), requested())
+    if action is ApprovalAction.RESUBMIT:
+        return (event(ApprovalEventName.RESUBMITTED, comment=entry.comment), requested())
+    if action is ApprovalAction.WITHDRAW:
+        return (event(ApprovalEventName.WITHDRAWN, step=entry.step, comment=entry.comment),)
+    assert entry.role is not None  # approve and reject always name their role
+    decided = {
+        "step": entry.step,
+        "roles": (entry.role,),
+        "on_behalf_of": entry.on_behalf_of,
+        "comment": entry.comment,
+    }
+    if action is ApprovalAction.REJECT:
+        return (event(ApprovalEventName.REJECTED, **decided),)
+    granted = event(ApprovalEventName.GRANTED, **decided)
+    if after.state is ApprovalState.APPROVED:
+        return (granted, event(ApprovalEventName.COMPLETED))
+    if after.step_index > before.step_index:
+        return (granted, requested())
+    return (granted,)
+
+
+# -- module functions ---------------------------------------------------------------------------
+
+
+def replay(start: ApprovalRequest, audit: Iterable[AuditEntry]) -> ApprovalRequest:
+    """Apply ``audit`` entries to ``start`` by the engine's rules and return the result.
+
+    ``start`` is usually :meth:`ApprovalRequest.origin`; a later state works too, to apply only
+    new entries. Each entry must be exactly what the engine would record for that action (seq,
+    version, states, cycle, step); otherwise :class:`~salesflow.errors.ValidationError` names the
+    entry (``audit[4]``). Authority that depends on who held which role is not re-checked (the trail
+    does not hold actors' roles), everything else is: the order of steps, no self-approval, one
+    role per person per cycle, the content hash.
+    """
+    request = start
+    for i, entry in enumerate(audit):
+        where = f"audit[{i}]"
+        if not isinstance(entry, AuditEntry):
+            raise InvalidTypeError(where, entry, "an AuditEntry")
+        try:
+            request = _transition(
+                request,
+                action=entry.action,
+                actor=entry.actor,
+                at=entry.at,
+                role=entry.role,
+                on_behalf_of=entry.on_behalf_of,
+                comment=entry.comment,
+                content_hash=entry.content_hash,
+            )
+        except ValidationError as exc:
+            raise exc.located(where) from None
+        except ApprovalError as exc:
+            raise ValidationError(
+                where, entry.to_dict(), "an action the engine allows", message=f"{where}: {exc}"
+            ) from None
+        recorded = request.audit[-1]
+        if recorded != entry:
+            raise ValidationError(
+                where,
+                entry.to_dict(),
+                message=f"{where}: the trail says {entry.to_dict()} but the engine records "
+                f"{recorded.to_dict()} for that action",
+            )
+    return request
+
+
+def waiting_for(
+    requests: Iterable[ApprovalRequest],
+    who: Actor | str,
+    *,
+    on: date | None = None,
+    delegations: Iterable[Delegation] = (),
+) -> tuple[ApprovalRequest, ...]:
+    """The pending requests ``who`` can act on, longest waiting first.
+
+    ``who`` is an :class:`~salesflow.domain.actors.Actor` (requests they may approve now, by a role
+    they hold or one delegated to them on ``on``; see :meth:`ApprovalRequest.approvable_roles`) or a
+    role name (requests whose current step still awaits that role). Requests are ordered by
+    :attr:`ApprovalRequest.waiting_since`, then id.
+    """
+    grants = _check_delegations(delegations)
+    if grants and on is None:
+        raise ValidationError("on", None, "the date to check the delegations against")
+    if isinstance(who, Actor):
+
+        def wanted(request: ApprovalRequest) -> bool:
+            return bool(request.approvable_roles(who, on=on, delegations=grants))
+
+    elif isinstance(who, str) and who.strip():
+        role = str(who)
+
+        def wanted(request: ApprovalRequest) -> bool:
+            return role in request.awaiting_roles
+
+    else:
+        raise InvalidTypeError("who", who, "an Actor or a role name")
+    found = []
+    for request in requests:
+        if not isinstance(request, ApprovalRequest):
+            raise InvalidTypeError("requests", request, "ApprovalRequest values")
+        if request.state is ApprovalState.PENDING and wanted(request):
+            found.append(request)
+    found.sort(key=lambda r: (r.waiting_since, r.id))
+    return tuple(found)
+
+
+def hash_content(data: object) -> str:
+    """A stable content hash for a subject: ``"sha256:"`` and the hex digest of canonical JSON.
+
+    ``data`` is built from dicts (string keys), lists, tuples, sets, strings, ints, bools, ``None``,
+    ``Decimal`` (hashed by its text, so ``1.0`` and ``1.00`` differ), dates, datetimes, enums and
+    attrs classes (by their fields, such as :class:`~salesflow.domain.money.Money`). Floats are
+    refused, as everywhere in salesflow. Equal data gives equal hashes in every process.
+    """
+    text = json.dumps(
+        _canonical(data, "data"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _canonical(value: object, where: str) -> Any:
+    if value is None or (isinstance(value, bool | int | str) and not isinstance(value, enum.Enum)):
+        return value
+    if isinstance(value, enum.Enum):
+        return _canonical(value.value, where)
+    if isinstance(value, float):
+        raise InvalidTypeError(where, value, "no floats (use Decimal or a string)")
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidTypeError(f"{where} key", key, "string keys")
+            out[key] = _canonical(item, f"{where}[{key!r}]")
+        return out
+    if isinstance(value, list | tuple):
+        return [_canonical(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, set | frozenset):
+        items = [_canonical(item, f"{where} item") for item in value]
+        return {"$set": sorted(items, key=lambda item: json.dumps(item, sort_keys=True))}
+    cls = type(value)
+    if attrs.has(cls):
+        # Only the fields a caller passes in make up the content; derived caches do not.
+        fields = {a.name: getattr(value, a.name) for a in attrs.fields(cls) if a.init}
+        return {"$" + cls.__name__: _canonical(fields, where)}
+    raise InvalidTypeError(
+        where, value, "dicts, lists, strings, ints, Decimals, dates, enums or attrs values"
+    )
