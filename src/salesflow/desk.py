@@ -16,9 +16,11 @@ import pluggy
 
 from salesflow.commands.approvals import ApprovalCommands
 from salesflow.commands.calls import CallCommands, CallImport
+from salesflow.commands.contracts import ContractCommands
 from salesflow.commands.core import Clock, CommandResult, DeskCore, HandlerError
 from salesflow.commands.opportunities import OpportunityCommands
 from salesflow.commands.quotes import QuoteCommands
+from salesflow.domain.approvals import Workflow
 from salesflow.domain.discounts import DiscountPolicy
 from salesflow.domain.phones import PhoneSettings
 from salesflow.domain.stages import StagePlan
@@ -59,6 +61,8 @@ def open(
     phones: PhoneSettings | None = None,
     timezone: tzinfo | None = None,
     discount_policy: DiscountPolicy | None = None,
+    contract_workflow: Workflow | None = None,
+    currency: str = "CNY",
     load_entrypoints: bool = True,
     **storage_options: Any,
 ) -> SalesDesk:
@@ -73,6 +77,9 @@ def open(
         timezone: the zone that decides which day a call belongs to.
         discount_policy: who may give which discount (a rep 10 %, a manager 20 %, a director 25 %
             when omitted).
+        contract_workflow: who reviews contracts (sales manager -> project manager -> finance and
+            legal when omitted).
+        currency: the reporting currency of empty reports.
         load_entrypoints: load the plugins of the ``salesflow`` entry-point group.
         storage_options: passed to the backend (``table_prefix=`` for SQL, ...).
     """
@@ -86,10 +93,14 @@ def open(
         phones=phones,
         timezone=timezone,
         discount_policy=discount_policy,
+        contract_workflow=contract_workflow,
+        currency=currency,
     )
 
 
-class SalesDesk(OpportunityCommands, QuoteCommands, ApprovalCommands, CallCommands, DeskCore):
+class SalesDesk(
+    OpportunityCommands, QuoteCommands, ContractCommands, ApprovalCommands, CallCommands, DeskCore
+):
     """The application service over one storage. Use :func:`salesflow.open` to build one, or pass
     your own storage (e.g. ``SqlStorage(your_engine)``) to share your application's database.
 

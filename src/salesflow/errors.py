@@ -209,11 +209,12 @@ class ContractLockedError(SalesflowError):
         self.contract = contract
         self.state = state
         self.change = change
-        hint = (
-            "a formal contract is frozen; make an amendment instead"
-            if state == "formal"
-            else "withdraw or reject the review first"
-        )
+        if state == "in_review":
+            hint = "withdraw or reject the review first"
+        elif state == "formal":
+            hint = "a formal contract is frozen; make an amendment instead"
+        else:  # terminated, expired: signed, so just as frozen
+            hint = "a signed contract is frozen; make a new contract instead"
         super().__init__(f"contract {contract!r} is {state}: cannot {change} ({hint})")
 
 

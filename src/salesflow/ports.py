@@ -215,6 +215,8 @@ class UnitOfWork(Protocol):
     quotes: DocumentRepository[Any]
     approvals: DocumentRepository[Any]
     delegations: DocumentRepository[Any]
+    contracts: DocumentRepository[Any]
+    billings: DocumentRepository[Any]
     contacts: DocumentRepository[Any]
     tasks: DocumentRepository[Any]
     calls: DocumentRepository[Any]

@@ -6,7 +6,8 @@
 * approval decisions (``*.approve``, ``*.reject``) are left to the workflow, which checks the step's
   roles, so this policy allows them here and the approval engine decides;
 * team-wide work without a single owner (importing a day of calls, curating the best-call library)
-  is for a ``sales_manager``.
+  is for a ``sales_manager``;
+* ``finance`` issues invoices and credit notes and records payments on any contract.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from typing import Any
 from salesflow.domain.actors import Actor, Role
 from salesflow.plugins.hookspecs import hookimpl
 
-__all__ = ["APPROVAL_ACTIONS", "MANAGER_ACTIONS", "salesflow_authorize"]
+__all__ = ["APPROVAL_ACTIONS", "FINANCE_ACTIONS", "MANAGER_ACTIONS", "salesflow_authorize"]
 
 APPROVAL_ACTIONS = frozenset({"approve", "reject"})
 """Verbs whose authorization is the workflow's: the actor must hold the step's role."""
 
 MANAGER_ACTIONS = frozenset({"call.import", "library.feature", "library.unfeature"})
 """Team-wide actions a ``sales_manager`` may take on any team's records."""
+
+FINANCE_ACTIONS = frozenset({"billing.invoice", "billing.credit", "billing.payment"})
+"""Invoicing and recording payments: ``finance`` may do them on any contract."""
 
 
 @hookimpl(trylast=True)
@@ -34,6 +38,8 @@ def salesflow_authorize(actor: Actor, action: str, subject: Any) -> bool:
         return True
     if action in MANAGER_ACTIONS:
         return actor.has_role(Role.SALES_MANAGER)
+    if action in FINANCE_ACTIONS and actor.has_role(Role.FINANCE):
+        return True
     owner = getattr(subject, "owner", None)
     if owner is not None and owner == actor.id and actor.roles:
         return True

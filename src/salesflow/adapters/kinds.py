@@ -120,6 +120,27 @@ KINDS: tuple[DocumentKind, ...] = (
         ),
     ),
     DocumentKind(
+        name="contract",
+        attribute="contracts",
+        type_path="salesflow.domain.contracts:Contract",
+        key=_id,
+        indexes=(
+            Index(name="owner"),
+            Index(name="team"),
+            Index(name="state"),
+            Index(name="signed_on", type="date"),
+            Index(name="account"),
+            Index(name="opportunity_id"),
+        ),
+    ),
+    DocumentKind(
+        name="billing",
+        attribute="billings",
+        type_path="salesflow.domain.billing:ContractBilling",
+        key=lambda item: str(item.contract_id),
+        indexes=(Index(name="owner"), Index(name="signed_on", type="date")),
+    ),
+    DocumentKind(
         name="delegation",
         attribute="delegations",
         type_path="salesflow.domain.approvals:Delegation",

@@ -55,6 +55,8 @@ class Reviewed:
     """The subject taken back by its submitter."""
     approved_event: str
     """The subject's event when approval completes (``quote_approved``, ``contract_formal``)."""
+    on_approved: Callable[[UnitOfWork, Any], None] | None = None
+    """What else approval starts, in the same unit of work (a formal contract opens its billing)."""
 
 
 def _quote_rejected(quote: Any, reason: str) -> Any:
@@ -180,6 +182,8 @@ class ApprovalCommands(DeskCore):
                 events.append(
                     self.event(name, reviewed.kind, request.subject_id, actor, request=key)
                 )
+                if decided.state is ApprovalState.APPROVED and reviewed.on_approved is not None:
+                    reviewed.on_approved(uow, changed)
             return decided
 
         return self.run(work)

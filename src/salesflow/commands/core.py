@@ -24,8 +24,10 @@ import attrs
 import pluggy
 
 from salesflow.domain.actors import Actor
+from salesflow.domain.approvals import Workflow
 from salesflow.domain.discounts import DiscountPolicy
 from salesflow.domain.events import Event
+from salesflow.domain.money import currency_exponent
 from salesflow.domain.phones import PhoneSettings
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import InvalidTypeError, NotAuthorizedError, ValidationError
@@ -94,6 +96,8 @@ class DeskCore:
         phones: PhoneSettings | None = None,
         timezone: tzinfo | None = None,
         discount_policy: DiscountPolicy | None = None,
+        contract_workflow: Workflow | None = None,
+        currency: str = "CNY",
     ) -> None:
         if not isinstance(storage, Storage):
             raise InvalidTypeError("storage", storage, "a Storage (see salesflow.ports)")
@@ -113,6 +117,14 @@ class DeskCore:
         self.phone_settings = phones or PhoneSettings()
         """How phone numbers are read: default region, the company's own numbers."""
         self.timezone = timezone
+        if contract_workflow is not None and not isinstance(contract_workflow, Workflow):
+            raise InvalidTypeError("contract_workflow", contract_workflow, "a Workflow")
+        currency_exponent(currency)  # refuses a code that is not ISO 4217
+        self.currency = currency
+        """The reporting currency: what an empty report (nothing signed, nothing expected) is in."""
+        self.contract_workflow = contract_workflow or Workflow.contract_default()
+        """Who reviews a contract, in which order (sales manager -> project manager -> finance
+        and legal unless configured)."""
         self.discount_policy = discount_policy or default_discount_policy()
         """Who may give which discount (:func:`default_discount_policy` unless configured)."""
         """The zone that decides which day (and month) a call belongs to (its own offset if None)."""

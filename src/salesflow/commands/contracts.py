@@ -1,0 +1,398 @@
+"""SalesDesk commands and reads for contracts and collections (R11-R16).
+
+A contract is made from an approved quote and goes through the desk's contract workflow (sales
+manager -> project manager -> finance and legal by default). A rejection sends it back to its rep as a
+draft with the reason; once every role approved it turns formal on that day and is frozen, and its
+billing opens: progress on the quote's lines, a billing plan of milestones, invoices, credit notes
+and payments, kept apart so that the frozen contract never changes. ``milestone_reached`` events
+name the rep who should invoice; :meth:`ContractCommands.receivables` lists what is not invoiced or
+not paid, oldest signing first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from salesflow.analytics.performance import Attainment, Target, attainment
+from salesflow.analytics.receivables import Receivables, receivables, signed_from_contracts
+from salesflow.commands.approvals import REVIEWED, ApprovalCommands, Reviewed
+from salesflow.commands.core import CommandResult
+from salesflow.domain.actors import Actor
+from salesflow.domain.billing import BillingResult, ContractBilling, MilestoneSpec
+from salesflow.domain.contracts import Contract
+from salesflow.domain.events import Event
+from salesflow.domain.money import Money
+from salesflow.domain.periods import Period
+from salesflow.domain.quotes import Quote
+from salesflow.errors import ConcurrencyError
+from salesflow.ports import UnitOfWork
+
+__all__ = ["ContractCommands"]
+
+
+def _open_billing(uow: UnitOfWork, contract: Contract) -> None:
+    uow.billings.add(ContractBilling.open(contract))
+
+
+REVIEWED["contract"] = Reviewed(
+    kind="contract",
+    repository="contracts",
+    content_hash=lambda contract: contract.content_hash(),
+    approved=lambda contract, on: contract.make_formal(on),
+    rejected=lambda contract, reason: contract.return_to_draft(reason),
+    withdrawn=lambda contract: contract.withdraw(),
+    approved_event="contract_formal",
+    on_approved=_open_billing,
+)
+
+
+class ContractCommands(ApprovalCommands):
+    """Contracts, their approval and their collections on the desk."""
+
+    # -- the contract ---------------------------------------------------------------------------------
+
+    def create_contract(
+        self,
+        actor: Actor,
+        quote_id: str,
+        *,
+        id: str,
+        terms: str = "",
+        account: str | None = None,
+        team: str | None = None,
+    ) -> CommandResult[Contract]:
+        """A draft contract holding a copy of the approved (or accepted) quote ``quote_id``; its
+        amount is the exact sum of the quote's lines (R11, R13)."""
+
+        def work(uow: UnitOfWork, events: list[Event]) -> Contract:
+            quote: Quote = uow.quotes.get(quote_id)
+            contract = Contract.from_quote(quote, id=id, terms=terms, account=account, team=team)
+            self.authorize(actor, "contract.create", contract)
+            uow.contracts.add(contract)
+            events.append(
+                self.event(
+                    "contract_created",
+                    "contract",
+                    id,
+                    actor,
+                    quote=quote_id,
+                    amount=str(contract.amount.amount),
+                    currency=contract.currency,
+                )
+            )
+            return contract
+
+        return self.run(work)
+
+    def revise_contract(
+        self,
+        actor: Actor,
+        contract_id: str,
+        *,
+        quote_id: str | None = None,
+        terms: str | None = None,
+        version: int | None = None,
+    ) -> CommandResult[Contract]:
+        """Revise a draft contract: another approved version of its quote (the amount follows)
+        and/or new terms. A contract in review is locked, a formal one frozen
+        (:class:`~salesflow.errors.ContractLockedError`)."""
+
+        def work(uow: UnitOfWork, events: list[Event]) -> Contract:
+            contract = self._load(uow, actor, contract_id, "contract.revise", version)
+            quote = None if quote_id is None else uow.quotes.get(quote_id)
+            changes: dict[str, Any] = {} if terms is None else {"terms": terms}
+            revised = contract.revise(quote, **changes)
+            uow.contracts.save(revised)
+            events.append(
+                self.event(
+                    "contract_revised",
+                    "contract",
+                    contract_id,
+                    actor,
+                    version=revised.version,
+                    amount=str(revised.amount.amount),
+                )
+            )
+            return revised
+
+        return self.run(work)
+
+    def _load(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        contract_id: str,
+        action: str,
+        version: int | None = None,
+    ) -> Contract:
+        contract: Contract = uow.contracts.get(contract_id)
+        self.authorize(actor, action, contract)
+        if version is not None and version != contract.version:
+            raise ConcurrencyError("contract", contract_id, version, contract.version)
+        return contract
+
+    def submit_contract(
+        self,
+        actor: Actor,
+        contract_id: str,
+        *,
+        version: int | None = None,
+        comment: str | None = None,
+    ) -> CommandResult[Contract]:
+        """Send a draft contract for review through the contract workflow; it is locked while in
+        review. A resubmission after a rejection starts again at the first step."""
+
+        def work(uow: UnitOfWork, events: list[Event]) -> Contract:
+            contract = self._load(uow, actor, contract_id, "contract.submit", version)
+            submitted = contract.submit()
+            uow.contracts.save(submitted)
+            events.append(
+                self.event(
+                    "contract_submitted", "contract", contract_id, actor, version=contract.version
+                )
+            )
+            self.open_review(
+                uow, events, actor, submitted, "contract", self.contract_workflow, comment=comment
+            )
+            return submitted
+
+        return self.run(work)
+
+    def terminate_contract(
+        self, actor: Actor, contract_id: str, *, reason: str, on: date | None = None
+    ) -> CommandResult[Contract]:
+        """End a formal contract early (its amount and lines stay as signed)."""
+
+        def work(uow: UnitOfWork, events: list[Event]) -> Contract:
+            contract = self._load(uow, actor, contract_id, "contract.terminate")
+            ended = contract.terminate(self.today() if on is None else on, reason)
+            uow.contracts.save(ended)
+            events.append(
+                self.event("contract_terminated", "contract", contract_id, actor, reason=reason)
+            )
+            return ended
+
+        return self.run(work)
+
+    def contract(self, contract_id: str) -> Contract:
+        """The stored contract ``contract_id``."""
+        with self.storage.transaction() as uow:
+            found: Contract = uow.contracts.get(contract_id)
+            return found
+
+    def contracts(self, **filters: Any) -> list[Contract]:
+        """Stored contracts matching ``filters`` (``owner``, ``team``, ``state``, ``signed_on``,
+        ``account``, ``opportunity_id``)."""
+        with self.storage.transaction() as uow:
+            return list(uow.contracts.query(**filters))
+
+    # -- execution and collections (R14, R16) ------------------------------------------------------
+
+    def _billing_command(
+        self,
+        actor: Actor,
+        contract_id: str,
+        action: str,
+        change: Any,
+    ) -> CommandResult[ContractBilling]:
+        """Load the billing of ``contract_id``, authorize ``action`` on its contract, apply
+        ``change(billing) -> ContractBilling | BillingResult`` and store the result."""
+
+        def work(uow: UnitOfWork, events: list[Event]) -> ContractBilling:
+            contract: Contract = uow.contracts.get(contract_id)
+            self.authorize(actor, action, contract)
+            billing: ContractBilling = uow.billings.get(contract_id)
+            result = change(billing)
+            if isinstance(result, BillingResult):
+                new, reached = result.billing, result.events
+            else:
+                new, reached = result, ()
+            uow.billings.save(new)
+            events.append(self.event(action.replace(".", "_"), "contract", contract_id, actor))
+            events.extend(item.to_event() for item in reached)
+            return new
+
+        return self.run(work)
+
+    def attach_billing_plan(
+        self, actor: Actor, contract_id: str, milestones: Iterable[MilestoneSpec]
+    ) -> CommandResult[ContractBilling]:
+        """Attach (or replace, until one is invoiced) the milestones the contract amount is billed
+        by; their amounts allocate the contract amount exactly. Triggers already met fire at once."""
+        specs = tuple(milestones)
+        return self._billing_command(
+            actor,
+            contract_id,
+            "billing.plan",
+            lambda billing: billing.attach_plan(specs, at=self.now()),
+        )
+
+    def record_progress(
+        self,
+        actor: Actor,
+        contract_id: str,
+        line_id: str,
+        percent: Decimal | int | str | None = None,
+        *,
+        delivered: Decimal | int | str | None = None,
+    ) -> CommandResult[ContractBilling]:
+        """Record execution progress on a quote line (never downwards; see
+        :meth:`correct_progress`). A milestone whose trigger this meets emits ``milestone_reached``
+        naming the rep."""
+        return self._billing_command(
+            actor,
+            contract_id,
+            "billing.progress",
+            lambda billing: billing.record_progress(
+                line_id, percent, at=self.now(), delivered=delivered
+            ),
+        )
+
+    def correct_progress(
+        self,
+        actor: Actor,
+        contract_id: str,
+        line_id: str,
+        percent: Decimal | int | str,
+        *,
+        reason: str,
+    ) -> CommandResult[ContractBilling]:
+        """Correct a line's progress (downwards too), with the reason, kept in the billing's audit."""
+        return self._billing_command(
+            actor,
+            contract_id,
+            "billing.correct",
+            lambda billing: billing.correct_progress(
+                line_id, percent, at=self.now(), by=actor.id, reason=reason
+            ),
+        )
+
+    def issue_invoice(
+        self,
+        actor: Actor,
+        contract_id: str,
+        invoice_id: str,
+        *,
+        due_on: date,
+        milestone: str | None = None,
+        amount: Money | Decimal | int | str | None = None,
+        issued_on: date | None = None,
+    ) -> CommandResult[ContractBilling]:
+        """Invoice a milestone (by default what is left of it) or a free amount; the invoices never
+        add up to more than the contract amount."""
+        return self._billing_command(
+            actor,
+            contract_id,
+            "billing.invoice",
+            lambda billing: billing.issue_invoice(
+                invoice_id,
+                issued_on=self.today() if issued_on is None else issued_on,
+                due_on=due_on,
+                amount=amount,
+                milestone=milestone,
+            ),
+        )
+
+    def issue_credit_note(
+        self,
+        actor: Actor,
+        contract_id: str,
+        note_id: str,
+        invoice_id: str,
+        amount: Money | Decimal | int | str,
+        *,
+        reason: str,
+        issued_on: date | None = None,
+    ) -> CommandResult[ContractBilling]:
+        """Credit part of an invoice that is not paid yet (a correction), with the reason."""
+        return self._billing_command(
+            actor,
+            contract_id,
+            "billing.credit",
+            lambda billing: billing.issue_credit_note(
+                note_id,
+                invoice_id,
+                amount,
+                issued_on=self.today() if issued_on is None else issued_on,
+                reason=reason,
+            ),
+        )
+
+    def record_payment(
+        self,
+        actor: Actor,
+        contract_id: str,
+        payment_id: str,
+        invoice_id: str,
+        amount: Money | Decimal | int | str,
+        *,
+        received_on: date | None = None,
+    ) -> CommandResult[ContractBilling]:
+        """Record money received against an invoice (partial payments allowed, never more than is
+        open on the invoice)."""
+        return self._billing_command(
+            actor,
+            contract_id,
+            "billing.payment",
+            lambda billing: billing.record_payment(
+                payment_id,
+                invoice_id,
+                amount,
+                received_on=self.today() if received_on is None else received_on,
+            ),
+        )
+
+    def billing(self, contract_id: str) -> ContractBilling:
+        """The billing (progress, plan, invoices, payments) of the formal contract ``contract_id``."""
+        with self.storage.transaction() as uow:
+            found: ContractBilling = uow.billings.get(contract_id)
+            return found
+
+    def receivables(
+        self,
+        *,
+        as_of: date | None = None,
+        not_invoiced: bool = False,
+        not_paid: bool = False,
+        **filters: Any,
+    ) -> Receivables:
+        """The collections list (R16) as of ``as_of`` (today by default): signed contracts matching
+        ``filters`` with what is not invoiced and not paid, oldest signing first."""
+        with self.storage.transaction() as uow:
+            signed = [c for c in uow.contracts.query(**filters) if c.is_signed]
+            billings: Mapping[str, ContractBilling] = {
+                b.contract_id: b
+                for b in uow.billings.query()
+                if b.contract_id in {c.id for c in signed}
+            }
+        return receivables(
+            signed,
+            billings,
+            as_of=self.today() if as_of is None else as_of,
+            not_invoiced=not_invoiced,
+            not_paid=not_paid,
+            currency=self.currency,
+        )
+
+    def attainment(
+        self,
+        targets: Iterable[Target],
+        *,
+        period: Period | str,
+        teams: Mapping[str, Iterable[str]] | None = None,
+        as_of: date | None = None,
+    ) -> Attainment:
+        """Target, signed (formal contracts, by signing date), gap and expected (the stored
+        forecast) per rep and team for ``period`` (R15)."""
+        day = self.today() if as_of is None else as_of
+        with self.storage.transaction() as uow:
+            signed = list(signed_from_contracts(uow.contracts.query()))
+            expected = uow.opportunities.forecast(
+                self.plan, as_of=day, by="owner", currency=self.currency
+            )
+        return attainment(
+            targets, signed, expected, period=period, teams=teams, currency=self.currency
+        )
