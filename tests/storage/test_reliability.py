@@ -15,11 +15,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 import salesflow
 from salesflow import Actor, Money, Opportunity
-from salesflow.adapters.sql.schema import SCHEMA_VERSION
+from salesflow.adapters.sql.schema import SCHEMA_VERSION, UPGRADES, ensure_schema, stored_version
 from salesflow.adapters.sql.storage import SqlStorage
 from salesflow.errors import (
     BackendNotFoundError,
@@ -227,3 +227,51 @@ def test_salesflow_tables_without_their_meta_table_are_refused(tmp_path: Path) -
         raw.execute("CREATE TABLE salesflow_opportunities (id TEXT)")
     with pytest.raises(StorageError, match="not created by salesflow"):
         SqlStorage(f"sqlite:///{tmp_path / 's.db'}")
+
+
+def _version_one(url: str) -> None:
+    """A database as salesflow 0.1 (schema version 1) left it, with one opportunity."""
+    storage = SqlStorage(url, create=False)
+    with storage.transaction() as uow:
+        ensure_schema(uow.connection, storage.tables, target=1)
+        uow.opportunities.add(
+            Opportunity(id="op-1", owner="ann", amount=Money.of("12.30", "CNY"), stage="won")
+        )
+    storage.close()
+
+
+def _upgrade_checks(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _version_one(url)
+
+    def broken(conn: object, tables: object) -> None:
+        raise RuntimeError("disk full half-way through the upgrade")
+
+    monkeypatch.setitem(UPGRADES, 2, broken)
+    with pytest.raises(StorageError):
+        SqlStorage(url)
+    storage = SqlStorage(url, create=False)
+    with storage.transaction() as uow:
+        assert stored_version(uow.connection, storage.tables) == 1  # nothing half-done
+        assert (
+            storage.tables.documents["quotes"].name not in inspect(uow.connection).get_table_names()
+        )
+    monkeypatch.delitem(UPGRADES, 2)
+    assert storage.upgrade() == 1  # upgraded from version 1
+    with storage.transaction() as uow:
+        assert stored_version(uow.connection, storage.tables) == SCHEMA_VERSION
+        assert uow.opportunities.get("op-1").amount == Money.of("12.30", "CNY")
+        assert uow.quotes.count() == 0  # the new tables work
+    storage.drop_schema()
+    storage.close()
+
+
+def test_an_older_schema_is_upgraded_in_one_transaction_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _upgrade_checks(f"sqlite:///{tmp_path / 'old.db'}", monkeypatch)
+
+
+def test_an_older_schema_is_upgraded_in_one_transaction_on_postgres(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _upgrade_checks(postgres_url, monkeypatch)

@@ -31,12 +31,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
+from salesflow.adapters.kinds import KINDS
 from salesflow.adapters.storage_memory import MemoryStorage
 from salesflow.analytics.forecast import forecast
-from salesflow.domain.calls import CallRecord, Contact, Direction, Disposition
+from salesflow.domain.actors import Actor
+from salesflow.domain.approvals import ApprovalRequest, Delegation, Workflow
+from salesflow.domain.billing import ContractBilling, MilestoneSpec, Trigger
+from salesflow.domain.calls import (
+    CallRecord,
+    Contact,
+    Direction,
+    Disposition,
+    FollowUpTask,
+    feature_call,
+)
+from salesflow.domain.catalog import Bundle as ProductBundle
+from salesflow.domain.catalog import BundleComponent, Catalog, Category, PriceTier, Product
+from salesflow.domain.contracts import Contract
 from salesflow.domain.events import Event
 from salesflow.domain.money import Money
 from salesflow.domain.opportunities import Opportunity, StageChange
+from salesflow.domain.quotes import Quote
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import (
     ConcurrencyError,
@@ -101,6 +116,136 @@ def _call(
         talk_seconds=30,
         recording=f"rec/{external_id}.wav",
     )
+
+
+def sample_aggregates() -> dict[str, list[Any]]:
+    """One or more realistic values of every document kind, by unit-of-work attribute: a catalog
+    with tiers and a bundle, a quote priced from it, an approval request with a delegated decision,
+    a formal contract with its billing (plan, progress, invoice, credit note, payment), and the call
+    centre's contacts, tasks, calls and library entries."""
+    at = datetime(2026, 11, 3, 10, 30, tzinfo=timezone(timedelta(hours=8)))
+    day = date(2026, 11, 3)
+    cny = Money.of
+    categories = [
+        Category(id="hw", name="Hardware"),
+        Category(id="laptops", name="Laptops", parent="hw"),
+    ]
+    products = [
+        Product(
+            sku="LAPTOP",
+            name="Laptop 14",
+            category="laptops",
+            list_price=cny("6000.00", "CNY"),
+            floor_price=cny("4800.00", "CNY"),
+            cost=cny("4100.55", "CNY"),
+            tiers=(PriceTier(10, cny("5700.00", "CNY")), PriceTier(50, cny("5400.00", "CNY"))),
+            tier_mode="slab",
+            valid_from=date(2026, 1, 1),
+        ),
+        Product(sku="DOCK", name="Dock", category="hw", list_price=cny("799.99", "CNY")),
+    ]
+    bundles = [
+        ProductBundle(
+            sku="KIT",
+            name="Office kit",
+            price=cny("6500.00", "CNY"),
+            components=(BundleComponent("LAPTOP", 1), BundleComponent("DOCK", 1)),
+            category="hw",
+        )
+    ]
+    catalog = Catalog(categories=categories, products=products, bundles=bundles)
+    quote = (
+        Quote(
+            id="Q-1", owner="ann", currency="CNY", quoted_on=day, opportunity_id="op-1", tax_rate=13
+        )
+        .add_line(catalog, "LAPTOP", 12, discount=Decimal("7.5"))
+        .add_line(catalog, "KIT", 2)
+        .set_document_discount(3)
+    )
+    approved_quote = quote.submit_for_approval().approve()
+    rep, manager, deputy = (
+        Actor("ann", roles={"sales_rep"}),
+        Actor("mia", roles={"sales_manager"}),
+        Actor("bob"),
+    )
+    delegation = Delegation.grant(
+        manager,
+        delegate=deputy,
+        role="sales_manager",
+        valid_from=day,
+        valid_until=date(2026, 11, 30),
+    )
+    request, _ = ApprovalRequest(
+        id="quote:Q-1",
+        subject_id="Q-1",
+        subject_kind="quote",
+        workflow=Workflow.one_step("sales_manager"),
+    ).submit(rep, at=at, content_hash=quote.content_hash())
+    request, _ = request.approve(
+        deputy,
+        role="sales_manager",
+        at=at + timedelta(hours=1),
+        version=1,
+        content_hash=quote.content_hash(),
+        delegations=[delegation],
+    )
+    contract = Contract.from_quote(
+        approved_quote, id="C-1", team="east", terms="delivery by March"
+    ).submit()
+    contract = contract.make_formal(day)
+    billing = (
+        ContractBilling.open(contract)
+        .attach_plan(
+            [
+                MilestoneSpec(name="advance", share=Decimal("30"), due_on=date(2026, 11, 30)),
+                MilestoneSpec(
+                    name="delivery",
+                    share=Decimal("70"),
+                    due_on=date(2027, 1, 31),
+                    trigger=Trigger(lines=("L1",)),
+                ),
+            ],
+            at=at,
+        )
+        .billing
+    )
+    billing = billing.record_progress("L1", Decimal("40"), at=at, delivered=5).billing
+    billing = billing.issue_invoice(
+        "INV-1", issued_on=day, due_on=date(2026, 11, 30), milestone="advance"
+    )
+    billing = billing.issue_credit_note(
+        "CN-1", "INV-1", cny("100.00", "CNY"), issued_on=day, reason="typo"
+    )
+    billing = billing.record_payment("PAY-1", "INV-1", cny("1000.00", "CNY"), received_on=day)
+    contact = Contact(
+        id="c1",
+        name="王芳",
+        owner="ann",
+        industry="retail",
+        region="Shanghai",
+        phones=("+86 138 0013 8000", "021-8888-6666"),
+    )
+    call = attrs.evolve(_call("u9"), contact_id="c1", price=cny("-0.200", "USD"))
+    task = FollowUpTask.create(
+        id="t1", owner="ann", contact_id="c1", due=day, at=at, subject="send the quote"
+    )
+    entry = feature_call(
+        call, curated_by=manager, at=at, tags=["opening"], note="clear", contact=contact
+    )
+    return {
+        "categories": categories,
+        "products": products,
+        "bundles": bundles,
+        "quotes": [quote, attrs.evolve(approved_quote, id="Q-2")],
+        "approvals": [request],
+        "delegations": [delegation],
+        "contracts": [contract],
+        "billings": [billing],
+        "contacts": [contact],
+        "tasks": [task, attrs.evolve(task.complete(at + timedelta(days=1), note="done"), id="t2")],
+        "calls": [call],
+        "library": [entry],
+    }
 
 
 def _event(subject: str, name: str = "opportunity_created", **data: Any) -> Event:
@@ -463,6 +608,22 @@ class StorageContract:
             uow.contacts.add_many(iter(contacts), batch_size=1_000)
         with storage.transaction() as uow:
             assert list(uow.contacts.query(owner="ann")) == contacts
+
+    def test_every_kind_of_aggregate_round_trips_exactly(self, storage: Storage) -> None:
+        samples = sample_aggregates()
+        assert set(samples) == {kind.attribute for kind in KINDS}, "a kind without a sample"
+        with storage.transaction() as uow:
+            for attribute, items in samples.items():
+                getattr(uow, attribute).add_many(items)
+        with storage.transaction() as uow:
+            for kind in KINDS:
+                repository = getattr(uow, kind.attribute)
+                for item in samples[kind.attribute]:
+                    stored = repository.get(kind.key(item))
+                    assert stored == item, kind.name
+                    assert type(stored) is type(item)
+            for quote in samples["quotes"]:  # the prices are recomputed from what was stored
+                assert uow.quotes.get(quote.id).total == quote.total
 
     # -- the forecast ------------------------------------------------------------------------------
 

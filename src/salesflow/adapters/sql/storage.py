@@ -62,6 +62,7 @@ from salesflow.errors import (
     InvalidTypeError,
     MissingDependencyError,
     NotFoundError,
+    SalesflowError,
     StorageError,
     ValidationError,
 )
@@ -742,14 +743,25 @@ class SqlStorage:
         self.clock: Clock = clock or _utc_now
         self._local = threading.local()
         if create:
-            self.upgrade()
+            try:
+                self.upgrade()
+            except BaseException:
+                self.close()  # the caller never gets this storage, so nothing else would
+                raise
 
     # -- schema ---------------------------------------------------------------------------------------
 
     def upgrade(self) -> int:
         """Create or upgrade the schema in one transaction; return the version found (0 if new)."""
-        with self.transaction() as uow, _driver_errors("creating the schema"):
-            return ensure_schema(uow.connection, self.tables)
+        try:
+            with self.transaction() as uow, _driver_errors("creating the schema"):
+                return ensure_schema(uow.connection, self.tables)
+        except SalesflowError:
+            raise
+        except Exception as error:
+            raise StorageError(
+                f"upgrading the schema of {self.url} failed and was rolled back: {error!r}"
+            ) from error
 
     def drop_schema(self) -> None:
         """Drop every salesflow table (and its data). For tests and uninstalling."""
