@@ -41,6 +41,7 @@ from typing import Any, NamedTuple, TypeVar
 import attrs
 
 from salesflow.domain.actors import Actor, Role
+from salesflow.domain.checks import check_count, check_optional_text, check_positive, check_text
 from salesflow.domain.dates import to_aware_datetime, to_date
 from salesflow.errors import (
     ApprovalError,
@@ -126,31 +127,11 @@ _HINTS: Mapping[ApprovalState, str] = {
 # -- converters and validators ------------------------------------------------------------------
 
 
-def _check_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(attribute.name, value, "a non-empty string")
-
-
-def _check_optional_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None:
-        _check_text(_instance, attribute, value)
-
-
 def _check_optional_comment(
     _instance: object, attribute: attrs.Attribute[Any], value: object
 ) -> None:
     if value is not None and not isinstance(value, str):
         raise InvalidTypeError(attribute.name, value, "a string or None")
-
-
-def _check_count(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if type(value) is not int or value < 0:
-        raise ValidationError(attribute.name, value, "a whole number, 0 or more")
-
-
-def _check_positive(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if type(value) is not int or value < 1:
-        raise ValidationError(attribute.name, value, "a whole number, 1 or more")
 
 
 def _role_name(value: object, field: str = "role") -> str:
@@ -254,7 +235,7 @@ class Step:
     each at most once.
     """
 
-    name: str = attrs.field(validator=_check_text)
+    name: str = attrs.field(validator=check_text)
     roles: tuple[str, ...] = attrs.field(converter=_to_roles)
 
     def to_dict(self) -> dict[str, Any]:
@@ -277,7 +258,7 @@ class Workflow:
     role in all but name (name it so).
     """
 
-    name: str = attrs.field(validator=_check_text)
+    name: str = attrs.field(validator=check_text)
     steps: tuple[Step, ...] = attrs.field(converter=_to_steps)
 
     def __attrs_post_init__(self) -> None:
@@ -366,8 +347,8 @@ class Delegation:
     delegations). A delegate cannot pass the role on: only a holder of a role can delegate it.
     """
 
-    delegator: str = attrs.field(validator=_check_text)
-    delegate: str = attrs.field(validator=_check_text)
+    delegator: str = attrs.field(validator=check_text)
+    delegate: str = attrs.field(validator=check_text)
     role: str = attrs.field(converter=_to_role)
     valid_from: date = attrs.field(converter=_to_valid_from)
     valid_until: date = attrs.field(converter=_to_valid_until)
@@ -447,11 +428,11 @@ class Delegation:
 class Decision:
     """One approval within the current cycle: which step, which role, who, for whom, when."""
 
-    step: str = attrs.field(validator=_check_text)
+    step: str = attrs.field(validator=check_text)
     role: str = attrs.field(converter=_to_role)
-    actor: str = attrs.field(validator=_check_text)
+    actor: str = attrs.field(validator=check_text)
     at: datetime = attrs.field(converter=_to_at)
-    on_behalf_of: str | None = attrs.field(default=None, validator=_check_optional_text)
+    on_behalf_of: str | None = attrs.field(default=None, validator=check_optional_text)
     comment: str | None = attrs.field(default=None, validator=_check_optional_comment)
 
     @property
@@ -503,19 +484,19 @@ class AuditEntry:
         content_hash: the subject's hash given with a submission or an approval.
     """
 
-    seq: int = attrs.field(validator=_check_positive)
+    seq: int = attrs.field(validator=check_positive)
     at: datetime = attrs.field(converter=_to_at)
-    actor: str = attrs.field(validator=_check_text)
+    actor: str = attrs.field(validator=check_text)
     action: ApprovalAction = attrs.field(converter=_to_action)
     state_before: ApprovalState = attrs.field(converter=_to_state)
     state_after: ApprovalState = attrs.field(converter=_to_state)
-    version: int = attrs.field(validator=_check_positive)
-    cycle: int = attrs.field(validator=_check_count)
+    version: int = attrs.field(validator=check_positive)
+    cycle: int = attrs.field(validator=check_count)
     role: str | None = attrs.field(default=None, converter=_to_optional_role)
-    on_behalf_of: str | None = attrs.field(default=None, validator=_check_optional_text)
-    step: str | None = attrs.field(default=None, validator=_check_optional_text)
+    on_behalf_of: str | None = attrs.field(default=None, validator=check_optional_text)
+    step: str | None = attrs.field(default=None, validator=check_optional_text)
     comment: str | None = attrs.field(default=None, validator=_check_optional_comment)
-    content_hash: str | None = attrs.field(default=None, validator=_check_optional_text)
+    content_hash: str | None = attrs.field(default=None, validator=check_optional_text)
 
     def to_dict(self) -> dict[str, Any]:
         """This entry as a plain dict (enums as their values, ``at`` in ISO 8601)."""
@@ -572,16 +553,16 @@ class ApprovalEvent:
     """
 
     name: ApprovalEventName = attrs.field(converter=_to_event_name)
-    request_id: str = attrs.field(validator=_check_text)
-    subject_id: str = attrs.field(validator=_check_text)
-    subject_kind: str = attrs.field(validator=_check_text)
+    request_id: str = attrs.field(validator=check_text)
+    subject_id: str = attrs.field(validator=check_text)
+    subject_kind: str = attrs.field(validator=check_text)
     at: datetime = attrs.field(converter=_to_at)
-    actor: str = attrs.field(validator=_check_text)
-    version: int = attrs.field(validator=_check_positive)
-    cycle: int = attrs.field(validator=_check_positive)
-    step: str | None = attrs.field(default=None, validator=_check_optional_text)
+    actor: str = attrs.field(validator=check_text)
+    version: int = attrs.field(validator=check_positive)
+    cycle: int = attrs.field(validator=check_positive)
+    step: str | None = attrs.field(default=None, validator=check_optional_text)
     roles: tuple[str, ...] = attrs.field(default=(), converter=_to_event_roles)
-    on_behalf_of: str | None = attrs.field(default=None, validator=_check_optional_text)
+    on_behalf_of: str | None = attrs.field(default=None, validator=check_optional_text)
     comment: str | None = attrs.field(default=None, validator=_check_optional_comment)
 
     def to_dict(self) -> dict[str, Any]:
@@ -665,17 +646,17 @@ class ApprovalRequest:
         audit: every action ever taken, oldest first; only ever appended to.
     """
 
-    id: str = attrs.field(validator=_check_text)
-    subject_id: str = attrs.field(validator=_check_text)
-    subject_kind: str = attrs.field(validator=_check_text)
+    id: str = attrs.field(validator=check_text)
+    subject_id: str = attrs.field(validator=check_text)
+    subject_kind: str = attrs.field(validator=check_text)
     workflow: Workflow = attrs.field(validator=attrs.validators.instance_of(Workflow))
     state: ApprovalState = attrs.field(default=ApprovalState.DRAFT, converter=_to_state)
-    submitter: str | None = attrs.field(default=None, validator=_check_optional_text)
-    step_index: int = attrs.field(default=0, validator=_check_count)
+    submitter: str | None = attrs.field(default=None, validator=check_optional_text)
+    step_index: int = attrs.field(default=0, validator=check_count)
     decisions: tuple[Decision, ...] = attrs.field(default=(), converter=_to_decisions)
-    cycle: int = attrs.field(default=0, validator=_check_count)
-    version: int = attrs.field(default=0, validator=_check_count)
-    content_hash: str | None = attrs.field(default=None, validator=_check_optional_text)
+    cycle: int = attrs.field(default=0, validator=check_count)
+    version: int = attrs.field(default=0, validator=check_count)
+    content_hash: str | None = attrs.field(default=None, validator=check_optional_text)
     audit: tuple[AuditEntry, ...] = attrs.field(default=(), converter=_to_audit)
 
     def __attrs_post_init__(self) -> None:

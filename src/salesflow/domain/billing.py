@@ -54,6 +54,7 @@ from typing import Any, Final, NamedTuple, TypeVar
 
 import attrs
 
+from salesflow.domain.checks import check_optional_text, check_text
 from salesflow.domain.contracts import Contract
 from salesflow.domain.dates import to_aware_datetime, to_date
 from salesflow.domain.events import Event
@@ -94,16 +95,6 @@ _T = TypeVar("_T")
 
 
 # -- converters and validators ----------------------------------------------------------------------
-
-
-def _check_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(attribute.name, value, "a non-empty string")
-
-
-def _check_optional_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise ValidationError(attribute.name, value, "a non-empty string or None")
 
 
 def _check_money(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -230,11 +221,11 @@ def _half_up(value: Fraction, places: int) -> Decimal:
 class BillingLine:
     """Execution of one quote line: its weight, how far it is done and how much was delivered."""
 
-    line_id: str = attrs.field(validator=_check_text)
+    line_id: str = attrs.field(validator=check_text)
     """The quote line (``"L1"``, ``"L3.2"``)."""
-    item_id: str = attrs.field(validator=_check_text)
+    item_id: str = attrs.field(validator=check_text)
     """The quote item it comes from (``"L3"`` for the components of bundle line L3)."""
-    sku: str = attrs.field(validator=_check_text)
+    sku: str = attrs.field(validator=check_text)
     """The product sold."""
     amount: Money = attrs.field(validator=_check_money)
     """The line's net plus tax: its weight in the overall progress."""
@@ -267,7 +258,7 @@ class BillingLine:
 class ProgressCorrection:
     """An audited correction of a line's progress or delivery (the only way either goes down)."""
 
-    line_id: str = attrs.field(validator=_check_text)
+    line_id: str = attrs.field(validator=check_text)
     """The corrected line."""
     percent_before: Decimal = attrs.field(converter=_to_percent)
     """Percent complete before the correction."""
@@ -277,9 +268,9 @@ class ProgressCorrection:
     """Delivered units before the correction."""
     delivered_after: Decimal = attrs.field(converter=_to_delivered)
     """Delivered units after it."""
-    reason: str = attrs.field(validator=_check_text)
+    reason: str = attrs.field(validator=check_text)
     """Why, in words."""
-    by: str = attrs.field(validator=_check_text)
+    by: str = attrs.field(validator=check_text)
     """Who corrected it (an actor id)."""
     at: datetime = attrs.field(converter=_to_at)
     """When."""
@@ -313,7 +304,7 @@ class MilestoneSpec:
     contract amount) or ``amount`` (:class:`~salesflow.domain.money.Money`), and maybe a
     :class:`Trigger`. :func:`allocate_milestones` turns specs into :class:`Milestone` values."""
 
-    name: str = attrs.field(validator=_check_text)
+    name: str = attrs.field(validator=check_text)
     due_on: date = attrs.field(converter=_to_due_on)
     share: Decimal | None = attrs.field(default=None, converter=_to_optional_share)
     amount: Money | None = attrs.field(default=None, validator=_check_optional_money)
@@ -334,7 +325,7 @@ class Milestone:
     """A milestone of the plan, with its exact amount; ``reached_at`` is set when its trigger was
     met."""
 
-    name: str = attrs.field(validator=_check_text)
+    name: str = attrs.field(validator=check_text)
     """Unique within the plan; invoices name it."""
     due_on: date = attrs.field(converter=_to_due_on)
     """When it should be invoiced at the latest."""
@@ -446,11 +437,11 @@ def allocate_milestones(amount: Money, specs: Iterable[MilestoneSpec]) -> tuple[
 class Invoice:
     """An invoice: for a milestone (``milestone`` names it) or a free amount (``None``)."""
 
-    id: str = attrs.field(validator=_check_text)
+    id: str = attrs.field(validator=check_text)
     amount: Money = attrs.field(validator=_check_positive_money)
     issued_on: date = attrs.field(converter=_to_issued_on)
     due_on: date = attrs.field(converter=_to_due_on)
-    milestone: str | None = attrs.field(default=None, validator=_check_optional_text)
+    milestone: str | None = attrs.field(default=None, validator=check_optional_text)
 
     def __attrs_post_init__(self) -> None:
         if self.due_on < self.issued_on:
@@ -463,19 +454,19 @@ class Invoice:
 class CreditNote:
     """A credit note: takes ``amount`` off invoice ``invoice_id`` (a correction, a discount)."""
 
-    id: str = attrs.field(validator=_check_text)
-    invoice_id: str = attrs.field(validator=_check_text)
+    id: str = attrs.field(validator=check_text)
+    invoice_id: str = attrs.field(validator=check_text)
     amount: Money = attrs.field(validator=_check_positive_money)
     issued_on: date = attrs.field(converter=_to_issued_on)
-    reason: str = attrs.field(validator=_check_text)
+    reason: str = attrs.field(validator=check_text)
 
 
 @attrs.frozen(kw_only=True)
 class Payment:
     """Money received against invoice ``invoice_id`` (partial payments are fine)."""
 
-    id: str = attrs.field(validator=_check_text)
-    invoice_id: str = attrs.field(validator=_check_text)
+    id: str = attrs.field(validator=check_text)
+    invoice_id: str = attrs.field(validator=check_text)
     amount: Money = attrs.field(validator=_check_positive_money)
     received_on: date = attrs.field(converter=_to_received_on)
 
@@ -584,9 +575,9 @@ class ContractBilling:
     invariant is checked again). See the module documentation for the rules.
     """
 
-    contract_id: str = attrs.field(validator=_check_text)
+    contract_id: str = attrs.field(validator=check_text)
     """The contract's id: one billing per contract."""
-    owner: str = attrs.field(validator=_check_text)
+    owner: str = attrs.field(validator=check_text)
     """The contract's rep, whom milestone events name."""
     currency: str = attrs.field()
     """The contract's currency: every amount is in it."""

@@ -40,6 +40,7 @@ from typing import IO, Any, Literal, TypeAlias
 
 import attrs
 
+from salesflow.domain.checks import check_bool, check_optional_text, check_text
 from salesflow.domain.dates import to_date
 from salesflow.domain.money import Money
 from salesflow.domain.numbers import ZERO, to_decimal
@@ -110,16 +111,6 @@ BUNDLE_FIELDS = (
 # -- field checks -------------------------------------------------------------------------------
 
 
-def _check_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(attribute.name, value, "a non-empty string")
-
-
-def _check_optional_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise ValidationError(attribute.name, value, "a non-empty string or None")
-
-
 def _check_money(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, Money):
         raise InvalidTypeError(attribute.name, value, "Money (e.g. Money.of('9.90', 'CNY'))")
@@ -130,11 +121,6 @@ def _check_money(_instance: object, attribute: attrs.Attribute[Any], value: obje
 def _check_optional_money(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None:
         _check_money(instance, attribute, value)
-
-
-def _check_bool(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, bool):
-        raise InvalidTypeError(attribute.name, value, "True or False")
 
 
 def _to_valid_from(value: object) -> date | None:
@@ -196,9 +182,9 @@ def _sellable_check(
 class Category:
     """A product category; categories nest through ``parent`` (the parent category's id)."""
 
-    id: str = attrs.field(validator=_check_text)
-    name: str = attrs.field(validator=_check_text)
-    parent: str | None = attrs.field(default=None, validator=_check_optional_text)
+    id: str = attrs.field(validator=check_text)
+    name: str = attrs.field(validator=check_text)
+    parent: str | None = attrs.field(default=None, validator=check_optional_text)
 
     def __attrs_post_init__(self) -> None:
         if self.parent == self.id:
@@ -285,13 +271,13 @@ class Product:
     see the module docs).
     """
 
-    sku: str = attrs.field(validator=_check_text)
-    name: str = attrs.field(validator=_check_text)
+    sku: str = attrs.field(validator=check_text)
+    name: str = attrs.field(validator=check_text)
     list_price: Money = attrs.field(validator=_check_money)
-    category: str | None = attrs.field(default=None, validator=_check_optional_text)
+    category: str | None = attrs.field(default=None, validator=check_optional_text)
     floor_price: Money | None = attrs.field(default=None, validator=_check_optional_money)
     cost: Money | None = attrs.field(default=None, validator=_check_optional_money)
-    active: bool = attrs.field(default=True, validator=_check_bool)
+    active: bool = attrs.field(default=True, validator=check_bool)
     valid_from: date | None = attrs.field(default=None, converter=_to_valid_from)
     valid_until: date | None = attrs.field(default=None, converter=_to_valid_until)
     tiers: tuple[PriceTier, ...] = attrs.field(default=(), converter=_to_tiers)
@@ -482,7 +468,7 @@ class Product:
 class BundleComponent:
     """``quantity`` units of the product ``sku`` in one bundle."""
 
-    sku: str = attrs.field(validator=_check_text)
+    sku: str = attrs.field(validator=check_text)
     quantity: Decimal = attrs.field(converter=_to_quantity)
 
 
@@ -512,12 +498,12 @@ class Bundle:
     allocates it over the components in proportion to their list prices.
     """
 
-    sku: str = attrs.field(validator=_check_text)
-    name: str = attrs.field(validator=_check_text)
+    sku: str = attrs.field(validator=check_text)
+    name: str = attrs.field(validator=check_text)
     price: Money = attrs.field(validator=_check_money)
     components: tuple[BundleComponent, ...] = attrs.field(converter=_to_components)
-    category: str | None = attrs.field(default=None, validator=_check_optional_text)
-    active: bool = attrs.field(default=True, validator=_check_bool)
+    category: str | None = attrs.field(default=None, validator=check_optional_text)
+    active: bool = attrs.field(default=True, validator=check_bool)
     valid_from: date | None = attrs.field(default=None, converter=_to_valid_from)
     valid_until: date | None = attrs.field(default=None, converter=_to_valid_until)
 

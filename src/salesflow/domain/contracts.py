@@ -50,6 +50,7 @@ from typing import Any, Final
 
 import attrs
 
+from salesflow.domain.checks import check_optional_text, check_text
 from salesflow.domain.dates import to_date
 from salesflow.domain.money import Money, currency_exponent
 from salesflow.domain.quotes import Quote, QuoteLine, QuoteState
@@ -101,16 +102,6 @@ _KEEP: Final = _Keep.KEEP
 
 
 # -- converters and validators ----------------------------------------------------------------------
-
-
-def _check_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(attribute.name, value, "a non-empty string")
-
-
-def _check_optional_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise ValidationError(attribute.name, value, "a non-empty string or None")
 
 
 def _check_terms(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
@@ -203,8 +194,8 @@ class Contract:
     (bumped by every revision in draft).
     """
 
-    id: str = attrs.field(validator=_check_text)
-    owner: str = attrs.field(validator=_check_text)
+    id: str = attrs.field(validator=check_text)
+    owner: str = attrs.field(validator=check_text)
     quote: Quote = attrs.field(validator=_check_quote)
     currency: str = attrs.field(
         default=attrs.Factory(lambda self: self.quote.currency, takes_self=True),
@@ -214,15 +205,15 @@ class Contract:
         default=attrs.Factory(lambda self: self.quote.total, takes_self=True),
         validator=_check_amount,
     )
-    team: str | None = attrs.field(default=None, validator=_check_optional_text)
-    account: str | None = attrs.field(default=None, validator=_check_optional_text)
-    opportunity_id: str | None = attrs.field(default=None, validator=_check_optional_text)
+    team: str | None = attrs.field(default=None, validator=check_optional_text)
+    account: str | None = attrs.field(default=None, validator=check_optional_text)
+    opportunity_id: str | None = attrs.field(default=None, validator=check_optional_text)
     terms: str = attrs.field(default="", validator=_check_terms)
     state: ContractState = attrs.field(default=ContractState.DRAFT, converter=_to_state)
-    rejection_reason: str | None = attrs.field(default=None, validator=_check_optional_text)
+    rejection_reason: str | None = attrs.field(default=None, validator=check_optional_text)
     signed_on: date | None = attrs.field(default=None, converter=_to_signed_on)
     ended_on: date | None = attrs.field(default=None, converter=_to_ended_on)
-    end_reason: str | None = attrs.field(default=None, validator=_check_optional_text)
+    end_reason: str | None = attrs.field(default=None, validator=check_optional_text)
     version: int = attrs.field(default=1, validator=_check_version)
 
     def __attrs_post_init__(self) -> None:

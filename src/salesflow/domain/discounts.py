@@ -43,6 +43,7 @@ from typing import Any, Literal
 import attrs
 
 from salesflow.domain.actors import Actor
+from salesflow.domain.checks import check_text
 from salesflow.domain.numbers import HUNDRED, ZERO, to_percent
 from salesflow.domain.quotes import Quote, QuoteLine
 from salesflow.errors import ForbiddenDiscountError, InvalidTypeError, ValidationError
@@ -61,11 +62,6 @@ __all__ = [
 
 MeasureFrom = Literal["catalog", "list"]
 _CENT = Decimal("0.01")
-
-
-def _check_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(attribute.name, value, "a non-empty string")
 
 
 def _to_limit(value: object) -> Decimal:
@@ -88,7 +84,7 @@ class CategoryLimit:
     """A role's limits for the lines of one category (and its subcategories); ``None`` keeps the
     role's own limit."""
 
-    category: str = attrs.field(validator=_check_text)
+    category: str = attrs.field(validator=check_text)
     max_line_discount: Decimal | None = attrs.field(default=None, converter=_to_optional_limit)
     max_average_discount: Decimal | None = attrs.field(default=None, converter=_to_optional_limit)
 
@@ -129,7 +125,7 @@ class RoleLimits:
     """One rung of the ladder: a role's maximum line and average discounts (percent), with
     optional per-category overrides."""
 
-    role: str = attrs.field(validator=_check_text)
+    role: str = attrs.field(validator=check_text)
     max_line_discount: Decimal = attrs.field(converter=_to_limit)
     max_average_discount: Decimal = attrs.field(converter=_to_limit)
     categories: tuple[CategoryLimit, ...] = attrs.field(default=(), converter=_to_category_limits)

@@ -55,6 +55,7 @@ import attrs
 
 from salesflow.analytics.table import Table
 from salesflow.domain.catalog import Bundle, Catalog, Product, TierSegment
+from salesflow.domain.checks import check_count, check_optional_text, check_text
 from salesflow.domain.dates import to_date
 from salesflow.domain.money import Money, currency_exponent
 from salesflow.domain.numbers import HUNDRED, ZERO, to_decimal, to_percent
@@ -96,11 +97,6 @@ def _to_state(value: object) -> QuoteState:
         return QuoteState(str(value) if isinstance(value, str) else "")
     except ValueError:
         raise ValidationError("state", value, f"one of {[s.value for s in QuoteState]}") from None
-
-
-def _check_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(attribute.name, value, "a non-empty string")
 
 
 def _to_quantity(value: object) -> Decimal:
@@ -190,7 +186,7 @@ class QuoteItem:
     storage adapters reading back what :meth:`to_dict` wrote.
     """
 
-    id: str = attrs.field(validator=_check_text)
+    id: str = attrs.field(validator=check_text)
     quantity: Decimal = attrs.field(converter=_to_quantity)
     products: tuple[ProductSnapshot, ...] = attrs.field(converter=_to_snapshots)
     bundle: Bundle | None = None
@@ -698,16 +694,6 @@ def _check_currency(_instance: object, _attribute: attrs.Attribute[Any], value: 
     currency_exponent(value)
 
 
-def _check_optional_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise ValidationError(attribute.name, value, "a non-empty string or None")
-
-
-def _check_count(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(attribute.name, value, "an int of 1 or more")
-
-
 @attrs.frozen(kw_only=True)
 class Quote:
     """A quote (报价单): an immutable value with versions and an approval state.
@@ -723,18 +709,18 @@ class Quote:
         quote = quote.add_line(catalog, "LAPTOP-14", 12, discount=5)
     """
 
-    id: str = attrs.field(validator=_check_text)
-    owner: str = attrs.field(validator=_check_text)
+    id: str = attrs.field(validator=check_text)
+    owner: str = attrs.field(validator=check_text)
     currency: str = attrs.field(validator=_check_currency)
     quoted_on: date = attrs.field(converter=_to_quoted_on)
-    opportunity_id: str | None = attrs.field(default=None, validator=_check_optional_text)
+    opportunity_id: str | None = attrs.field(default=None, validator=check_optional_text)
     items: tuple[QuoteItem, ...] = attrs.field(default=(), converter=_to_items)
     document_discount: Decimal = attrs.field(default=ZERO, converter=_to_document_discount)
     tax_rate: Decimal = attrs.field(default=ZERO, converter=_to_tax_rate)
-    version: int = attrs.field(default=1, validator=_check_count)
+    version: int = attrs.field(default=1, validator=check_count)
     state: QuoteState = attrs.field(default=QuoteState.DRAFT, converter=_to_state)
-    rejection_reason: str | None = attrs.field(default=None, validator=_check_optional_text)
-    next_line: int = attrs.field(default=1, validator=_check_count)
+    rejection_reason: str | None = attrs.field(default=None, validator=check_optional_text)
+    next_line: int = attrs.field(default=1, validator=check_count)
     _pricing: _Pricing | None = attrs.field(init=False, default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
