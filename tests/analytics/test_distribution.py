@@ -11,12 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from salesflow.analytics.distribution import (
-    ALL,
-    Distribution,
-    distribution,
-    largest_remainder_shares,
-)
+from salesflow.analytics.distribution import Distribution, distribution, largest_remainder_shares
+from salesflow.analytics.grouping import ALL
 from salesflow.domain.money import Money
 from salesflow.domain.opportunities import Opportunity
 from salesflow.errors import (

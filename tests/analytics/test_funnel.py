@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from salesflow.analytics.distribution import ALL
 from salesflow.analytics.funnel import (
     ABOVE,
     BELOW,
@@ -21,6 +20,7 @@ from salesflow.analytics.funnel import (
     binomial_p_value,
     funnel,
 )
+from salesflow.analytics.grouping import ALL
 from salesflow.domain.money import Money
 from salesflow.domain.opportunities import Opportunity
 from salesflow.domain.stages import StagePlan

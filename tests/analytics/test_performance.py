@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from salesflow.analytics.distribution import ALL
 from salesflow.analytics.forecast import forecast
+from salesflow.analytics.grouping import ALL
 from salesflow.analytics.performance import (
     REP,
     TEAM,

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from salesflow.analytics.grouping import group_fields, sort_key
 from salesflow.analytics.table import Table
 from salesflow.domain.money import Money, RateSource, currency_exponent
 from salesflow.domain.numbers import HUNDRED, ZERO, to_percent
@@ -631,7 +632,7 @@ class Forecast(Table):
     def by_group(self) -> dict[Any, Money]:
         """Expected amount per group (all buckets), keyed as ``by`` describes."""
         groups = self._grouped(lambda i, g: g, "a group")
-        return {g: groups[g] for g in sorted(groups, key=_sort_key)}
+        return {g: groups[g] for g in sorted(groups, key=sort_key)}
 
     def totals_by(self, attribute: str) -> dict[Any, Money]:
         """Expected amount per value of one of the ``by`` attributes (e.g. per owner when grouped
@@ -644,7 +645,7 @@ class Forecast(Table):
             return self.by_group
         position = self.by.index(attribute)
         values = self._grouped(lambda i, g: g[position], attribute)
-        return {v: values[v] for v in sorted(values, key=_sort_key)}
+        return {v: values[v] for v in sorted(values, key=sort_key)}
 
     @property
     def by_owner(self) -> dict[Any, Money]:
@@ -665,7 +666,7 @@ class Forecast(Table):
             "a cell",
         )
         result: dict[Any, dict[Bucket, Money]] = {}
-        for group, bucket in sorted(cells, key=lambda k: (_sort_key(k[0]), _bucket_sort(k[1]))):
+        for group, bucket in sorted(cells, key=lambda k: (sort_key(k[0]), _bucket_sort(k[1]))):
             label = bucket if isinstance(bucket, Period) else _bucket(bucket)
             result.setdefault(group, {})[label] = cells[(group, bucket)]
         return result
@@ -734,22 +735,17 @@ class Forecast(Table):
 
     # -- tables -----------------------------------------------------------------------------------
 
-    def _group_fields(self, group: Any) -> dict[str, Any]:
-        if len(self.by) == 1:
-            return {self.by[0]: group}
-        return dict(zip(self.by, group, strict=True))
-
     def to_records(self) -> list[dict[str, Any]]:
         """One record per (bucket, group, currency): ``bucket`` (label), the group attributes,
         ``currency``, ``expected`` (Decimal) and ``count``."""
         records = []
-        for key in sorted(self._sums, key=lambda k: (_bucket_sort(k[0]), _sort_key(k[1]), k[2])):
+        for key in sorted(self._sums, key=lambda k: (_bucket_sort(k[0]), sort_key(k[1]), k[2])):
             index, group, code = key
             bucket = _bucket(index)
             records.append(
                 {
                     "bucket": str(bucket),
-                    **self._group_fields(group),
+                    **group_fields(self.by, group),
                     "currency": code,
                     "expected": self._sums[key],
                     "count": self._counts[key],
@@ -774,9 +770,9 @@ class Forecast(Table):
         for (index, group, code), value in self._sums.items():
             rows.setdefault((group, code), {})[index] = value
         records = []
-        for group, code in sorted(rows, key=lambda k: (k[1], _sort_key(k[0]))):
+        for group, code in sorted(rows, key=lambda k: (k[1], sort_key(k[0]))):
             cells = rows[(group, code)]
-            record: dict[str, Any] = {**self._group_fields(group), "currency": code}
+            record: dict[str, Any] = {**group_fields(self.by, group), "currency": code}
             for index, label in zip(indexes, columns, strict=True):
                 record[label] = cells.get(index)
             record["total"] = sum(cells.values(), ZERO)
@@ -830,10 +826,3 @@ def _index_of(bucket: Bucket) -> int:
 
 def _bucket_sort(index: Any) -> int:
     return index if isinstance(index, int) else index.first
-
-
-def _sort_key(value: Any) -> tuple[Any, ...]:
-    # Groups may hold None (a missing team); sort those last without comparing None to str.
-    if isinstance(value, tuple):
-        return tuple(_sort_key(v) for v in value)
-    return (value is None, "" if value is None else str(value))

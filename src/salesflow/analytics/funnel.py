@@ -30,15 +30,13 @@ from typing import Any, Literal, Protocol
 
 import attrs
 
-from salesflow.analytics.distribution import (
+from salesflow.analytics.distribution import Distribution, merge, tally
+from salesflow.analytics.grouping import (
     ALL,
-    Distribution,
     check_currency,
     check_places,
     check_plan,
     group_fields,
-    merge,
-    tally,
     to_by,
 )
 from salesflow.analytics.table import Table

@@ -33,8 +33,8 @@ from typing import Any, Protocol
 
 import attrs
 
-from salesflow.analytics.distribution import ALL, check_currency, check_places, percent_of
 from salesflow.analytics.forecast import Forecast
+from salesflow.analytics.grouping import ALL, check_currency, check_places, percent_of
 from salesflow.analytics.table import Table
 from salesflow.domain.money import Money
 from salesflow.domain.numbers import ZERO

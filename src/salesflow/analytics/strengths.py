@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from salesflow.analytics.distribution import (
+from salesflow.analytics.grouping import (
     MISSING,
     amount_fields,
     check_currency,

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from salesflow.analytics.distribution import (
+from salesflow.analytics.grouping import (
     check_places,
     check_plan,
     getter,
