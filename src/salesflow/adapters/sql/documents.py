@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, and_, exc, func, or_, select
+from sqlalchemy import Connection, Table, and_, bindparam, exc, func, or_, select
 
 from salesflow.adapters import codec
 from salesflow.adapters.kinds import DocumentKind
@@ -76,9 +76,15 @@ class SqlDocuments:
                 f"a stored {self._kind.name} cannot be read back: {error!r}"
             ) from error
 
+    def _statement(self, name: str, build: Any) -> Any:
+        return self._storage.statement((self._kind.attribute, name), build)
+
     def _revision(self, key: str) -> int | None:
         t = self._table
-        return self._conn.execute(select(t.c.revision).where(t.c.id == key)).scalar()
+        query = self._statement(
+            "revision", lambda: select(t.c.revision).where(t.c.id == bindparam("key"))
+        )
+        return self._conn.execute(query, {"key": key}).scalar()
 
     def _clash(self, item: Any, key: str) -> tuple[str, int] | None:
         """An other row with the same unique key as ``item``, if any."""
@@ -100,7 +106,10 @@ class SqlDocuments:
             raise InvalidTypeError("id", id, "a string")
         t = self._table
         try:
-            row = self._conn.execute(select(t.c.revision, t.c.body).where(t.c.id == id)).first()
+            query = self._statement(
+                "find", lambda: select(t.c.revision, t.c.body).where(t.c.id == bindparam("key"))
+            )
+            row = self._conn.execute(query, {"key": id}).first()
         except exc.SQLAlchemyError as error:
             raise StorageError(f"reading a {self._kind.name} failed: {error}") from error
         if row is None:
@@ -281,9 +290,13 @@ class SqlDocuments:
         values = self._values(item, key, expected + 1)
         del values["id"]
         try:
-            updated = self._conn.execute(
-                t.update().where(t.c.id == key, t.c.revision == expected).values(**values)
+            update = self._statement(
+                "update",
+                lambda: t.update().where(
+                    t.c.id == bindparam("key"), t.c.revision == bindparam("expected")
+                ),
             )
+            updated = self._conn.execute(update, {**values, "key": key, "expected": expected})
         except exc.SQLAlchemyError as error:
             raise StorageError(f"saving a {self._kind.name} failed: {error}") from error
         if updated.rowcount != 1:

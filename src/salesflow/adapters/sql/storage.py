@@ -608,6 +608,8 @@ class SqlEvents:
     def __init__(self, storage: SqlStorage, conn: Connection) -> None:
         self._conn = conn
         self._t = storage.tables.events
+        # Built once: a fresh statement per event costs more than the insert itself.
+        self._insert = storage.statement(("events", "insert"), self._t.insert)
 
     def append(self, event: Event) -> Event:
         """Store ``event`` and return it with its sequence number."""
@@ -615,14 +617,15 @@ class SqlEvents:
             raise InvalidTypeError("event", event, "an Event")
         with _driver_errors("appending an event"):
             result = self._conn.execute(
-                self._t.insert().values(
-                    name=event.name,
-                    subject_kind=event.subject_kind,
-                    subject_id=event.subject_id,
-                    actor=event.actor,
-                    at=event.at,
-                    data=json.dumps(event.data, sort_keys=True, ensure_ascii=False),
-                )
+                self._insert,
+                {
+                    "name": event.name,
+                    "subject_kind": event.subject_kind,
+                    "subject_id": event.subject_id,
+                    "actor": event.actor,
+                    "at": event.at,
+                    "data": json.dumps(event.data, sort_keys=True, ensure_ascii=False),
+                },
             )
             key = result.inserted_primary_key
             if key is None or key[0] is None:
@@ -742,6 +745,7 @@ class SqlStorage:
         self.tables: Tables = build_tables(table_prefix)
         self.clock: Clock = clock or _utc_now
         self._local = threading.local()
+        self._statements: dict[tuple[str, ...], Any] = {}
         if create:
             try:
                 self.upgrade()
@@ -817,6 +821,17 @@ class SqlStorage:
         """Dispose of the engine's connections (an engine or connection passed in is left alone)."""
         if self._owned:
             self._engine.dispose()
+
+    def statement(self, key: tuple[str, ...], build: Callable[[], Any]) -> Any:
+        """The statement ``build()`` makes, built once per storage and kept under ``key``.
+
+        Constructing a SQLAlchemy statement (and its cache key) per call costs more than running a
+        small one; repositories keep their hot statements here, with bound parameters.
+        """
+        found = self._statements.get(key)
+        if found is None:
+            found = self._statements[key] = build()
+        return found
 
     # -- bulk paths --------------------------------------------------------------------------------------
 
