@@ -216,3 +216,24 @@ def test_the_directory_normalises_exactly_like_libphonenumber(
     respaced = sep.join((digits[:3], digits[3:7], digits[7:]))
     for raw in (typed, bare, respaced, f"+{bare}", f"00{bare}"):
         assert directory.normalise(raw) == normalise_number(raw, "CN"), raw
+
+
+@pytest.mark.parametrize(
+    ("region", "typed", "logged"),
+    [
+        ("CN", "+86 138 0013 8000", "13800138000"),
+        ("CN", "+86 138 0013 8000", "013800138000"),
+        ("CN", "021-8888-6666", "2188886666"),
+        ("CN", "021-8888-6666", "02188886666"),
+        ("US", "+1 (415) 555-2671", "4155552671"),
+        ("US", "+1 (415) 555-2671", "14155552671"),
+    ],
+)
+def test_national_forms_a_pbx_logs_resolve_like_a_parse_would(
+    region: str, typed: str, logged: str
+) -> None:
+    contact = Contact(id="c1", name="X", owner="ann", phones=(typed,))
+    directory = PhoneDirectory.build([contact], default_region=region)
+    assert directory.resolve(logged) == "c1"
+    # The shortcut gives exactly what libphonenumber gives for the logged digits.
+    assert directory.normalise(logged) == normalise_number(logged, region)

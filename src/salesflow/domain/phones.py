@@ -179,6 +179,33 @@ def _add_aliases(aliases: dict[str, str], raw: str, e164: str) -> None:
         aliases[digits] = e164
 
 
+@functools.cache
+def _national_forms(region: str) -> tuple[str, str]:
+    """The country calling code of ``region`` and its national (trunk) prefix ('' if none)."""
+    import phonenumbers
+
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    prefix = (metadata.national_prefix or "") if metadata is not None else ""
+    return str(phonenumbers.country_code_for_region(region)), prefix
+
+
+def _add_national_aliases(aliases: dict[str, str], e164: str, region: str | None) -> None:
+    """Remember a default-region number as a PBX logs it: its national significant number, and the
+    same after the trunk prefix (``13800138000``, ``02188886666``), which parse to exactly this
+    number in the default region, so that a CDR finds it without parsing."""
+    if region is None:
+        return
+    code, prefix = _national_forms(region)
+    if not e164.startswith("+" + code):
+        return
+    national = e164[len(code) + 1 :]
+    # Digits that begin like the country code may be read as carrying it: parse those instead.
+    if not national.startswith(code):
+        aliases.setdefault(national, e164)
+    if prefix:
+        aliases.setdefault(prefix + national, e164)
+
+
 # A long-lived directory sees an unbounded stream of caller numbers; the memo is dropped when full.
 _MEMO_LIMIT = 1 << 17
 
@@ -271,6 +298,7 @@ class PhoneDirectory:
                     company_listed.append((contact_id, raw))
                 else:
                     _add_aliases(aliases, raw, e164)
+                    _add_national_aliases(aliases, e164, region)
                     known = index.get(e164)
                     if known is None:
                         index[e164] = contact_id
