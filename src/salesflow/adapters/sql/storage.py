@@ -71,6 +71,25 @@ __all__ = ["PUSHDOWN_ATTRIBUTES", "SqlEvents", "SqlOpportunities", "SqlStorage",
 
 Clock = Callable[[], datetime]
 
+_COLUMNS = (
+    "id",
+    "version",
+    "owner",
+    "team",
+    "name",
+    "account",
+    "industry",
+    "region",
+    "amount",
+    "currency",
+    "stage",
+    "expected_close",
+    "created",
+    "history_length",
+    "updated_at",
+)
+"""The opportunity table's columns, in the order rows are built (see SqlOpportunities._row)."""
+
 PUSHDOWN_ATTRIBUTES = frozenset({"owner", "team", "industry", "region", "account", "stage", "name"})
 """Grouping attributes the database can forecast by; other groupings compute in Python."""
 
@@ -207,24 +226,38 @@ class SqlOpportunities:
 
     # -- rows ------------------------------------------------------------------------------------
 
+    def _row(
+        self, o: Opportunity, version: int, now: Any, *, text: bool = False
+    ) -> tuple[Any, ...]:
+        """The row of ``o`` in :data:`_COLUMNS` order; with ``text`` the amount and dates are the
+        text SQLite stores (as SQLAlchemy's types write it), for the raw bulk path."""
+        amount: Any = o.amount.amount
+        close: Any = o.expected_close
+        created: Any = o.created
+        if text:
+            amount = str(amount)
+            close = close and close.isoformat()
+            created = created and created.isoformat()
+        return (
+            o.id,
+            version,
+            o.owner,
+            o.team,
+            o.name,
+            o.account,
+            o.industry,
+            o.region,
+            amount,
+            o.amount.currency,
+            o.stage,
+            close,
+            created,
+            len(o.history),
+            now,
+        )
+
     def _values(self, o: Opportunity, version: int, now: datetime) -> dict[str, Any]:
-        return {
-            "id": o.id,
-            "version": version,
-            "owner": o.owner,
-            "team": o.team,
-            "name": o.name,
-            "account": o.account,
-            "industry": o.industry,
-            "region": o.region,
-            "amount": o.amount.amount,
-            "currency": o.amount.currency,
-            "stage": o.stage,
-            "expected_close": o.expected_close,
-            "created": o.created,
-            "history_length": len(o.history),
-            "updated_at": now,
-        }
+        return dict(zip(_COLUMNS, self._row(o, version, now), strict=True))
 
     def _changes(self, o: Opportunity, start: int = 0) -> list[dict[str, Any]]:
         return [
@@ -415,7 +448,16 @@ class SqlOpportunities:
             # A savepoint per batch keeps the transaction usable after a duplicate key, so that
             # the duplicate can be named (PostgreSQL aborts a transaction on any error).
             with conn.begin_nested():
-                self._storage.bulk_insert(conn, self._t, [self._values(o, 1, now) for o in batch])
+                storage = self._storage
+                if storage.dialect == "sqlite":
+                    stamp = sqlite_datetime(now)
+                    rows = [self._row(o, 1, stamp, text=True) for o in batch]
+                elif storage.dialect == "postgresql":
+                    naive = now.astimezone(UTC).replace(tzinfo=None)
+                    rows = [self._row(o, 1, naive) for o in batch]
+                else:  # through SQLAlchemy's type processing, which wants the aware time
+                    rows = [self._row(o, 1, now) for o in batch]
+                storage.bulk_insert_rows(conn, self._t, _COLUMNS, rows)
                 changes = [c for o in batch if o.history for c in self._changes(o)]
                 if changes:
                     self._storage.bulk_insert(conn, self._h, changes)
@@ -836,27 +878,39 @@ class SqlStorage:
     # -- bulk paths --------------------------------------------------------------------------------------
 
     def bulk_insert(self, conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-        """Insert ``rows`` into ``table`` the fastest way the driver has: ``COPY`` on PostgreSQL,
-        ``executemany`` of pre-converted tuples on SQLite, batched ``executemany`` elsewhere."""
+        """Insert ``rows`` (dicts of Python values) into ``table`` the fastest way the driver has;
+        see :meth:`bulk_insert_rows`."""
         if not rows:
             return
-        columns = list(rows[0])
+        columns = tuple(rows[0])
+        if self.dialect == "sqlite":
+            converted = [tuple(_sqlite_value(v) for v in row.values()) for row in rows]
+        elif self.dialect == "postgresql":
+            converted = [tuple(_utc_naive(v) for v in row.values()) for row in rows]
+        else:
+            converted = [tuple(row.values()) for row in rows]
+        self.bulk_insert_rows(conn, table, columns, converted)
+
+    def bulk_insert_rows(
+        self, conn: Connection, table: Any, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert ``rows`` (tuples in ``columns`` order) into ``table``: on SQLite the text its
+        types store, by one raw ``executemany``; on PostgreSQL Python values with naive UTC
+        datetimes, by ``COPY``; elsewhere Python values, through SQLAlchemy's type processing."""
+        if not rows:
+            return
+        names = ", ".join(f'"{c}"' for c in columns)
         if self.dialect == "postgresql":
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            names = ", ".join(f'"{c}"' for c in columns)
             with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
                 for row in rows:
-                    copy.write_row([_utc_naive(v) for v in row.values()])
+                    copy.write_row(row)
             return
         if self.dialect == "sqlite":
             marks = ", ".join("?" for _ in columns)
-            names = ", ".join(f'"{c}"' for c in columns)
-            conn.exec_driver_sql(
-                f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})',
-                [tuple(_sqlite_value(v) for v in row.values()) for row in rows],
-            )
+            conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', rows)
             return
-        conn.execute(table.insert(), rows)
+        conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
 
 
 def _utc_naive(value: Any) -> Any:
