@@ -56,7 +56,9 @@ def decide_all(desk: salesflow.SalesDesk, n: int) -> float:
     return time.perf_counter() - start
 
 
-def raw_rows(desk: salesflow.SalesDesk, n: int) -> list[tuple[str, str, str, str, list[tuple[Any, ...]]]]:
+def raw_rows(
+    desk: salesflow.SalesDesk, n: int
+) -> list[tuple[str, str, str, str, list[tuple[Any, ...]]]]:
     """What each decision writes, precomputed: request id and JSON, quote id and JSON, events."""
     from salesflow.adapters import codec
 
@@ -66,7 +68,14 @@ def raw_rows(desk: salesflow.SalesDesk, n: int) -> list[tuple[str, str, str, str
         request = desk.approval(f"quote:Q-{i:06d}")
         quote = desk.quote(f"Q-{i:06d}")
         events = [
-            (name, "quote", quote.id, "mia", now.replace(tzinfo=None), json.dumps({"request": request.id}))
+            (
+                name,
+                "quote",
+                quote.id,
+                "mia",
+                now.replace(tzinfo=None),
+                json.dumps({"request": request.id}),
+            )
             for name in ("approval_granted", "approval_completed", "quote_approved")
         ]
         rows.append((request.id, codec.dumps(request), quote.id, codec.dumps(quote), events))
@@ -82,9 +91,13 @@ def raw_sqlite(path: Path, rows: list[tuple[str, str, str, str, list[tuple[Any, 
     for request_id, request, quote_id, quote, events in rows:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(
-            "UPDATE salesflow_approvals SET body = ?, revision = revision + 1 WHERE id = ?", (request, request_id)
+            "UPDATE salesflow_approvals SET body = ?, revision = revision + 1 WHERE id = ?",
+            (request, request_id),
         )
-        conn.execute("UPDATE salesflow_quotes SET body = ?, revision = revision + 1 WHERE id = ?", (quote, quote_id))
+        conn.execute(
+            "UPDATE salesflow_quotes SET body = ?, revision = revision + 1 WHERE id = ?",
+            (quote, quote_id),
+        )
         conn.executemany(
             "INSERT INTO salesflow_events (name, subject_kind, subject_id, actor, at, data) VALUES (?, ?, ?, ?, ?, ?)",
             [(*e[:4], e[4].isoformat(" "), e[5]) for e in events],
@@ -103,9 +116,13 @@ def raw_postgres(url: str, rows: list[tuple[str, str, str, str, list[tuple[Any, 
         for request_id, request, quote_id, quote, events in rows:
             with conn.transaction():
                 conn.execute(
-                    "UPDATE salesflow_approvals SET body = %s, revision = revision + 1 WHERE id = %s", (request, request_id)
+                    "UPDATE salesflow_approvals SET body = %s, revision = revision + 1 WHERE id = %s",
+                    (request, request_id),
                 )
-                conn.execute("UPDATE salesflow_quotes SET body = %s, revision = revision + 1 WHERE id = %s", (quote, quote_id))
+                conn.execute(
+                    "UPDATE salesflow_quotes SET body = %s, revision = revision + 1 WHERE id = %s",
+                    (quote, quote_id),
+                )
                 conn.cursor().executemany(
                     "INSERT INTO salesflow_events (name, subject_kind, subject_id, actor, at, data) VALUES (%s, %s, %s, %s, %s, %s)",
                     events,
@@ -116,7 +133,9 @@ def raw_postgres(url: str, rows: list[tuple[str, str, str, str, list[tuple[Any, 
 def main() -> None:
     """Run every figure and print the report."""
     p = parser(__doc__.splitlines()[0], 2_000)
-    p.add_argument("--postgres", help="admin URL of a PostgreSQL server (a scratch database is made)")
+    p.add_argument(
+        "--postgres", help="admin URL of a PostgreSQL server (a scratch database is made)"
+    )
     args = p.parse_args()
     report = Report(f"approvals, n={args.n:,} decisions")
     with tempfile.TemporaryDirectory() as tmp:
