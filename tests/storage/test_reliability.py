@@ -230,13 +230,16 @@ def test_salesflow_tables_without_their_meta_table_are_refused(tmp_path: Path) -
 
 
 def _version_one(url: str) -> None:
-    """A database as salesflow 0.1 (schema version 1) left it, with one opportunity."""
+    """A database as a version-1 salesflow left it: no document tables, no minor_unit column,
+    and two opportunities."""
     storage = SqlStorage(url, create=False)
     with storage.transaction() as uow:
         ensure_schema(uow.connection, storage.tables, target=1)
-        uow.opportunities.add(
-            Opportunity(id="op-1", owner="ann", amount=Money.of("12.30", "CNY"), stage="won")
-        )
+        for id, amount, code in (("op-1", "12.30", "CNY"), ("op-2", "1200", "JPY")):
+            uow.opportunities.add(
+                Opportunity(id=id, owner="ann", amount=Money.of(amount, code), stage="won")
+            )
+        uow.connection.execute(text("ALTER TABLE salesflow_opportunities DROP COLUMN minor_unit"))
     storage.close()
 
 
@@ -255,12 +258,20 @@ def _upgrade_checks(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
         assert (
             storage.tables.documents["quotes"].name not in inspect(uow.connection).get_table_names()
         )
-    monkeypatch.delitem(UPGRADES, 2)
+    monkeypatch.undo()  # the real upgrade step again
     assert storage.upgrade() == 1  # upgraded from version 1
     with storage.transaction() as uow:
         assert stored_version(uow.connection, storage.tables) == SCHEMA_VERSION
         assert uow.opportunities.get("op-1").amount == Money.of("12.30", "CNY")
         assert uow.quotes.count() == 0  # the new tables work
+        places = dict(
+            uow.connection.execute(text("SELECT id, minor_unit FROM salesflow_opportunities")).all()
+        )
+        assert places == {"op-1": 2, "op-2": 0}  # filled in from each row's currency
+        places = dict(
+            uow.connection.execute(text("SELECT id, minor_unit FROM salesflow_opportunities")).all()
+        )
+        assert places == {"op-1": 2, "op-2": 0}  # filled in from each row's currency
     storage.drop_schema()
     storage.close()
 

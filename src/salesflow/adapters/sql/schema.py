@@ -23,17 +23,21 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
     UniqueConstraint,
     inspect,
     select,
+    text,
+    update,
 )
 from sqlalchemy.dialects import mysql
 
 from salesflow.adapters.kinds import KINDS, DocumentKind
 from salesflow.adapters.sql.types import ExactDecimal, UTCDateTime
+from salesflow.domain.money import currency_precision
 from salesflow.errors import SchemaVersionError, StorageError
 
 __all__ = ["SCHEMA_VERSION", "Tables", "build_tables", "ensure_schema"]
@@ -109,6 +113,8 @@ def build_tables(prefix: str = "salesflow_") -> Tables:
         Column("region", String(ID)),
         Column("amount", ExactDecimal, nullable=False),
         Column("currency", String(3), nullable=False),
+        # The currency's decimal places, stored so that SQL rounds each row without a lookup.
+        Column("minor_unit", SmallInteger, nullable=False),
         Column("stage", String(ID), nullable=False),
         Column("expected_close", Date),
         Column("created", Date),
@@ -153,8 +159,24 @@ def build_tables(prefix: str = "salesflow_") -> Tables:
     return Tables(md, meta, opportunities, stage_changes, events, documents)
 
 
-# Extra steps of an upgrade to version n, after its new tables are created (none yet).
-UPGRADES: dict[int, Callable[[Connection, Tables], None]] = {}
+def _add_minor_unit(conn: Connection, tables: Tables) -> None:
+    """Version 2 rounds forecast sums in SQL by each row's minor unit: add and fill the column in
+    a version-1 table."""
+    t = tables.opportunities
+    if "minor_unit" in {c["name"] for c in inspect(conn).get_columns(t.name)}:
+        return
+    conn.execute(text(f"ALTER TABLE {t.name} ADD COLUMN minor_unit SMALLINT NOT NULL DEFAULT 2"))
+    odd: dict[str, int] = {}
+    for (code,) in conn.execute(select(t.c.currency).distinct()):
+        places = currency_precision(code)
+        if places != 2:
+            odd[code] = places
+    for code, places in odd.items():
+        conn.execute(update(t).where(t.c.currency == code).values(minor_unit=places))
+
+
+# Extra steps of an upgrade to version n, after its new tables are created.
+UPGRADES: dict[int, Callable[[Connection, Tables], None]] = {2: _add_minor_unit}
 
 
 def stored_version(conn: Connection, tables: Tables) -> int | None:

@@ -15,7 +15,6 @@ savepoint, and its commit callbacks wait for the caller's commit.
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 import weakref
@@ -82,6 +81,7 @@ _COLUMNS = (
     "region",
     "amount",
     "currency",
+    "minor_unit",
     "stage",
     "expected_close",
     "created",
@@ -249,6 +249,7 @@ class SqlOpportunities:
             o.region,
             amount,
             o.amount.currency,
+            currency_precision(o.amount.currency),
             o.stage,
             close,
             created,
@@ -601,13 +602,7 @@ class SqlOpportunities:
                 value=t.c.stage,
                 else_=null(),
             )
-            # The minor unit per currency without a scan: the codes whose unit is not 2 places.
-            places = case(
-                {code: literal(n) for code, n in _odd_precisions().items()},
-                value=t.c.currency,
-                else_=literal(2),
-            )
-            total = func.sum(func.round(t.c.amount * factor, places))
+            total = func.sum(func.round(t.c.amount * factor, t.c.minor_unit))
         groups = [t.c[name] for name in group_by]
         query = select(t.c.stage, bucket, *groups, t.c.currency, total, func.count()).group_by(
             t.c.stage, bucket, *groups, t.c.currency
@@ -622,14 +617,6 @@ class SqlOpportunities:
                 ZERO if total_value is None else _canonical(Decimal(str(total_value)), code, fixed)
             )
             yield stage, month, group, code, amount, int(count)
-
-
-@functools.cache
-def _odd_precisions() -> dict[str, int]:
-    """ISO 4217 codes whose minor unit is not 2 decimal places (JPY 0, KWD 3...)."""
-    from babel.numbers import list_currencies
-
-    return {code: n for code in sorted(list_currencies()) if (n := currency_precision(code)) != 2}
 
 
 class _Stored:
