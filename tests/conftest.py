@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from salesflow.domain.stages import StagePlan
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # CI runs more examples; a developer's run stays quick. Neither has a deadline: timing is measured
@@ -41,6 +43,23 @@ def maven(shared_data: Path) -> Path:
     if not (folder / "sales_pipeline.csv").is_file():
         pytest.skip(f"Maven CRM data not found in {folder}")
     return folder
+
+
+@pytest.fixture(scope="session")
+def maven_plan() -> StagePlan:
+    """The Maven data's stages (Prospecting / Engaging / Won / Lost) as a plan: Engaging at 60 %
+    counts at a 50 % threshold, Prospecting at 20 % does not."""
+    return StagePlan.from_dict(
+        {
+            "threshold": 50,
+            "stages": [
+                {"key": "prospecting", "name": "Prospecting", "probability": 20},
+                {"key": "engaging", "name": "Engaging", "probability": 60},
+                {"key": "won", "name": "Won", "probability": 100, "outcome": "won"},
+                {"key": "lost", "name": "Lost", "probability": 0, "outcome": "lost"},
+            ],
+        }
+    )
 
 
 @pytest.fixture(scope="session")

@@ -23,18 +23,6 @@ from salesflow.tabular import read_opportunities
 
 pytestmark = pytest.mark.realdata
 
-MAVEN_PLAN = StagePlan.from_dict(
-    {
-        "threshold": 50,
-        "stages": [
-            {"key": "prospecting", "name": "Prospecting", "probability": 20},
-            {"key": "engaging", "name": "Engaging", "probability": 60},
-            {"key": "won", "name": "Won", "probability": 100, "outcome": "won"},
-            {"key": "lost", "name": "Lost", "probability": 0, "outcome": "lost"},
-        ],
-    }
-)
-
 
 def _sectors(maven: Path) -> dict[str, str]:
     with open(maven / "accounts.csv", newline="") as handle:
@@ -47,11 +35,11 @@ def _rows(maven: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def pipeline(maven: Path) -> list[Opportunity]:
+def pipeline(maven: Path, maven_plan: StagePlan) -> list[Opportunity]:
     sectors = _sectors(maven)
     return read_opportunities(
         maven / "sales_pipeline.csv",
-        plan=MAVEN_PLAN,
+        plan=maven_plan,
         currency="USD",
         mapping={
             "id": "opportunity_id",
@@ -68,7 +56,7 @@ def _percent(part: int, whole: int) -> Decimal:
     return (Decimal(part) * 100 / Decimal(whole)).quantize(Decimal("0.1"), ROUND_HALF_UP)
 
 
-def test_win_rates_per_agent_and_sector_match_a_plain_computation(maven, pipeline):
+def test_win_rates_per_agent_and_sector_match_a_plain_computation(maven, pipeline, maven_plan):
     sectors = _sectors(maven)
     won: Counter[tuple[str, str]] = Counter()
     closed: Counter[tuple[str, str]] = Counter()
@@ -81,7 +69,7 @@ def test_win_rates_per_agent_and_sector_match_a_plain_computation(maven, pipelin
             won[key] += 1
             won_value[key] += int(row["close_value"])
 
-    matrix = rep_industry_matrix(pipeline, MAVEN_PLAN)
+    matrix = rep_industry_matrix(pipeline, maven_plan)
     seen = 0
     for record in matrix.to_records():
         key = (record["owner"], record["industry"])
@@ -104,8 +92,8 @@ def test_win_rates_per_agent_and_sector_match_a_plain_computation(maven, pipelin
     assert "technolgy" in matrix.industries
 
 
-def test_the_smoothed_rate_stays_between_raw_and_team_rate_on_real_data(pipeline):
-    matrix = rep_industry_matrix(pipeline, MAVEN_PLAN)
+def test_the_smoothed_rate_stays_between_raw_and_team_rate_on_real_data(pipeline, maven_plan):
+    matrix = rep_industry_matrix(pipeline, maven_plan)
     for cell in matrix:
         raw, prior = cell.exact_win_rate, matrix.exact_team_rate(cell.industry)
         if raw is not None and prior is not None:
@@ -117,11 +105,11 @@ def test_the_smoothed_rate_stays_between_raw_and_team_rate_on_real_data(pipeline
     assert rates == sorted(rates, reverse=True)
 
 
-def test_the_funnel_and_sector_mix_match_a_plain_count(maven, pipeline):
+def test_the_funnel_and_sector_mix_match_a_plain_count(maven, pipeline, maven_plan):
     sectors = _sectors(maven)
     rows = _rows(maven)
     stages = Counter((r["sales_agent"], r["deal_stage"].lower()) for r in rows)
-    f = funnel(pipeline, MAVEN_PLAN)
+    f = funnel(pipeline, maven_plan)
     assert f.total() == sum(1 for r in rows if r["deal_stage"] != "Lost")
     assert f.excluded == sum(1 for r in rows if r["deal_stage"] == "Lost")
     for agent in f.groups:

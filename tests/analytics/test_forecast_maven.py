@@ -23,18 +23,6 @@ from salesflow.tabular import read_opportunities
 
 pytestmark = pytest.mark.realdata
 
-MAVEN_PLAN = StagePlan.from_dict(
-    {
-        "threshold": 50,
-        "stages": [
-            {"key": "prospecting", "name": "Prospecting", "probability": 20},
-            {"key": "engaging", "name": "Engaging", "probability": 60},
-            {"key": "won", "name": "Won", "probability": 100, "outcome": "won"},
-            {"key": "lost", "name": "Lost", "probability": 0, "outcome": "lost"},
-        ],
-    }
-)
-
 
 def _prices(maven: Path) -> dict[str, str]:
     with open(maven / "products.csv", newline="") as handle:
@@ -43,13 +31,13 @@ def _prices(maven: Path) -> dict[str, str]:
     return prices
 
 
-def _read(maven: Path, path: Path) -> list:  # type: ignore[type-arg]
+def _read(maven: Path, path: Path, maven_plan: StagePlan) -> list:  # type: ignore[type-arg]
     prices = _prices(maven)
     with open(maven / "sales_teams.csv", newline="") as handle:
         managers = {row["sales_agent"]: row["manager"] for row in csv.DictReader(handle)}
     return read_opportunities(
         path,
-        plan=MAVEN_PLAN,
+        plan=maven_plan,
         currency="USD",
         mapping={
             "id": "opportunity_id",
@@ -64,8 +52,10 @@ def _read(maven: Path, path: Path) -> list:  # type: ignore[type-arg]
     )
 
 
-def test_maven_forecast_matches_an_independent_computation(maven: Path) -> None:
-    opportunities = _read(maven, maven / "sales_pipeline.csv")
+def test_maven_forecast_matches_an_independent_computation(
+    maven: Path, maven_plan: StagePlan
+) -> None:
+    opportunities = _read(maven, maven / "sales_pipeline.csv", maven_plan)
     assert len(opportunities) == 8800
 
     prices = _prices(maven)
@@ -82,7 +72,7 @@ def test_maven_forecast_matches_an_independent_computation(maven: Path) -> None:
             agent = row["sales_agent"]
             expected[agent] = expected.get(agent, Decimal(0)) + weighted
 
-    fc = forecast(opportunities, MAVEN_PLAN, as_of=date(2017, 12, 31))
+    fc = forecast(opportunities, maven_plan, as_of=date(2017, 12, 31))
     assert fc.excluded == {
         "won": stages["Won"],
         "lost": stages["Lost"],
@@ -93,12 +83,14 @@ def test_maven_forecast_matches_an_independent_computation(maven: Path) -> None:
     assert fc.by_month == {}
     assert fc.undated == fc.total == Money(sum(expected.values(), Decimal(0)), "USD")
     assert {owner: m.amount for owner, m in fc.by_owner.items()} == expected
-    by_team = forecast(opportunities, MAVEN_PLAN, as_of=date(2017, 12, 31), by="team")
+    by_team = forecast(opportunities, maven_plan, as_of=date(2017, 12, 31), by="team")
     assert Money.sum(by_team.by_group.values()) == fc.total
 
 
-def test_excel_resaved_dates_parse_to_the_same_pipeline(maven: Path) -> None:
+def test_excel_resaved_dates_parse_to_the_same_pipeline(maven: Path, maven_plan: StagePlan) -> None:
     variant = maven / "variant-excel-resaved" / "sales_pipeline.csv"
     if not variant.is_file():
         pytest.skip(f"{variant} not found")
-    assert _read(maven, variant) == _read(maven, maven / "sales_pipeline.csv")
+    assert _read(maven, variant, maven_plan) == _read(
+        maven, maven / "sales_pipeline.csv", maven_plan
+    )

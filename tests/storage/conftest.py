@@ -8,8 +8,10 @@ they must run and an unreachable server fails them.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -65,3 +67,43 @@ def mysql_url() -> Iterator[str]:
     with admin.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
     admin.close()
+
+
+@pytest.fixture
+def race() -> Callable[[str, list[list[str]], str], list[str]]:
+    """:func:`run_race`, for tests that start processes at the same time."""
+    return run_race
+
+
+def run_race(script: str, runs: list[list[str]], ready: str) -> list[str]:
+    """Run ``script`` once per argument list in ``runs``, at the same time: wait until every child
+    has printed ``ready`` (it holds what it read), release them all together, and return the last
+    line each printed, in ``runs`` order. No sleeps: the children say when they are ready."""
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in runs
+    ]
+    outcomes = []
+    try:
+        for child in children:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == ready
+        for child in children:
+            out, err = child.communicate("go\n", timeout=120)
+            assert child.returncode == 0, err
+            outcomes.append(out.strip())
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+            for stream in (child.stdin, child.stdout, child.stderr):
+                if stream is not None:
+                    stream.close()
+            child.wait()
+    return outcomes

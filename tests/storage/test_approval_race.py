@@ -7,9 +7,8 @@ the row's revision moved), nothing is lost and the loser is told.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from salesflow import Actor, Money
 from salesflow.adapters.sql.storage import SqlStorage
 from salesflow.domain.catalog import Catalog, Product
 from salesflow.domain.quotes import Quote, QuoteState
+
+Race = Callable[[str, list[list[str]], str], list[str]]
 
 DECIDER = textwrap.dedent(
     """
@@ -39,7 +40,7 @@ DECIDER = textwrap.dedent(
 )
 
 
-def _race(url: str) -> None:
+def _race(url: str, race: Race) -> None:
     desk = salesflow.open(url, load_entrypoints=False)
     catalog = Catalog(products=[Product(sku="P", name="P", list_price=Money.of("100", "CNY"))])
     desk.update_catalog(Actor("root", roles={"admin"}), catalog)
@@ -49,25 +50,7 @@ def _race(url: str) -> None:
     )
     desk.create_quote(ann, quote)
     desk.submit_quote(ann, "Q-1")
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", DECIDER, url, who],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for who in ("mia", "max")
-    ]
-    outcomes = []
-    with children[0], children[1]:
-        for child in children:
-            assert child.stdout is not None
-            assert child.stdout.readline().strip() == "read 1"
-        for child in children:
-            out, err = child.communicate("go\n", timeout=120)
-            assert child.returncode == 0, err
-            outcomes.append(out.strip())
+    outcomes = race(DECIDER, [[url, who] for who in ("mia", "max")], ready="read 1")
     assert sorted(outcomes) == ["approved", "conflict"]
     winner = ("mia", "max")[outcomes.index("approved")]
     request = desk.approval("quote:Q-1")
@@ -79,9 +62,9 @@ def _race(url: str) -> None:
     desk.close()
 
 
-def test_on_postgres(postgres_url: str) -> None:
-    _race(postgres_url)
+def test_on_postgres(postgres_url: str, race: Race) -> None:
+    _race(postgres_url, race)
 
 
-def test_on_sqlite(tmp_path: Path) -> None:
-    _race(f"sqlite:///{tmp_path / 'race.db'}")
+def test_on_sqlite(tmp_path: Path, race: Race) -> None:
+    _race(f"sqlite:///{tmp_path / 'race.db'}", race)

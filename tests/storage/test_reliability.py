@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,8 @@ def test_a_killed_bulk_import_leaves_none_or_all_of_each_transaction(
     storage.close()
 
 
+Race = Callable[[str, list[list[str]], str], list[str]]
+
 SAVER = textwrap.dedent(
     """
     import sys
@@ -114,31 +117,13 @@ SAVER = textwrap.dedent(
 )
 
 
-def _race(url: str) -> None:
+def _race(url: str, race: Race) -> None:
     storage = SqlStorage(url)
     with storage.transaction() as uow:
         uow.opportunities.add(
             Opportunity(id="op-1", owner="ann", amount=Money.of(1, "CNY"), stage="quotation")
         )
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", SAVER, url, owner],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for owner in ("bob", "cai")
-    ]
-    outcomes = []
-    with children[0], children[1]:
-        for child in children:
-            assert child.stdout is not None
-            assert child.stdout.readline().strip() == "read 1"
-        for child in children:
-            out, err = child.communicate("go\n", timeout=120)
-            assert child.returncode == 0, err
-            outcomes.append(out.strip())
+    outcomes = race(SAVER, [[url, owner] for owner in ("bob", "cai")], ready="read 1")
     assert sorted(outcomes) == ["conflict 1 2", "saved"]
     winner = ("bob", "cai")[outcomes.index("saved")]
     with storage.transaction() as uow:
@@ -148,12 +133,12 @@ def _race(url: str) -> None:
     storage.close()
 
 
-def test_two_processes_saving_one_version_on_sqlite(tmp_path: Path) -> None:
-    _race(f"sqlite:///{tmp_path / 'race.db'}")
+def test_two_processes_saving_one_version_on_sqlite(tmp_path: Path, race: Race) -> None:
+    _race(f"sqlite:///{tmp_path / 'race.db'}", race)
 
 
-def test_two_processes_saving_one_version_on_postgres(postgres_url: str) -> None:
-    _race(postgres_url)
+def test_two_processes_saving_one_version_on_postgres(postgres_url: str, race: Race) -> None:
+    _race(postgres_url, race)
 
 
 # -- malformed input ---------------------------------------------------------------------------------

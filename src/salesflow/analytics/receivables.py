@@ -57,6 +57,7 @@ from salesflow.errors import CurrencyMismatchError, InvalidTypeError, Validation
 
 __all__ = [
     "BUCKETS",
+    "CollectionFigures",
     "DueMilestone",
     "OverdueInvoice",
     "ReceivableBilling",
@@ -187,7 +188,29 @@ class DueMilestone:
 
 
 @attrs.frozen(kw_only=True)
-class ReceivableRow:
+class CollectionFigures:
+    """The money figures of a contract, or summed over contracts, on ``as_of``."""
+
+    amount: Money
+    """The contract amount (summed for totals)."""
+    invoiced: Money
+    """Invoiced, net of credit notes."""
+    paid: Money
+    """Received."""
+    uninvoiced: Money
+    """``amount - invoiced``."""
+    unpaid: Money
+    """``invoiced - paid``."""
+    not_due: Money
+    """Unpaid money on invoices not yet due."""
+    overdue: Money
+    """Unpaid money on overdue invoices (the sum of the ageing buckets)."""
+    ageing: tuple[Money, Money, Money, Money]
+    """Overdue money per bucket of :data:`BUCKETS`."""
+
+
+@attrs.frozen(kw_only=True)
+class ReceivableRow(CollectionFigures):
     """One signed contract's collections figures on ``as_of``."""
 
     contract_id: str
@@ -200,22 +223,6 @@ class ReceivableRow:
     """``formal``, ``terminated`` or ``expired`` (``None`` when the input has no state)."""
     signed_on: date
     """The signing date (the list's order)."""
-    amount: Money
-    """The contract amount."""
-    invoiced: Money
-    """Invoiced, net of credit notes."""
-    paid: Money
-    """Received."""
-    uninvoiced: Money
-    """``amount - invoiced``."""
-    unpaid: Money
-    """``invoiced - paid``."""
-    not_due: Money
-    """Unpaid money on invoices not yet due."""
-    overdue: Money
-    """Unpaid money on overdue invoices (the sum of the buckets)."""
-    ageing: tuple[Money, Money, Money, Money]
-    """Overdue money per bucket of :data:`BUCKETS`."""
     overdue_invoices: tuple[OverdueInvoice, ...]
     """The overdue invoices, most overdue first."""
     due_milestones: tuple[DueMilestone, ...]
@@ -233,7 +240,7 @@ _TOTAL: Final = "total"
 
 
 @attrs.frozen(kw_only=True)
-class ReceivablesTotal:
+class ReceivablesTotal(CollectionFigures):
     """The sums over the listed contracts of one owner, one team, or everyone."""
 
     kind: str
@@ -242,22 +249,6 @@ class ReceivablesTotal:
     """The owner or team (``None``: the contracts without a team; ``"(all)"`` for everyone)."""
     count: int
     """Listed contracts."""
-    amount: Money
-    """Sum of the contract amounts."""
-    invoiced: Money
-    """Sum invoiced, net of credit notes."""
-    paid: Money
-    """Sum received."""
-    uninvoiced: Money
-    """``amount - invoiced``."""
-    unpaid: Money
-    """``invoiced - paid``."""
-    not_due: Money
-    """Unpaid and not yet due."""
-    overdue: Money
-    """Unpaid and overdue."""
-    ageing: tuple[Money, Money, Money, Money]
-    """Overdue money per bucket of :data:`BUCKETS`."""
 
 
 def _total_records(totals: Iterable[ReceivablesTotal]) -> list[dict[str, Any]]:

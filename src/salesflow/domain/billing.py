@@ -1136,24 +1136,30 @@ class ContractBilling:
             NotFoundError: no such invoice.
         """
         note_id = self._check_new_id(id, self.credit_notes, "credit note")
+        issued = _to_issued_on(issued_on)
+        inv, money = self._against_invoice(invoice_id, amount, issued, "issued_on", issued_on)
+        note = CreditNote(
+            id=note_id, invoice_id=inv.id, amount=money, issued_on=issued, reason=reason
+        )
+        return attrs.evolve(self, credit_notes=(*self.credit_notes, note), version=self.version + 1)
+
+    def _against_invoice(
+        self, invoice_id: str, amount: object, day: date, field: str, given: object
+    ) -> tuple[Invoice, Money]:
+        """The invoice and the amount of a credit note or payment dated ``day``: not before the
+        invoice, and at most what is still open on it (a paid part is not credited again)."""
         inv = self.invoice(invoice_id)
         money = _money_in(amount, "amount", self.currency)
-        issued = _to_issued_on(issued_on)
-        if issued < inv.issued_on:
+        if day < inv.issued_on:
             raise ValidationError(
-                "issued_on",
-                issued_on,
-                f"on or after invoice {inv.id!r}'s issue date {inv.issued_on}",
+                field, given, f"on or after invoice {inv.id!r}'s issue date {inv.issued_on}"
             )
         open_amount = self._money(inv.amount.amount - self._taken(inv.id))
         if money > open_amount:
             raise ValidationError(
                 "amount", money, f"at most {open_amount}, what is still open on invoice {inv.id!r}"
             )
-        note = CreditNote(
-            id=note_id, invoice_id=inv.id, amount=money, issued_on=issued, reason=reason
-        )
-        return attrs.evolve(self, credit_notes=(*self.credit_notes, note), version=self.version + 1)
+        return inv, money
 
     def record_payment(
         self,
@@ -1173,19 +1179,7 @@ class ContractBilling:
             NotFoundError: no such invoice.
         """
         payment_id = self._check_new_id(id, self.payments, "payment")
-        inv = self.invoice(invoice_id)
-        money = _money_in(amount, "amount", self.currency)
         received = _to_received_on(received_on)
-        if received < inv.issued_on:
-            raise ValidationError(
-                "received_on",
-                received_on,
-                f"on or after invoice {inv.id!r}'s issue date {inv.issued_on}",
-            )
-        open_amount = self._money(inv.amount.amount - self._taken(inv.id))
-        if money > open_amount:
-            raise ValidationError(
-                "amount", money, f"at most {open_amount}, what is still open on invoice {inv.id!r}"
-            )
+        inv, money = self._against_invoice(invoice_id, amount, received, "received_on", received_on)
         payment = Payment(id=payment_id, invoice_id=inv.id, amount=money, received_on=received)
         return attrs.evolve(self, payments=(*self.payments, payment), version=self.version + 1)
