@@ -30,6 +30,7 @@ from harness import Report, best_time, parser
 import salesflow
 from salesflow import Opportunity
 from salesflow.adapters.sql.storage import SqlStorage, _DecimalSum, _sf_weighted
+from salesflow.domain.money import currency_precision
 
 AS_OF = date(2026, 11, 26)
 
@@ -51,7 +52,7 @@ SELECT stage,
             ELSE CAST(EXTRACT(year FROM expected_close) AS INTEGER) * 12
                  + CAST(EXTRACT(month FROM expected_close) AS INTEGER) - 1 END AS month,
        owner, currency,
-       sum(round(amount * CASE stage WHEN 'quotation' THEN 0.7 END, 2)),
+       sum(round(amount * CASE stage WHEN 'quotation' THEN 0.7 END, minor_unit)),
        count(*)
 FROM salesflow_opportunities
 GROUP BY 1, 2, 3, 4
@@ -79,6 +80,7 @@ def rows_of(opportunities: list[Opportunity]) -> list[tuple[Any, ...]]:
             o.region,
             str(o.amount.amount),
             o.amount.currency,
+            currency_precision(o.amount.currency),
             o.stage,
             None if o.expected_close is None else o.expected_close.isoformat(),
             None if o.created is None else o.created.isoformat(),
@@ -109,8 +111,8 @@ def sqlite_figures(
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(
             "INSERT INTO salesflow_opportunities (id, version, owner, team, name, account, industry,"
-            " region, amount, currency, stage, expected_close, created, history_length, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " region, amount, currency, minor_unit, stage, expected_close, created, history_length,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows_of(opportunities),
         )
         conn.execute("COMMIT")
@@ -160,8 +162,8 @@ def postgres_figures(
     try:
         storage = SqlStorage(url)
         columns = (
-            "id, version, owner, team, name, account, industry, region, amount, currency, stage,"
-            " expected_close, created, history_length, updated_at"
+            "id, version, owner, team, name, account, industry, region, amount, currency,"
+            " minor_unit, stage, expected_close, created, history_length, updated_at"
         )
         rows = [
             (
@@ -175,6 +177,7 @@ def postgres_figures(
                 o.region,
                 o.amount.amount,
                 o.amount.currency,
+                currency_precision(o.amount.currency),
                 o.stage,
                 o.expected_close,
                 o.created,
@@ -199,7 +202,7 @@ def postgres_figures(
 
         def raw_executemany() -> None:
             truncate()
-            marks = ", ".join(["%s"] * 15)
+            marks = ", ".join(["%s"] * 16)
             with psycopg.connect(url) as conn:
                 conn.cursor().executemany(
                     f"INSERT INTO salesflow_opportunities ({columns}) VALUES ({marks})", rows
