@@ -21,7 +21,7 @@ from salesflow import Actor, Money
 from salesflow.domain.billing import MilestoneSpec, Trigger
 from salesflow.domain.catalog import Catalog, Category, Product
 from salesflow.domain.quotes import Quote
-from salesflow.errors import ContractLockedError
+from salesflow.errors import TransitionNotAllowedError
 
 REP = Actor("li.wei", roles={"sales_rep"}, teams={"east"})
 SALES_MANAGER = Actor("zhang.min", roles={"sales_manager"}, teams={"east"})
@@ -145,17 +145,15 @@ def main() -> None:
     show("5. every role approved: the contract turned formal", contract)
     print(f"   signed on {contract.signed_on}")
 
-    # The customer wants fewer event days: the quote can change, the signed contract cannot.
+    # The customer wants fewer event days: the signed contract is frozen, and so is its quote.
     stored = desk.quote(quote.id)
     event_line = next(item for item in stored.items if item.sku == "EVENT")
-    desk.update_quote(REP, stored.set_quantity(event_line.id, 6))
-    desk.submit_quote(REP, quote.id)
     try:
-        desk.revise_contract(REP, contract.id, quote_id=quote.id)
-    except ContractLockedError as error:
+        desk.update_quote(REP, stored.set_quantity(event_line.id, 6))
+    except TransitionNotAllowedError as error:
         print(f"6. changing the amount after signing is refused: {error}")
     print(
-        f"   the contract still holds {desk.contract(contract.id).amount}; the quote now says {desk.quote(quote.id).total}"
+        f"   the contract holds {desk.contract(contract.id).amount}; its quote is {desk.quote(quote.id).state}"
     )
 
     print("\nAudit trail of the review:")

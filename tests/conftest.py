@@ -143,8 +143,6 @@ def mysql_url() -> Iterator[str]:
     admin.close()
 
 
-
-
 BACKENDS = ("memory", "sqlite", "postgres", "mysql")
 """Every builtin backend: a desk test that takes ``open_desk`` runs on each."""
 

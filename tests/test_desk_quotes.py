@@ -77,8 +77,15 @@ def test_the_catalog_round_trips_and_only_admins_change_it(desk: salesflow.Sales
     assert desk.catalog() == sorted_catalog(CATALOG)
     with pytest.raises(NotAuthorizedError):
         desk.update_catalog(MIA, CATALOG)
-    smaller = Catalog(categories=CATALOG.categories, products=CATALOG.products[:1])
-    assert desk.update_catalog(ADMIN, smaller).events[0].data["changed"] == 1
+    stored = desk.catalog()
+    assert stored.version == 1
+    smaller = stored.without("DOCK")
+    result = desk.update_catalog(ADMIN, smaller)
+    assert result.events[0].data["changed"] == 1
+    assert result.value.version == 2
+    assert desk.catalog() == sorted_catalog(smaller)
+    with pytest.raises(ConcurrencyError, match="version 1 but is at version 2"):
+        desk.update_catalog(ADMIN, stored)  # a stale copy never undoes the change
     assert desk.catalog() == sorted_catalog(smaller)
 
 
@@ -140,15 +147,17 @@ def test_changing_a_submitted_quote_voids_the_old_approval(desk: salesflow.Sales
     desk.submit_quote(ANN, "Q-4")
     stored = desk.quote("Q-4")
     edited = stored.set_discount(stored.items[0].id, 12)
-    assert desk.update_quote(ANN, edited).value.state is QuoteState.DRAFT
-    with pytest.raises(TransitionNotAllowedError, match="changed"):
-        desk.approve(MIA, "quote:Q-4", role="sales_manager", version=1)
+    result = desk.update_quote(ANN, edited)
+    assert result.value.state is QuoteState.DRAFT
+    assert [e.name for e in result.events] == ["approval_withdrawn", "quote_updated"]
+    assert desk.waiting_for(MIA) == ()
+    with pytest.raises(TransitionNotAllowedError):
+        desk.approve(MIA, "quote:Q-4", role="sales_manager", version=2)
     with pytest.raises(ConcurrencyError):
         desk.update_quote(ANN, stored.set_discount(stored.items[0].id, 11))  # from a stale version
     again = desk.submit_quote(ANN, "Q-4")
     assert [e.name for e in again.events] == [
         "quote_submitted",
-        "approval_withdrawn",
         "approval_resubmitted",
         "approval_requested",
     ]

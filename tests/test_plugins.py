@@ -184,9 +184,14 @@ def test_rates_come_from_the_hook() -> None:
 @pytest.mark.parametrize(
     ("actor", "subject", "allowed"),
     [
-        (Actor("ann", roles={"sales_rep"}), opp(1, owner="ann"), True),
-        (Actor("ann", roles={"sales_rep"}), opp(1, owner="bob"), False),
-        (Actor("ann"), opp(1, owner="ann"), False),  # no role, no action
+        (Actor("ann", roles={"sales_rep"}, teams={"east"}), opp(1, owner="ann"), True),
+        (Actor("ann", roles={"sales_rep"}), opp(1, owner="ann", team=None), True),
+        (Actor("ann", roles={"sales_rep"}), opp(1, owner="ann"), False),  # not her team
+        (Actor("ann", roles={"sales_rep"}, teams={"west"}), opp(1, owner="ann"), False),
+        (Actor("ann", roles={"sales_rep"}, teams={"east"}), opp(1, owner="bob"), False),
+        (Actor("ann", teams={"east"}), opp(1, owner="ann"), False),  # no role, no action
+        (Actor("dan", roles={"sales_director"}), opp(1, owner="bob", team="west"), True),
+        (Actor("fay", roles={"finance"}), opp(1, owner="bob", team="west"), False),
         (
             Actor("mia", roles={"sales_manager"}, teams={"east"}),
             opp(1, owner="bob", team="east"),

@@ -113,3 +113,41 @@ def test_a_utf8_bom_is_skipped(tmp_path: Path) -> None:
     path.write_text("id,owner,amount,stage,currency\nA,李伟,1,won,CNY\n", encoding="utf-8-sig")
     (opportunity,) = read_opportunities(path)
     assert opportunity.owner == "李伟"
+
+
+def test_lost_deals_may_say_why_in_a_mapped_lost_reason_column() -> None:
+    text = (
+        "deal,rep,value,stage,close,Loss Reason\n"
+        "D1,ann,1000,Lost,2026-10-01,competitor\n"
+        "D2,bob,20,lost,2026-09-15,\n"
+        "D3,ann,7,quotation,2026-12-24,\n"
+    )
+    mapping = {
+        "id": "deal",
+        "owner": "rep",
+        "amount": "value",
+        "expected_close": "close",
+        "lost_reason": "Loss Reason",
+    }
+    plan = StagePlan.default()
+    d1, d2, d3 = read_opportunities(io.StringIO(text), plan=plan, currency="CNY", mapping=mapping)
+    assert (d1.stage, d1.history[-1].reason, d1.history[-1].from_stage) == (
+        "lost",
+        "competitor",
+        None,
+    )
+    assert d2.history == () and d3.history == ()  # a lost deal without a reason: none recorded
+    bad = text.replace("competitor", "too_dear")
+    with pytest.raises(ValidationError) as info:
+        read_opportunities(io.StringIO(bad), plan=plan, currency="CNY", mapping=mapping)
+    assert (info.value.field, info.value.where) == ("reason", "line 2")
+    misplaced = text.replace("2026-12-24,", "2026-12-24,price")
+    with pytest.raises(ValidationError, match="not a lost stage"):
+        read_opportunities(io.StringIO(misplaced), plan=plan, currency="CNY", mapping=mapping)
+    # A column named lost_reason is read without a mapping; writing leaves reasons out.
+    plain = "id,owner,amount,currency,stage,expected_close,lost_reason\nA,ann,1,CNY,lost,2026-01-05,timing\n"
+    (a,) = read_opportunities(io.StringIO(plain))
+    assert a.history[-1].reason == "timing"
+    out = io.StringIO()
+    write_opportunities([a], out)
+    assert "lost_reason" not in out.getvalue()

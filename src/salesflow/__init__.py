@@ -32,6 +32,8 @@ _EXPORTS: dict[str, str] = {
     "funnel": "salesflow.analytics.funnel",
     "FunnelDeviation": "salesflow.analytics.funnel",
     "FunnelDeviations": "salesflow.analytics.funnel",
+    "LostReasons": "salesflow.analytics.lost_reasons",
+    "lost_reasons": "salesflow.analytics.lost_reasons",
     "Attainment": "salesflow.analytics.performance",
     "attainment": "salesflow.analytics.performance",
     "AttainmentRow": "salesflow.analytics.performance",
@@ -77,6 +79,8 @@ _EXPORTS: dict[str, str] = {
     "AuditEntry": "salesflow.domain.approvals",
     "Decision": "salesflow.domain.approvals",
     "Delegation": "salesflow.domain.approvals",
+    "DelegationState": "salesflow.domain.approvals",
+    "DelegationStatus": "salesflow.domain.approvals",
     "hash_content": "salesflow.domain.approvals",
     "replay": "salesflow.domain.approvals",
     "Step": "salesflow.domain.approvals",
@@ -134,6 +138,9 @@ _EXPORTS: dict[str, str] = {
     "Event": "salesflow.domain.events",
     "Money": "salesflow.domain.money",
     "RateSource": "salesflow.domain.money",
+    "MAX_AMOUNT": "salesflow.domain.numbers",
+    "MAX_PLACES": "salesflow.domain.numbers",
+    "MAX_QUANTITY": "salesflow.domain.numbers",
     "Opportunity": "salesflow.domain.opportunities",
     "StageChange": "salesflow.domain.opportunities",
     "Period": "salesflow.domain.periods",
@@ -159,6 +166,9 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "MAX_AMOUNT",
+    "MAX_PLACES",
+    "MAX_QUANTITY",
     "MILESTONE_REACHED",
     "OVERDUE",
     "SIGNED_STATES",
@@ -197,6 +207,8 @@ __all__ = [
     "CreditNote",
     "Decision",
     "Delegation",
+    "DelegationState",
+    "DelegationStatus",
     "Direction",
     "DiscountPolicy",
     "DiscountReason",
@@ -218,6 +230,7 @@ __all__ = [
     "LibraryAuditRecord",
     "LibraryEntry",
     "LinkedCall",
+    "LostReasons",
     "MalformedRow",
     "Milestone",
     "MilestoneReached",
@@ -286,6 +299,7 @@ __all__ = [
     "largest_remainder_shares",
     "learned_probabilities",
     "link_call",
+    "lost_reasons",
     "normalise_number",
     "open",
     "open_storage",
@@ -339,6 +353,7 @@ if TYPE_CHECKING:
         binomial_p_value,
         funnel,
     )
+    from salesflow.analytics.lost_reasons import LostReasons, lost_reasons
     from salesflow.analytics.performance import (
         Attainment,
         AttainmentRow,
@@ -394,6 +409,8 @@ if TYPE_CHECKING:
         AuditEntry,
         Decision,
         Delegation,
+        DelegationState,
+        DelegationStatus,
         Step,
         Workflow,
         hash_content,
@@ -457,6 +474,7 @@ if TYPE_CHECKING:
     )
     from salesflow.domain.events import Event
     from salesflow.domain.money import Money, RateSource
+    from salesflow.domain.numbers import MAX_AMOUNT, MAX_PLACES, MAX_QUANTITY
     from salesflow.domain.opportunities import Opportunity, StageChange
     from salesflow.domain.periods import Period
     from salesflow.domain.phones import PhoneDirectory, PhoneSettings, normalise_number

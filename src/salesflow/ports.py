@@ -14,6 +14,18 @@ Rules every backend keeps (``salesflow.testing.storage`` checks them):
 * Money is stored exactly, dates as dates and aware datetimes as instants (read back in UTC).
 * An opportunity's stage history only grows: a save that rewrites stored history is refused.
 * The event log is append-only and written in the same transaction as the change it records.
+* A record's time only moves forward. ``OpportunityRepository.save`` stamps ``updated_at`` with the
+  storage's clock and refuses (:class:`~salesflow.errors.ValidationError` on ``"clock"``) when that
+  clock is behind the opportunity's stored ``updated_at``; ``EventLog.append`` refuses
+  (``ValidationError`` on ``"at"``) an event dated before the latest stored event of the same
+  subject (``subject_kind``, ``subject_id``). The error names the record, the clock's time and the
+  last stored time; since it is raised inside the unit of work, the command changes nothing. The
+  stored time is never bent (no ``max(now, last)``): a refused write tells the operator that the
+  clock is wrong. So a record's ``updated_at`` and its events never decrease, and
+  ``query(updated_since=t)`` returns every opportunity stamped after ``t``: no change of a record
+  is stamped before an earlier change of it. (A change in the very instant of the previous one
+  carries the same stamp, and across records the stamps are only as ordered as the clocks of the
+  processes writing them.)
 """
 
 from __future__ import annotations

@@ -49,6 +49,26 @@ _STAGE_MIX = {
     "lost": 90,
 }
 
+# Why the sample's lost deals were lost (weights), with a note on some of them.
+_LOST_REASON_MIX = {
+    "price": 28,
+    "competitor": 22,
+    "no_budget": 15,
+    "no_decision": 13,
+    "timing": 10,
+    "product_fit": 8,
+    "other": 4,
+}
+_LOST_NOTES = {
+    "price": "Asked for a discount beyond our floor",
+    "competitor": "Went with the incumbent supplier",
+    "no_budget": "Budget frozen until next fiscal year",
+    "no_decision": "Project shelved after a reorganisation",
+    "timing": "Wants to revisit in two quarters",
+    "product_fit": "Needs an on-premises deployment",
+    "other": "Customer acquired by a group with its own CRM",
+}
+
 
 def sample_owners(count: int, *, teams: int = 2) -> list[tuple[str, str]]:
     """``count`` sample reps as (owner, team) pairs, spread evenly over ``teams`` teams."""
@@ -82,13 +102,16 @@ def generate_pipeline(
     ``months`` months after it, about 4 % have no expected close date; won and lost deals closed
     in the past. Amounts run from 10,000 to about 1,000,000 in ``currency``, in whole units with an
     occasional odd cent. With ``with_history`` each opportunity carries the stage moves that led to
-    its stage.
+    its stage, and each lost deal's last move says why it was lost (a reason of the default plan,
+    sometimes with a note); without history a lost deal has no recorded reason.
     """
     if n < 0:
         raise ValidationError("n", n, "zero or more")
     if months < 1:
         raise ValidationError("months", months, "at least 1")
     rng = random.Random(seed)
+    # A stream of its own, so that the reasons leave every other figure of a seed as it was.
+    why = random.Random(f"{seed}-lost-reasons")
     people = sample_owners(owners, teams=teams) if isinstance(owners, int) else list(owners)
     plan = StagePlan.default()
     open_keys = [s.key for s in plan.open_stages]
@@ -120,7 +143,7 @@ def generate_pipeline(
         created = min(anchor, as_of) - timedelta(days=rng.randrange(20, 200))
         history: tuple[StageChange, ...] = ()
         if with_history:
-            history = _history(rng, plan, stage, created, min(anchor, as_of))
+            history = _history(rng, why, plan, stage, created, min(anchor, as_of))
         result.append(
             Opportunity(
                 id=f"OPP-{i + 1:07d}",
@@ -141,9 +164,10 @@ def generate_pipeline(
 
 
 def _history(
-    rng: random.Random, plan: StagePlan, stage: str, start: date, end: date
+    rng: random.Random, why: random.Random, plan: StagePlan, stage: str, start: date, end: date
 ) -> tuple[StageChange, ...]:
-    """Moves from the first stage through the open stages to ``stage``, between two dates."""
+    """Moves from the first stage through the open stages to ``stage``, between two dates (a move
+    into a lost stage with a reason drawn from ``why``)."""
     open_keys = [s.key for s in plan.open_stages]
     if stage in open_keys:
         path = open_keys[: open_keys.index(stage) + 1]
@@ -157,6 +181,10 @@ def _history(
     changes = []
     previous: str | None = None
     for key, moment in zip(path, moments, strict=True):
-        changes.append(StageChange(moment, previous, key))
+        reason = note = None
+        if plan.is_lost(key):
+            reason = why.choices(list(_LOST_REASON_MIX), list(_LOST_REASON_MIX.values()))[0]
+            note = _LOST_NOTES[reason] if why.randrange(4) == 0 else None
+        changes.append(StageChange(moment, previous, key, reason=reason, note=note))
         previous = key
     return tuple(changes)

@@ -4,6 +4,12 @@ Column names rarely match ours, so a ``mapping`` says where each field comes fro
 or a function of the whole row (to join a lookup table or compute a value). Fields not mapped are
 read from the column of the same name when there is one.
 
+A deal already in a lost stage may say why it was lost in a ``lost_reason`` column (or mapping): a
+code of the plan's lost reasons, recorded as its stage change into the lost stage (see
+:meth:`~salesflow.domain.opportunities.Opportunity.from_record`). Without one, an imported lost
+deal has no recorded reason and :func:`~salesflow.analytics.lost_reasons.lost_reasons` reports it
+as ``"unknown"``. Writing does not produce the column.
+
 Reading validates every row; a bad row raises :class:`~salesflow.errors.ValidationError` naming
 its line number and field, and :func:`read_opportunities` then returns nothing half-parsed.
 :func:`iter_opportunities` streams in constant memory for imports that run in a transaction.
@@ -22,7 +28,13 @@ from salesflow.domain.opportunities import Opportunity
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import InvalidTypeError, ValidationError
 
-__all__ = ["FIELDS", "iter_opportunities", "read_opportunities", "write_opportunities"]
+__all__ = [
+    "FIELDS",
+    "READ_FIELDS",
+    "iter_opportunities",
+    "read_opportunities",
+    "write_opportunities",
+]
 
 FIELDS = (
     "id",
@@ -39,6 +51,9 @@ FIELDS = (
     "created",
 )
 """The opportunity fields a CSV row can fill, in the order :func:`write_opportunities` writes."""
+
+READ_FIELDS = (*FIELDS, "lost_reason")
+"""The fields reading accepts: :data:`FIELDS` and the optional ``lost_reason`` of a lost deal."""
 
 Source = str | os.PathLike[str] | IO[str]
 Column = str | Callable[[Mapping[str, str]], Any]
@@ -57,9 +72,9 @@ def _open(source: Source, mode: str, encoding: str) -> Iterator[IO[str]]:
 
 def _compile(mapping: Mapping[str, Column] | None, header: list[str]) -> dict[str, Column]:
     mapping = dict(mapping or {})
-    unknown = sorted(set(mapping) - set(FIELDS))
+    unknown = sorted(set(mapping) - set(READ_FIELDS))
     if unknown:
-        raise ValidationError("mapping", unknown, f"keys among the fields {list(FIELDS)}")
+        raise ValidationError("mapping", unknown, f"keys among the fields {list(READ_FIELDS)}")
     for field, column in mapping.items():
         if isinstance(column, str):
             if column not in header:
@@ -68,7 +83,7 @@ def _compile(mapping: Mapping[str, Column] | None, header: list[str]) -> dict[st
                 )
         elif not callable(column):
             raise InvalidTypeError(f"mapping[{field!r}]", column, "a column name or a function")
-    for field in FIELDS:
+    for field in READ_FIELDS:
         if field not in mapping and field in header:
             mapping[field] = field
     return mapping
@@ -127,9 +142,12 @@ def iter_opportunities(
 
     Args:
         source: a path or an open text file.
-        plan: the stage plan; stage cells may hold a stage key or display name.
+        plan: the stage plan; stage cells may hold a stage key or display name. Lost reasons are
+            checked against it (the default plan when it is ``None``).
         mapping: field -> column name, or field -> function of the row (e.g.
-            ``{"owner": "sales_agent", "industry": lambda row: sectors.get(row["account"])}``).
+            ``{"owner": "sales_agent", "industry": lambda row: sectors.get(row["account"])}``);
+            the fields are :data:`READ_FIELDS`, so ``{"lost_reason": "Loss Reason"}`` reads why
+            a lost deal was lost (a code of the plan's lost reasons; blank means not recorded).
         currency: the currency of amounts when there is no currency column.
         dayfirst: read ambiguous dates such as ``03/04/2026`` as day first.
         encoding: the file's encoding (a UTF-8 byte-order mark is skipped by default).

@@ -169,6 +169,8 @@ def test_calls_that_have_not_ended_wait_for_the_next_fetch() -> None:
         ({"duration": None}, "duration"),
         ({"price_unit": "XYZ"}, "currency"),
         ({"price": 0.2}, "price"),
+        ({"price": "1e400"}, "price"),
+        ({"price": "-1000000000000000"}, "price"),
         ({"sid": ""}, "sid"),
         ({"from": 14155550100}, "from"),
     ],

@@ -181,3 +181,98 @@ def test_record_round_trip() -> None:
         created=date(2026, 1, 2),
     )
     assert Opportunity.from_record(o.to_record(), plan=PLAN) == o
+
+
+# -- lost reasons ----------------------------------------------------------------------------------
+
+
+def test_a_move_to_lost_records_the_reason_and_note() -> None:
+    o = opp()
+    lost = o.move_to("lost", date(2026, 11, 20), plan=PLAN, reason="price", note="  20 % too dear ")
+    assert lost.stage == "lost"
+    assert lost.history[-1] == StageChange(
+        datetime(2026, 11, 20, tzinfo=UTC),
+        "quotation",
+        "lost",
+        reason="price",
+        note="20 % too dear",
+    )
+    assert lost.history[-1].to_dict()["reason"] == "price"
+    assert (
+        o.move_to("lost", date(2026, 11, 20), plan=PLAN, reason="timing").history[-1].note is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("stage", "reason", "note", "field", "value"),
+    [
+        ("lost", None, None, "reason", None),  # no reason
+        ("lost", None, "why", "reason", None),
+        ("lost", "too_expensive", None, "reason", "too_expensive"),  # not a code of the plan
+        ("won", "price", None, "reason", "price"),  # a reason on a move that is not a loss
+        ("needs_analysis", None, "just a note", "note", "just a note"),
+    ],
+)
+def test_a_move_with_a_missing_or_misplaced_reason_is_refused_and_changes_nothing(
+    stage: str, reason: str | None, note: str | None, field: str, value: str | None
+) -> None:
+    o = opp()
+    before = attrs.evolve(o)
+    with pytest.raises(ValidationError) as info:
+        o.move_to(stage, date(2026, 11, 20), plan=PLAN, reason=reason, note=note)
+    assert (info.value.field, info.value.value) == (field, value)
+    if field == "reason" and stage == "lost":
+        assert str(list(PLAN.lost_reasons)) in str(info.value)  # the codes allowed
+    assert o == before and o.history == ()
+
+
+def test_the_reasons_are_the_plans() -> None:
+    plan = PLAN.with_lost_reasons(["budget_cut", "went_dark"])
+    assert opp().move_to("lost", date(2026, 11, 20), plan=plan, reason="went_dark").stage == "lost"
+    with pytest.raises(ValidationError, match="budget_cut"):
+        opp().move_to("lost", date(2026, 11, 20), plan=plan, reason="price")
+
+
+def test_stage_change_checks_reason_and_note() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValidationError, match="beside a lost reason"):
+        StageChange(at, "quotation", "lost", note="orphan note")
+    with pytest.raises(InvalidTypeError):
+        StageChange(at, "quotation", "lost", reason=3)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        StageChange(at, "quotation", "lost", reason=" price")
+    with pytest.raises(ValidationError, match="at most 2000"):
+        StageChange(at, "quotation", "lost", reason="price", note="x" * 2001)
+    assert StageChange(at, "quotation", "lost", reason="price", note="  ").note is None
+
+
+def test_from_record_reads_the_lost_reason_of_an_imported_lost_deal() -> None:
+    record = {
+        "id": "op-9",
+        "owner": "bob",
+        "amount": "1",
+        "currency": "CNY",
+        "stage": "Lost",
+        "expected_close": "2026-10-31",
+        "lost_reason": " competitor ",
+    }
+    o = Opportunity.from_record(record, plan=PLAN)
+    assert o.history == (
+        StageChange(datetime(2026, 10, 31, tzinfo=UTC), None, "lost", reason="competitor"),
+    )
+    blank = Opportunity.from_record({**record, "lost_reason": ""}, plan=PLAN)
+    assert blank.history == ()  # no recorded reason
+    # Without a plan the default plan's reasons apply (and the stage must be a key).
+    dated_by_creation = {**record, "stage": "lost", "expected_close": "", "created": "2026-02-01"}
+    assert Opportunity.from_record(dated_by_creation).history[0].at == datetime(
+        2026, 2, 1, tzinfo=UTC
+    )
+    for changes, field in (
+        ({"lost_reason": "too_expensive"}, "reason"),
+        ({"stage": "quotation"}, "reason"),  # a reason for a deal that is not lost
+        ({"expected_close": ""}, "lost_reason"),  # no date to date the loss by
+    ):
+        with pytest.raises(ValidationError) as info:
+            Opportunity.from_record({**record, **changes}, plan=PLAN, where="line 3")
+        assert info.value.field == field
+        assert str(info.value).startswith("line 3: ")

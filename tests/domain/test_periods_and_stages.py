@@ -222,3 +222,56 @@ def test_actor_roles_and_teams() -> None:
         Actor("u2", roles={""})
     with pytest.raises(InvalidTypeError):
         Actor("u3", roles=5)  # type: ignore[arg-type]
+
+
+# -- lost reasons ----------------------------------------------------------------------------------
+
+
+def test_the_default_lost_reasons() -> None:
+    assert StagePlan.default().lost_reasons == (
+        "price",
+        "competitor",
+        "no_budget",
+        "no_decision",
+        "timing",
+        "product_fit",
+        "other",
+    )
+    assert [s.key for s in StagePlan.default().lost_stages] == ["lost"]
+
+
+def test_a_plan_with_custom_lost_reasons_round_trips_through_json() -> None:
+    data = {"stages": _stages(), "threshold": 40, "lost_reasons": ["budget_cut", "went_dark"]}
+    plan = StagePlan.from_dict(data)
+    assert plan.lost_reasons == ("budget_cut", "went_dark")
+    assert plan.to_dict()["lost_reasons"] == ["budget_cut", "went_dark"]
+    again = StagePlan.from_dict(json.loads(json.dumps(plan.to_dict())))
+    assert again == plan and again.lost_reasons == plan.lost_reasons
+    assert plan.with_threshold(50).lost_reasons == plan.lost_reasons
+    assert plan != plan.with_lost_reasons(["went_dark", "budget_cut"])  # order is display order
+    assert (
+        StagePlan.from_dict({"stages": _stages()}).lost_reasons == StagePlan.default().lost_reasons
+    )
+
+
+@pytest.mark.parametrize(
+    ("codes", "field", "error"),
+    [
+        ([], "lost_reasons", ValidationError),
+        (["price", "price"], "lost_reasons[1]", ValidationError),
+        (["price", ""], "lost_reasons[1]", ValidationError),
+        ([" price"], "lost_reasons[0]", ValidationError),
+        (["x" * 65], "lost_reasons[0]", ValidationError),
+        ([7], "lost_reasons[0]", InvalidTypeError),
+        ("price", "lost_reasons", InvalidTypeError),
+    ],
+)
+def test_invalid_lost_reasons_are_named(codes: object, field: str, error: type[Exception]) -> None:
+    with pytest.raises(error) as info:
+        StagePlan.from_dict({"stages": _stages(), "lost_reasons": codes})
+    assert info.value.field == field  # type: ignore[attr-defined]
+
+
+@given(stage_plans())
+def test_any_plan_round_trips_with_its_lost_reasons(plan: StagePlan) -> None:
+    assert StagePlan.from_dict(plan.to_dict()) == plan

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
+
 
 @pytest.fixture
 def race() -> Callable[[str, list[list[str]], str], list[str]]:

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ import salesflow
 from salesflow import Actor, Money, Opportunity
 from salesflow.adapters.sql.schema import SCHEMA_VERSION, UPGRADES, ensure_schema, stored_version
 from salesflow.adapters.sql.storage import SqlStorage
+from salesflow.domain.stages import StagePlan
 from salesflow.errors import (
     BackendNotFoundError,
     InvalidTypeError,
@@ -170,9 +173,9 @@ def test_malformed_input_gets_a_clear_error_and_changes_nothing(tmp_path: Path) 
 def test_amounts_beyond_mysql_scale_are_refused_not_rounded(mysql_url: str) -> None:
     storage = SqlStorage(mysql_url)
     try:
-        tiny = Opportunity(
-            id="op-1", owner="ann", amount=Money.of("0.00000000001", "USD"), stage="won"
-        )
+        # Money.of refuses 11 places; arithmetic results are exact and may have more.
+        computed = Money.of("0.0000000001", "USD") * Decimal("0.1")
+        tiny = Opportunity(id="op-1", owner="ann", amount=computed, stage="won")
         with pytest.raises(StorageError), storage.transaction() as uow:
             uow.opportunities.add(tiny)
         with storage.transaction() as uow:
@@ -271,3 +274,67 @@ def test_an_older_schema_is_upgraded_in_one_transaction_on_postgres(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _upgrade_checks(postgres_url, monkeypatch)
+
+
+def _version_two(url: str) -> None:
+    """A database as a version-2 salesflow left it: stage changes without reason and note, and an
+    opportunity that moved once."""
+    storage = SqlStorage(url, create=False)
+    with storage.transaction() as uow:
+        ensure_schema(uow.connection, storage.tables, target=2)
+        moved = Opportunity(
+            id="op-1", owner="ann", amount=Money.of("10", "CNY"), stage="needs_analysis"
+        ).move_to("quotation", datetime(2026, 10, 1, tzinfo=UTC))
+        uow.opportunities.add(moved)
+        for column in ("reason", "note"):
+            uow.connection.execute(
+                text(f"ALTER TABLE salesflow_stage_changes DROP COLUMN {column}")
+            )
+    storage.close()
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgres", "mysql"])
+def test_a_version_two_schema_gains_the_lost_reason_columns(
+    server: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if server == "sqlite":
+        url = f"sqlite:///{tmp_path / 'v2.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url" if server == "postgres" else "mysql_url")
+    _version_two(url)
+    if server != "mysql":  # MySQL commits DDL at once: no transaction can undo an ALTER there
+
+        def broken(conn: object, tables: object) -> None:
+            raise RuntimeError("disk full half-way through the upgrade")
+
+        monkeypatch.setitem(UPGRADES, 3, broken)
+        with pytest.raises(StorageError):
+            SqlStorage(url)
+        monkeypatch.undo()
+    storage = SqlStorage(url, create=False)
+    with storage.transaction() as uow:
+        assert stored_version(uow.connection, storage.tables) == 2
+    assert storage.upgrade() == 2  # upgraded from version 2
+    with storage.transaction() as uow:
+        assert stored_version(uow.connection, storage.tables) == SCHEMA_VERSION == 3
+        columns = {
+            c["name"] for c in inspect(uow.connection).get_columns("salesflow_stage_changes")
+        }
+        assert {"reason", "note"} <= columns
+        stored = uow.opportunities.get("op-1")
+        assert [(c.to_stage, c.reason, c.note) for c in stored.history] == [
+            ("quotation", None, None)
+        ]
+        lost = stored.move_to(
+            "lost",
+            datetime(2026, 11, 1, tzinfo=UTC),
+            plan=StagePlan.default(),
+            reason="no_budget",
+            note="frozen",
+        )
+        uow.opportunities.save(lost)
+    with storage.transaction() as uow:
+        assert uow.opportunities.get("op-1").history[-1] == lost.history[-1]
+    assert storage.upgrade() == SCHEMA_VERSION  # opening again changes nothing
+    storage.drop_schema()
+    storage.close()

@@ -1,48 +1,115 @@
-"""The builtin authorization policy: answers last, so an embedding CRM can replace it.
+"""The builtin authorization policy: team scope. It answers last, so an embedding CRM can replace it.
 
-* ``admin`` may do everything;
-* ``sales_manager`` may act on records whose ``team`` is one of the manager's teams, and on their own;
-* ``sales_rep`` (and anyone else) may act on records they own (``owner == actor.id``);
-* approval decisions (``*.approve``, ``*.reject``) are left to the workflow, which checks the step's
-  roles, so this policy allows them here and the approval engine decides;
-* team-wide work without a single owner (importing a day of calls, curating the best-call library)
-  is for a ``sales_manager``;
-* ``finance`` issues invoices and credit notes and records payments on any contract.
+Roles are *team-bound* (by default ``sales_rep`` and ``sales_manager``) or *organisation-wide*
+(every other role: ``sales_director``, ``project_manager``, ``finance``, ``legal``, ``admin``). A
+record's team is its ``team`` attribute (a quote's and a contract's are their opportunity's).
+
+* ``admin`` may do everything.
+* **Reading** (``<kind>.read``): an organisation-wide role reads everything; a ``sales_manager``
+  reads the records of their teams; anyone reads the records they own.
+* **Deciding** (``<kind>.approve``, ``<kind>.reject``) in a team-bound role: only on records of the
+  actor's teams (a record without a team: anyone holding the role). In an organisation-wide role the
+  workflow decides (the actor must hold the step's role). The approval engine also refuses the
+  subject's owner and submitter.
+* **Delegating** (``delegation.<verb>``): the delegator's own grants.
+* **Changing**: a ``sales_director`` changes any record; a ``sales_manager`` those of their teams;
+  anyone with a role those they own, if the record's team (when it has one) is one of theirs.
+* Team-wide work without a single owner (importing a day of calls, curating the best-call library)
+  is for a ``sales_manager`` or ``sales_director``; ``finance`` invoices, credits and records
+  payments on any contract, and a ``project_manager`` records execution progress on any contract.
+
+The desk checks a change on the record as it is **and** as it would be, so nobody moves a record
+out of (or into) a scope they do not have. Configure the team-bound roles with
+``salesflow.open(plugins=[TeamScope(team_roles={...})])``: a registered policy answers before the
+builtin one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from salesflow.domain.actors import Actor, Role
 from salesflow.plugins.hookspecs import hookimpl
 
-__all__ = ["APPROVAL_ACTIONS", "FINANCE_ACTIONS", "MANAGER_ACTIONS", "salesflow_authorize"]
+__all__ = [
+    "APPROVAL_ACTIONS",
+    "DEFAULT_TEAM_ROLES",
+    "FINANCE_ACTIONS",
+    "MANAGER_ACTIONS",
+    "PROJECT_ACTIONS",
+    "TeamScope",
+    "salesflow_authorize",
+]
 
 APPROVAL_ACTIONS = frozenset({"approve", "reject"})
-"""Verbs whose authorization is the workflow's: the actor must hold the step's role."""
+"""Verbs that decide an approval step; the hook is told the ``role`` decided in."""
 
 MANAGER_ACTIONS = frozenset({"call.import", "library.feature", "library.unfeature"})
-"""Team-wide actions a ``sales_manager`` may take on any team's records."""
+"""Team-wide actions for a ``sales_manager`` or ``sales_director``."""
 
 FINANCE_ACTIONS = frozenset({"billing.invoice", "billing.credit", "billing.payment"})
 """Invoicing and recording payments: ``finance`` may do them on any contract."""
 
+PROJECT_ACTIONS = frozenset({"billing.progress", "billing.correct"})
+"""Execution progress: a ``project_manager`` may record it on any contract."""
+
+DEFAULT_TEAM_ROLES = frozenset({Role.SALES_REP.value, Role.SALES_MANAGER.value})
+"""The roles that act only within the actor's teams unless configured otherwise."""
+
+
+class TeamScope:
+    """The team-scope policy (see the module docs), with the team-bound roles as configuration."""
+
+    def __init__(self, team_roles: Iterable[str] = DEFAULT_TEAM_ROLES) -> None:
+        self.team_roles = frozenset(team_roles)
+        """Roles that act only on records of the actor's teams."""
+
+    def is_org_wide(self, actor: Actor) -> bool:
+        """Whether ``actor`` holds a role that is not team-bound."""
+        return any(role not in self.team_roles for role in actor.roles)
+
+    @hookimpl(trylast=True)
+    def salesflow_authorize(
+        self, actor: Actor, action: str, subject: Any, role: str | None
+    ) -> bool:
+        """The team-scope answer (see the module docs)."""
+        return self.allows(actor, action, subject, role)
+
+    def allows(self, actor: Actor, action: str, subject: Any, role: str | None = None) -> bool:
+        """Whether ``actor`` may do ``action`` on ``subject`` (deciding in ``role``)."""
+        if actor.has_role(Role.ADMIN):
+            return True
+        verb = action.rsplit(".", 1)[-1]
+        team = getattr(subject, "team", None)
+        owner = getattr(subject, "owner", None)
+        in_team = team is None or actor.in_team(team)
+        if verb in APPROVAL_ACTIONS:
+            # The engine checks that the actor holds the role (or a delegation of it).
+            return role is not None and (role not in self.team_roles or in_team)
+        if action.startswith("delegation."):
+            return getattr(subject, "delegator", None) == actor.id
+        if verb == "read":
+            if self.is_org_wide(actor) or (owner is not None and owner == actor.id):
+                return True
+            return actor.has_role(Role.SALES_MANAGER) and actor.in_team(team)
+        if action in MANAGER_ACTIONS:
+            return actor.has_role(Role.SALES_MANAGER) or actor.has_role(Role.SALES_DIRECTOR)
+        if action in FINANCE_ACTIONS and actor.has_role(Role.FINANCE):
+            return True
+        if action in PROJECT_ACTIONS and actor.has_role(Role.PROJECT_MANAGER):
+            return True
+        if actor.has_role(Role.SALES_DIRECTOR):
+            return True
+        if actor.has_role(Role.SALES_MANAGER) and actor.in_team(team):
+            return True
+        return bool(actor.roles) and owner is not None and owner == actor.id and in_team
+
+
+_DEFAULT = TeamScope()
+
 
 @hookimpl(trylast=True)
-def salesflow_authorize(actor: Actor, action: str, subject: Any) -> bool:
-    """The builtin answer (see the module docs)."""
-    if actor.has_role(Role.ADMIN):
-        return True
-    if action.rsplit(".", 1)[-1] in APPROVAL_ACTIONS:
-        return True
-    if action in MANAGER_ACTIONS:
-        return actor.has_role(Role.SALES_MANAGER)
-    if action in FINANCE_ACTIONS and actor.has_role(Role.FINANCE):
-        return True
-    owner = getattr(subject, "owner", None)
-    if owner is not None and owner == actor.id and actor.roles:
-        return True
-    if actor.has_role(Role.SALES_MANAGER):
-        return actor.in_team(getattr(subject, "team", None))
-    return False
+def salesflow_authorize(actor: Actor, action: str, subject: Any, role: str | None) -> bool:
+    """The builtin answer: :class:`TeamScope` with the default team-bound roles."""
+    return _DEFAULT.allows(actor, action, subject, role)

@@ -144,9 +144,9 @@ KINDS: tuple[DocumentKind, ...] = (
         name="delegation",
         attribute="delegations",
         type_path="salesflow.domain.approvals:Delegation",
-        key=lambda item: (
-            f"{item.delegator}/{item.role}/{item.delegate}/{item.valid_from.isoformat()}"
-        ),
+        # "<delegator>/<role>/<delegate>/<valid_from>[@<granted_at>]": the old key for grants
+        # stored without a grant time.
+        key=lambda item: str(item.id),
         indexes=(
             Index(name="delegate"),
             Index(name="delegator"),

@@ -65,6 +65,22 @@ def check_history(stored: Opportunity, new: Opportunity) -> None:
         )
 
 
+def check_forward(record: str, field: str, now: datetime, last: datetime | None) -> None:
+    """Refuse a write stamped ``now`` on ``record`` (``"opportunity 'op-1'"``) if ``now`` is before
+    ``last``, the latest time stored for that record: its ``updated_at`` and its events never go
+    back (see :mod:`salesflow.ports`). Raises :class:`~salesflow.errors.ValidationError` on
+    ``field`` (``"clock"`` for ``updated_at``, ``"at"`` for an event)."""
+    if last is not None and now < last:
+        raise ValidationError(
+            field,
+            now,
+            f"a time at or after {last.isoformat()}, the latest time stored for {record}: the "
+            f"clock reads {now.isoformat()}, behind the record, so nothing was changed (a "
+            "record's time only moves forward; set the clock right and try again)",
+            where=record,
+        )
+
+
 def opportunity_filter(
     owner: str | Sequence[str] | None,
     team: str | Sequence[str] | None,
@@ -104,12 +120,12 @@ class MemoryOpportunities:
     def __init__(self, storage: MemoryStorage) -> None:
         self._storage = storage
 
-    def _write(self, opportunity: Opportunity) -> None:
+    def _write(self, opportunity: Opportunity, now: datetime | None = None) -> None:
         storage = self._storage
         previous = storage._opportunities.get(opportunity.id, _MISSING)
         previous_time = storage._updated.get(opportunity.id, _MISSING)
         storage._opportunities[opportunity.id] = opportunity
-        storage._updated[opportunity.id] = storage._clock()
+        storage._updated[opportunity.id] = storage._clock() if now is None else now
 
         def undo() -> None:
             for table, value in (
@@ -167,8 +183,11 @@ class MemoryOpportunities:
                 None if stored is None else stored.version,
             )
         check_history(stored, opportunity)
+        now = self._storage._clock()
+        record = f"opportunity {opportunity.id!r}"
+        check_forward(record, "clock", now, self._storage._updated.get(opportunity.id))
         new = attrs.evolve(opportunity, version=opportunity.version + 1)
-        self._write(new)
+        self._write(new, now)
         return new
 
     def delete(self, id: str, *, version: int) -> None:
@@ -258,11 +277,19 @@ class MemoryEvents:
         if not isinstance(event, Event):
             raise InvalidTypeError("event", event, "an Event")
         storage = self._storage
+        subject = (event.subject_kind, event.subject_id)
+        last = storage._last_event_at.get(subject)
+        check_forward(f"{event.subject_kind} {event.subject_id!r}", "at", event.at, last)
         stored = attrs.evolve(event, seq=next(storage._sequence))
         storage._events.append(stored)
+        storage._last_event_at[subject] = event.at if last is None else max(last, event.at)
 
         def undo() -> None:
             storage._events.pop()  # undo runs newest first: this event is the last one
+            if last is None:
+                del storage._last_event_at[subject]
+            else:
+                storage._last_event_at[subject] = last
 
         storage._journal().undo.append(undo)
         return stored
@@ -483,6 +510,8 @@ class MemoryStorage:
         self._opportunities: dict[str, Opportunity] = {}
         self._updated: dict[str, datetime] = {}
         self._events: list[Event] = []
+        self._last_event_at: dict[tuple[str, str], datetime] = {}
+        """The latest event time per subject (kind, id): a subject's events never go back."""
         self._documents: dict[str, dict[str, tuple[int, Any, datetime]]] = {}
         self._sequence = itertools.count(1)
         self._active: _Journal | None = None

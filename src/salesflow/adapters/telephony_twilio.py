@@ -43,6 +43,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from salesflow.adapters.telephony import CallSourceBase
 from salesflow.domain.calls import CallRecord, Direction, Disposition
 from salesflow.domain.money import Money
+from salesflow.domain.numbers import to_amount
 from salesflow.errors import InvalidTypeError, NotFoundError, ValidationError
 
 __all__ = ["PageLoader", "TwilioJsonSource", "TwilioPageDirectory", "page_key"]
@@ -172,7 +173,7 @@ def _price(call: Mapping[str, Any]) -> Money | None:
     unit = call.get("price_unit")
     if not isinstance(unit, str) or not unit.strip():
         raise ValidationError("price_unit", unit, "the currency of the price, e.g. 'USD'")
-    return Money.of(amount, unit.strip().upper())
+    return Money(to_amount(amount, "price"), unit.strip().upper())
 
 
 def _text(call: Mapping[str, Any], field: str) -> str:

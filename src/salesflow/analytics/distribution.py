@@ -38,7 +38,7 @@ from salesflow.analytics.grouping import (
 )
 from salesflow.analytics.table import Table
 from salesflow.domain.money import Money
-from salesflow.domain.numbers import ZERO
+from salesflow.domain.numbers import EXACT, ZERO
 from salesflow.errors import InvalidTypeError, ValidationError
 
 __all__ = [
@@ -107,7 +107,7 @@ Others = dict[tuple[Any, Any, str], Decimal]
 
 
 _TALLY = """
-def loop(items, cells, slowly):
+def loop(items, cells, slowly, add):
     for item in items:
         key = ({group}, item.{value})
         money = item.amount
@@ -115,7 +115,7 @@ def loop(items, cells, slowly):
         if cell is not None:
             try:
                 if money.currency == cell[2]:
-                    cell[1] += money.amount
+                    cell[1] = add(cell[1], money.amount)
                     cell[0] += 1
                     continue
             except (AttributeError, TypeError):
@@ -125,7 +125,8 @@ def loop(items, cells, slowly):
 # A new cell, a second currency and any amount that is not Money-like go through slowly(), which
 # validates; the first amount of every cell is validated there, and a later one that is not a
 # number Decimal can add (a float) fails the addition (before anything is stored) and goes there
-# too. The amount is added before the count for that reason.
+# too. The amount is added before the count for that reason. ``add`` is EXACT.add: a sum of
+# amounts with 25 significant digits outgrows the default context's 28 digits.
 
 
 def tally(
@@ -150,13 +151,13 @@ def tally(
             return
         cell[0] += 1
         if code == cell[2]:
-            cell[1] += amount
+            cell[1] = EXACT.add(cell[1], amount)
         else:
             other = (key[0], key[1], code)
-            others[other] = others.get(other, ZERO) + amount
+            others[other] = EXACT.add(others.get(other, ZERO), amount)
 
     try:
-        loop(items, cells, slowly)
+        loop(items, cells, slowly, EXACT.add)
     except AttributeError as exc:
         raise InvalidTypeError(
             exc.name or "opportunity",
@@ -181,7 +182,7 @@ def merge(
 
     def add(group: Any, value: Any, code: str, amount: Decimal) -> None:
         per_currency = amounts.setdefault(group, {}).setdefault(value, {})
-        per_currency[code] = per_currency.get(code, ZERO) + amount
+        per_currency[code] = EXACT.add(per_currency.get(code, ZERO), amount)
 
     for (group, value), (count, amount, code) in cells.items():
         group, value = label(group, missing), label(value, missing)
@@ -236,7 +237,7 @@ class Distribution(Table):
                 team_counts[value] = team_counts.get(value, 0) + count
                 per_team = team_amounts.setdefault(value, {})
                 for code, amount in amounts[group][value].items():
-                    per_team[code] = per_team.get(code, ZERO) + amount
+                    per_team[code] = EXACT.add(per_team.get(code, ZERO), amount)
         self._team_counts = team_counts
         self._team_amounts = team_amounts
         self._shares: dict[Any, dict[Any, Decimal]] = {}
@@ -312,7 +313,9 @@ class Distribution(Table):
         """Amount per value and currency for ``group`` (``None``: the team)."""
         counts, amounts = self._row(group)
         return {
-            value: {code: Money(v, code) for code, v in sorted(amounts.get(value, {}).items())}
+            value: {
+                code: Money._trusted(v, code) for code, v in sorted(amounts.get(value, {}).items())
+            }
             for value in self._listed(counts)
         }
 

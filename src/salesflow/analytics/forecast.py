@@ -12,6 +12,11 @@ Rules (pinned by tests):
   expected close date is **undated**. Neither is ever dropped.
 * Currencies are never mixed: totals are kept per currency unless ``rates`` converts every
   contribution (after rounding it in its own currency) into ``currency`` at the ``as_of`` date.
+* The arithmetic is exact: products and sums run in :data:`~salesflow.domain.numbers.EXACT`, so
+  an amount with 25 significant digits times a probability, or a total over millions of
+  opportunities, is never cut to the default context's 28 digits before it is rounded. A ``Decimal``
+  amount read from a row is held to the bounds of an amount
+  (:func:`~salesflow.domain.numbers.check_bounds`).
 
 The calculator makes one pass over its input and keeps memory proportional to the number of
 (month, group, currency) buckets, never a copy of the input.
@@ -30,7 +35,7 @@ import attrs
 from salesflow.analytics.grouping import group_fields, sort_key
 from salesflow.analytics.table import Table
 from salesflow.domain.money import Money, RateSource, currency_exponent
-from salesflow.domain.numbers import HUNDRED, ZERO, to_percent
+from salesflow.domain.numbers import EXACT, HUNDRED, ZERO, check_bounds, exact_sum, to_percent
 from salesflow.domain.periods import Period, PeriodKind, month_index
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import (
@@ -132,7 +137,7 @@ class _Rules:
         counted = plan.forecast_stages(threshold)
         self.threshold = threshold
         self.probabilities = {s.key: s.probability for s in counted}
-        self.factors = {s.key: s.probability / HUNDRED for s in counted}
+        self.factors = {s.key: EXACT.divide(s.probability, HUNDRED) for s in counted}
         self.excluded = {
             s.key: "won" if s.is_won else "lost" if s.is_lost else "below_threshold"
             for s in plan
@@ -180,7 +185,7 @@ class _Rules:
                 raise ValidationError(
                     "currency", None, "a currency attribute or currency=...", where=_where(item)
                 )
-            return amount, code
+            return check_bounds(amount, "amount", where=_where(item)), code
         raise InvalidTypeError("amount", amount, "Money or a finite Decimal", where=_where(item))
 
     def exclusion(self, item: Any) -> str:
@@ -216,11 +221,11 @@ class _Rules:
     def contribution(self, item: Any, factor: Decimal) -> tuple[int, str, Decimal]:
         """(bucket, currency, expected) of an item whose stage counts with ``factor``."""
         value, code = self.money_of(item)
-        expected = (value * factor).quantize(self.quantum(code), ROUND_HALF_UP)
+        expected = EXACT.multiply(value, factor).quantize(self.quantum(code), ROUND_HALF_UP, EXACT)
         if self.rates is not None:
             assert self.currency is not None
-            expected = (expected * self.rate(code)).quantize(
-                self.quantum(self.currency), ROUND_HALF_UP
+            expected = EXACT.multiply(expected, self.rate(code)).quantize(
+                self.quantum(self.currency), ROUND_HALF_UP, EXACT
             )
             code = self.currency
         return self.bucket_index(item), code, expected
@@ -309,6 +314,8 @@ def forecast(
     # The hot loop runs once per opportunity over pipelines of millions, so the common case
     # (a Money amount, a plain date or None, no conversion) is inlined; everything else goes
     # through _Rules.contribution, the one definition of the rules. Tests pin that both agree.
+    # Products and sums use EXACT's methods, never the current context (28 digits by default).
+    multiply, add = EXACT.multiply, EXACT.add
     factors = rules.factors
     group_of = rules.group_of
     as_of_month = rules.as_of_month
@@ -332,7 +339,7 @@ def forecast(
                 code = money.currency
                 if code != last_code:
                     quantum, last_code = rules.quantum(code), code
-                expected = (money.amount * factor).quantize(quantum, ROUND_HALF_UP)
+                expected = multiply(money.amount, factor).quantize(quantum, ROUND_HALF_UP, EXACT)
                 if close is None:
                     index = _UNDATED
                 else:
@@ -346,7 +353,7 @@ def forecast(
             if cell is None:
                 cells[key] = [expected, 1]
             else:
-                cell[0] += expected
+                cell[0] = add(cell[0], expected)
                 cell[1] += 1
             if kept is not None:
                 kept.append(_line(rules, item, index, code, expected))
@@ -422,7 +429,7 @@ def forecast_from_totals(
     for month, group, code, total, count in totals:
         index = _UNDATED if month is None else _OVERDUE if month < rules.as_of_month else month
         key = (index, group, code)
-        sums[key] = sums.get(key, ZERO) + total
+        sums[key] = EXACT.add(sums.get(key, ZERO), total)
         counts[key] = counts.get(key, 0) + count
     reasons = dict.fromkeys(_EXCLUSIONS, 0)
     for stage_key, count in (excluded or {}).items():
@@ -450,8 +457,8 @@ def _line(rules: _Rules, item: Any, index: int, code: str, expected: Decimal) ->
         group=rules.group_of(item),
         bucket=_bucket(index),
         probability=rules.probabilities[item.stage],
-        amount=Money(value, original),
-        expected=Money(expected, code),
+        amount=Money._trusted(value, original),
+        expected=Money._trusted(expected, code),
     )
 
 
@@ -515,7 +522,7 @@ class Forecast(Table):
         per_currency: dict[str, Decimal] = {}
         for (index, group, code), value in self._sums.items():
             if keep(index, group):
-                per_currency[code] = per_currency.get(code, ZERO) + value
+                per_currency[code] = EXACT.add(per_currency.get(code, ZERO), value)
         return per_currency
 
     def _money(self, per_currency: dict[str, Decimal], what: str) -> Money:
@@ -523,7 +530,7 @@ class Forecast(Table):
             raise CurrencyMismatchError(*sorted(per_currency), operation=f"total {what} across")
         if per_currency:
             ((code, value),) = per_currency.items()
-            return Money(value, code)
+            return Money._trusted(value, code)
         codes = self.currencies
         if len(codes) > 1:
             raise CurrencyMismatchError(*codes, operation=f"total {what} across")
@@ -538,7 +545,7 @@ class Forecast(Table):
         buckets: dict[Any, dict[str, Decimal]] = {}
         for (index, group, code), value in self._sums.items():
             per_currency = buckets.setdefault(key_of(index, group), {})
-            per_currency[code] = per_currency.get(code, ZERO) + value
+            per_currency[code] = EXACT.add(per_currency.get(code, ZERO), value)
         return {k: self._money(v, what) for k, v in buckets.items()}
 
     # -- totals ---------------------------------------------------------------------------------
@@ -552,7 +559,7 @@ class Forecast(Table):
     def totals(self) -> dict[str, Money]:
         """The total per currency."""
         return {
-            code: Money(value, code)
+            code: Money._trusted(value, code)
             for code, value in sorted(self._collect(lambda i, g: True).items())
         }
 
@@ -775,7 +782,7 @@ class Forecast(Table):
             record: dict[str, Any] = {**group_fields(self.by, group), "currency": code}
             for index, label in zip(indexes, columns, strict=True):
                 record[label] = cells.get(index)
-            record["total"] = sum(cells.values(), ZERO)
+            record["total"] = exact_sum(cells.values())
             records.append(record)
         for code in self.currencies:
             total: dict[str, Any] = dict.fromkeys(self.by)
@@ -783,10 +790,10 @@ class Forecast(Table):
                 total[self.by[0]] = "(all)"
             record = {**total, "currency": code}
             for index, label in zip(indexes, columns, strict=True):
-                record[label] = sum(
-                    (v for (i, _g, c), v in self._sums.items() if i == index and c == code), ZERO
+                record[label] = exact_sum(
+                    v for (i, _g, c), v in self._sums.items() if i == index and c == code
                 )
-            record["total"] = sum((v for (_i, _g, c), v in self._sums.items() if c == code), ZERO)
+            record["total"] = exact_sum(v for (_i, _g, c), v in self._sums.items() if c == code)
             records.append(record)
         return records
 

@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 from salesflow.domain.money import Money, currency_exponent
-from salesflow.domain.numbers import ZERO
+from salesflow.domain.numbers import ZERO, check_bounds
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import CurrencyMismatchError, InvalidTypeError, ValidationError
 
@@ -123,7 +123,8 @@ def where(item: Any) -> str:
 
 
 def money_of(item: Any, currency: str | None, field: str = "amount") -> tuple[Decimal, str]:
-    """The amount and currency of ``item``: a Money, or a Decimal plus a currency."""
+    """The amount and currency of ``item``: a Money, or a Decimal (within the bounds of an amount,
+    see :func:`~salesflow.domain.numbers.check_bounds`) plus a currency."""
     amount = getattr(item, field)
     if isinstance(amount, Money):
         return amount.amount, amount.currency
@@ -136,7 +137,7 @@ def money_of(item: Any, currency: str | None, field: str = "amount") -> tuple[De
         if not isinstance(code, str):
             raise InvalidTypeError("currency", code, "an ISO 4217 code", where=where(item))
         currency_exponent(code)
-        return amount, code
+        return check_bounds(amount, field, where=where(item)), code
     raise InvalidTypeError(field, amount, "Money or a finite Decimal", where=where(item))
 
 
@@ -178,7 +179,7 @@ def as_money(per_currency: dict[str, Decimal], fallback: str | None, what: str) 
         raise CurrencyMismatchError(*sorted(per_currency), operation=f"total {what} across")
     if per_currency:
         ((code, value),) = per_currency.items()
-        return Money(value, code)
+        return Money._trusted(value, code)  # a total: exact, and may exceed one amount's bound
     if fallback is None:
         raise ValidationError("currency", None, f"a currency to show {what} of nothing")
     return Money(ZERO, fallback)

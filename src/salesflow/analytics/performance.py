@@ -37,7 +37,7 @@ from salesflow.analytics.forecast import Forecast
 from salesflow.analytics.grouping import ALL, check_currency, check_places, percent_of
 from salesflow.analytics.table import Table
 from salesflow.domain.money import Money
-from salesflow.domain.numbers import ZERO
+from salesflow.domain.numbers import EXACT, ZERO, exact_sum
 from salesflow.domain.periods import Period
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import CurrencyMismatchError, InvalidTypeError, ValidationError
@@ -348,7 +348,7 @@ def _read_signed(signed: Iterable[SignedItem], period: Period, sums: _Sums) -> N
         if not isinstance(money, Money):
             raise InvalidTypeError("amount", money, "Money", where=where)
         sums.check(money.currency, "signed amounts")
-        sums.signed[owner] = sums.signed.get(owner, ZERO) + money.amount
+        sums.signed[owner] = EXACT.add(sums.signed.get(owner, ZERO), money.amount)
 
 
 def _read_expected(
@@ -370,7 +370,7 @@ def _read_expected(
         if not isinstance(money, Money):
             raise InvalidTypeError(f"forecast[{owner!r}]", money, "Money")
         sums.check(money.currency, "the forecast")
-        sums.expected[owner] = sums.expected.get(owner, ZERO) + money.amount
+        sums.expected[owner] = EXACT.add(sums.expected.get(owner, ZERO), money.amount)
 
 
 def _expected_of(forecast: Forecast, period: Period) -> dict[str, Money]:
@@ -455,16 +455,17 @@ def attainment(
     def row(
         name: str, kind: str, team: str | None, target: Decimal, done: Decimal, exp: Decimal
     ) -> AttainmentRow:
-        gap = max(target - done, ZERO)
+        # Sums of many deals: exact, and may exceed the bound of a single amount.
+        gap = max(EXACT.subtract(target, done), ZERO)
         return AttainmentRow(
             name=name,
             kind=kind,
             team=team,
-            target=Money(target, code),
-            signed=Money(done, code),
-            expected=Money(exp, code),
-            gap=Money(gap, code),
-            projected=Money(done + exp, code),
+            target=Money._trusted(target, code),
+            signed=Money._trusted(done, code),
+            expected=Money._trusted(exp, code),
+            gap=Money._trusted(gap, code),
+            projected=Money._trusted(EXACT.add(done, exp), code),
             coverage=_percent(exp, gap, places),
             attainment=_percent(done, target, places),
         )
@@ -482,13 +483,13 @@ def attainment(
     rows: list[AttainmentRow] = []
     for team in sorted(members):
         team_rows = [rep_row(name) for name in sorted(members[team])]
-        target = sum((r.target.amount for r in team_rows), ZERO)
+        target = exact_sum(r.target.amount for r in team_rows)
         given = sums.targets.get(team)
         if given is not None and given != target:
             raise ValidationError(
                 f"targets[{team!r}]",
-                Money(given, code),
-                f"the sum of its members' targets, {Money(target, code)} (leave the team "
+                Money._trusted(given, code),
+                f"the sum of its members' targets, {Money._trusted(target, code)} (leave the team "
                 "target out to use that sum)",
             )
         rows.extend(team_rows)
@@ -498,8 +499,8 @@ def attainment(
                 TEAM,
                 team,
                 target,
-                sum((r.signed.amount for r in team_rows), ZERO),
-                sum((r.expected.amount for r in team_rows), ZERO),
+                exact_sum(r.signed.amount for r in team_rows),
+                exact_sum(r.expected.amount for r in team_rows),
             )
         )
     rows.extend(rep_row(name) for name in sorted(reps - set(team_of)))
@@ -509,9 +510,9 @@ def attainment(
             ALL,
             TOTAL,
             None,
-            sum((r.target.amount for r in every), ZERO),
-            sum((r.signed.amount for r in every), ZERO),
-            sum((r.expected.amount for r in every), ZERO),
+            exact_sum(r.target.amount for r in every),
+            exact_sum(r.signed.amount for r in every),
+            exact_sum(r.expected.amount for r in every),
         )
     )
     return Attainment(period=period, currency=code, rows=rows)

@@ -52,7 +52,7 @@ from salesflow.analytics.performance import SignedDeal
 from salesflow.analytics.table import Table, render_html, render_text
 from salesflow.domain.dates import to_date
 from salesflow.domain.money import Money, currency_exponent
-from salesflow.domain.numbers import ZERO
+from salesflow.domain.numbers import EXACT, ZERO, exact_sum
 from salesflow.errors import CurrencyMismatchError, InvalidTypeError, ValidationError
 
 __all__ = [
@@ -682,7 +682,7 @@ def receivables(
             if invoiced > amount:
                 raise ValidationError(
                     "invoiced",
-                    Money(invoiced, money.currency),
+                    Money._trusted(invoiced, money.currency),
                     f"at most the contract amount {money}",
                     where=where,
                 )
@@ -744,10 +744,10 @@ def _totals(entries: list[_Entry], code: str, day: date) -> ReceivablesTotals:
             amount=money(amount),
             invoiced=money(invoiced),
             paid=money(paid),
-            uninvoiced=money(amount - invoiced),
-            unpaid=money(invoiced - paid),
+            uninvoiced=money(EXACT.subtract(amount, invoiced)),
+            unpaid=money(EXACT.subtract(invoiced, paid)),
             not_due=money(not_due),
-            overdue=money(b0 + b1 + b2 + b3),
+            overdue=money(exact_sum((b0, b1, b2, b3))),
             ageing=(money(b0), money(b1), money(b2), money(b3)),
         )
 
@@ -761,9 +761,12 @@ def _totals(entries: list[_Entry], code: str, day: date) -> ReceivablesTotals:
 
 
 def _add(sums: list[Any], e: _Entry) -> None:
+    # Totals over every contract: exact (EXACT), however many there are. A contract's own figures
+    # are bounded by its amount, so they stay well inside the default context.
+    add = EXACT.add
     sums[0] += 1
     for i in range(1, _SUMS + 1):
-        sums[i] += e[i + 4]
+        sums[i] = add(sums[i], e[i + 4])
 
 
 def signed_from_contracts(contracts: Iterable[ReceivableContract]) -> Iterator[SignedDeal]:

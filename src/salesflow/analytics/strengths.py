@@ -47,7 +47,7 @@ from salesflow.analytics.grouping import (
 )
 from salesflow.analytics.table import Table
 from salesflow.domain.money import Money
-from salesflow.domain.numbers import ZERO, to_decimal
+from salesflow.domain.numbers import EXACT, ZERO, to_decimal
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import InvalidTypeError, StageError, ValidationError
 
@@ -68,9 +68,10 @@ DEFAULT_PRIOR_STRENGTH = Decimal(10)
 # The hot loop, generated for the attribute names of the call (see compile_loop): per (rep,
 # industry) cell [open, won, lost, won amount, its currency]. The first won amount of a cell, a
 # second currency and any amount that is not Money-like go through won_slowly(), which validates;
-# a later amount Decimal cannot add (a float) fails before anything is stored.
+# a later amount Decimal cannot add (a float) fails before anything is stored. ``add`` is
+# EXACT.add: a sum of amounts with 25 significant digits outgrows the default context's 28.
 _MATRIX = """
-def loop(items, cells, open_keys, won_key, lost_keys, zero, won_slowly, unknown_stage):
+def loop(items, cells, open_keys, won_key, lost_keys, zero, won_slowly, unknown_stage, add):
     for item in items:
         key = ({group}, item.{value})
         cell = cells.get(key)
@@ -84,7 +85,7 @@ def loop(items, cells, open_keys, won_key, lost_keys, zero, won_slowly, unknown_
             money = item.amount
             try:
                 if money.currency == cell[4]:
-                    cell[3] += money.amount
+                    cell[3] = add(cell[3], money.amount)
                     continue
             except (AttributeError, TypeError):
                 pass
@@ -424,11 +425,11 @@ def rep_industry_matrix(
     def won_slowly(key: tuple[Any, Any], cell: list[Any], item: Any) -> None:
         amount, code = money_of(item, currency)
         if cell[4] is None or cell[4] == code:
-            cell[3] += amount
+            cell[3] = EXACT.add(cell[3], amount)
             cell[4] = code
         else:
             other = (key[0], key[1], code)
-            others[other] = others.get(other, ZERO) + amount
+            others[other] = EXACT.add(others.get(other, ZERO), amount)
 
     def unknown_stage(stage: object) -> None:
         raise StageError("stage", stage, f"one of {list(plan.keys)}")
@@ -445,6 +446,7 @@ def rep_industry_matrix(
             ZERO,
             won_slowly,
             unknown_stage,
+            EXACT.add,
         )
     except AttributeError as exc:
         raise InvalidTypeError(
@@ -486,10 +488,10 @@ def _matrix(
         if code is not None:
             if not amount.is_finite():
                 raise ValidationError("amount", amount, "finite amounts", where=f"{key!r}")
-            cell[3][code] = cell[3].get(code, ZERO) + amount
+            cell[3][code] = EXACT.add(cell[3].get(code, ZERO), amount)
     for (owner, industry, code), amount in others.items():
         per_currency = merged[(labelled(owner), labelled(industry))][3]
-        per_currency[code] = per_currency.get(code, ZERO) + amount
+        per_currency[code] = EXACT.add(per_currency.get(code, ZERO), amount)
     team: dict[Any, tuple[int, int]] = {}
     for (_owner, industry), (_open, won, lost, _amount) in merged.items():
         team_won, team_closed = team.get(industry, (0, 0))

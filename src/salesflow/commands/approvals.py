@@ -27,11 +27,14 @@ from salesflow.domain.approvals import (
     ApprovalRequest,
     ApprovalState,
     Delegation,
+    DelegationState,
+    DelegationStatus,
     Workflow,
+    overlapping,
     waiting_for,
 )
 from salesflow.domain.events import Event
-from salesflow.errors import InvalidTypeError, NotFoundError
+from salesflow.errors import InvalidTypeError, NotFoundError, ValidationError
 from salesflow.ports import Between, UnitOfWork
 
 __all__ = ["REVIEWED", "ApprovalCommands", "Reviewed", "request_id"]
@@ -55,8 +58,10 @@ class Reviewed:
     """The subject taken back by its submitter."""
     approved_event: str
     """The subject's event when approval completes (``quote_approved``, ``contract_formal``)."""
-    on_approved: Callable[[UnitOfWork, Any], None] | None = None
-    """What else approval starts, in the same unit of work (a formal contract opens its billing)."""
+    on_approved: Callable[[DeskCore, UnitOfWork, list[Event], Actor, Any], None] | None = None
+    """What else approval starts, in the same unit of work, given the desk, the unit of work, the
+    command's events, the deciding actor and the approved subject (a formal contract opens its
+    billing and wins its opportunity)."""
 
 
 def _quote_rejected(quote: Any, reason: str) -> Any:
@@ -104,6 +109,8 @@ class ApprovalCommands(DeskCore):
         reviewed = REVIEWED[kind]
         at = self.now()
         digest = reviewed.content_hash(subject)
+        # The engine refuses the subject's owner (and the submitter) as a decider of any step.
+        owner = getattr(subject, "owner", None)
         earlier = list(uow.approvals.query(subject_kind=kind, subject_id=subject.id))
         latest: ApprovalRequest | None = max(earlier, key=lambda r: r.audit[0].at, default=None)
         if latest is not None and latest.state is ApprovalState.PENDING:
@@ -114,7 +121,9 @@ class ApprovalCommands(DeskCore):
             uow.approvals.save(latest)
             events.extend(self._approval_events(withdrawn))
         if latest is not None and latest.workflow == workflow:
-            request, happened = latest.resubmit(actor, at=at, content_hash=digest, comment=comment)
+            request, happened = latest.resubmit(
+                actor, at=at, content_hash=digest, owner=owner, comment=comment
+            )
             uow.approvals.save(request)
         else:
             # The first review, or one on another route (a bigger discount needs a higher role):
@@ -123,10 +132,32 @@ class ApprovalCommands(DeskCore):
             draft = ApprovalRequest(
                 id=key, subject_id=subject.id, subject_kind=kind, workflow=workflow
             )
-            request, happened = draft.submit(actor, at=at, content_hash=digest, comment=comment)
+            request, happened = draft.submit(
+                actor, at=at, content_hash=digest, owner=owner, comment=comment
+            )
             uow.approvals.add(request)
         events.extend(self._approval_events(happened))
         return request
+
+    def withdraw_pending(
+        self,
+        uow: UnitOfWork,
+        events: list[Event],
+        actor: Actor,
+        kind: str,
+        subject_id: str,
+        comment: str,
+    ) -> None:
+        """Withdraw the pending request of a subject that changed: its approvers would approve
+        content that is gone."""
+        for request in uow.approvals.query(
+            subject_kind=kind, subject_id=subject_id, state=ApprovalState.PENDING.value
+        ):
+            withdrawn, happened = request.withdraw(
+                actor, at=self.now(), version=request.version, comment=comment
+            )
+            uow.approvals.save(withdrawn)
+            events.extend(self._approval_events(happened))
 
     def _approval_events(self, happened: Iterable[ApprovalEvent]) -> list[Event]:
         return [
@@ -150,7 +181,13 @@ class ApprovalCommands(DeskCore):
         ]
 
     def _delegations(self, uow: UnitOfWork, on: date) -> list[Delegation]:
-        return list(uow.delegations.query(valid_until=Between(on, None)))
+        """The stored grants that may count on ``on`` or later. A revoked grant never counts on
+        the desk, whatever its clock says: the revocation is stored, so it has happened."""
+        return [
+            grant
+            for grant in uow.delegations.query(valid_until=Between(on, None))
+            if grant.revoked_at is None
+        ]
 
     def _decide(
         self,
@@ -161,6 +198,7 @@ class ApprovalCommands(DeskCore):
             [ApprovalRequest, Any, list[Delegation]],
             tuple[ApprovalRequest, tuple[ApprovalEvent, ...]],
         ],
+        role: str | None = None,
     ) -> CommandResult[ApprovalRequest]:
         def work(uow: UnitOfWork, events: list[Event]) -> ApprovalRequest:
             request: ApprovalRequest = uow.approvals.get(key)
@@ -171,7 +209,7 @@ class ApprovalCommands(DeskCore):
                 )
             repository = getattr(uow, reviewed.repository)
             subject = repository.get(request.subject_id)
-            self.authorize(actor, f"{reviewed.kind}.{verb}", subject)
+            self.authorize(actor, f"{reviewed.kind}.{verb}", subject, role=role)
             decided, happened = decide(request, subject, self._delegations(uow, self.today()))
             uow.approvals.save(decided)
             events.extend(self._approval_events(happened))
@@ -183,7 +221,7 @@ class ApprovalCommands(DeskCore):
                     self.event(name, reviewed.kind, request.subject_id, actor, request=key)
                 )
                 if decided.state is ApprovalState.APPROVED and reviewed.on_approved is not None:
-                    reviewed.on_approved(uow, changed)
+                    reviewed.on_approved(self, uow, events, actor, changed)
             return decided
 
         return self.run(work)
@@ -231,7 +269,7 @@ class ApprovalCommands(DeskCore):
                 delegations=grants,
             )
 
-        return self._decide(actor, request, "approve", decide)
+        return self._decide(actor, request, "approve", decide, role)
 
     def reject(
         self, actor: Actor, request: str, *, role: str, version: int, reason: str
@@ -246,7 +284,7 @@ class ApprovalCommands(DeskCore):
                 actor, role=role, at=self.now(), version=version, reason=reason, delegations=grants
             )
 
-        return self._decide(actor, request, "reject", decide)
+        return self._decide(actor, request, "reject", decide, role)
 
     def withdraw(
         self, actor: Actor, request: str, *, version: int, comment: str | None = None
@@ -264,19 +302,44 @@ class ApprovalCommands(DeskCore):
         self, actor: Actor, *, to: str, role: str, valid_from: date, valid_until: date
     ) -> CommandResult[Delegation]:
         """``actor`` lets ``to`` decide for ``role`` (which ``actor`` holds) between two dates,
-        inclusive; the audit of every decision made so shows both."""
+        inclusive; the audit of every decision made so shows both.
+
+        Authorized as ``delegation.grant`` on the grant (the builtin policy: the delegator
+        themselves, or an admin). Refused with :class:`~salesflow.errors.ValidationError` when
+        the grant starts before today (by the desk's clock: no backdating) or shares a day with
+        an unrevoked grant of the same role by the same delegator (the error names it: revoke it
+        first). The grant records when it was made (:attr:`Delegation.granted_at`).
+        """
         grant = Delegation.grant(
-            actor, delegate=to, role=role, valid_from=valid_from, valid_until=valid_until
+            actor,
+            delegate=to,
+            role=role,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            at=self.now(),
         )
 
         def work(uow: UnitOfWork, events: list[Event]) -> Delegation:
+            self.authorize(actor, "delegation.grant", grant)
+            mine = uow.delegations.query(delegator=grant.delegator, role=grant.role)
+            clash = overlapping(grant, mine)
+            if clash is not None:
+                raise ValidationError(
+                    "valid_from",
+                    f"{grant.valid_from.isoformat()}..{grant.valid_until.isoformat()}",
+                    f"days no unrevoked grant of role {grant.role!r} by {grant.delegator!r} "
+                    f"covers, but grant {clash.id!r} to {clash.delegate!r} covers "
+                    f"{clash.valid_from.isoformat()}..{clash.valid_until.isoformat()} "
+                    "(revoke it first, or start after it)",
+                )
             uow.delegations.add(grant)
             events.append(
                 self.event(
                     "delegation_granted",
                     "delegation",
-                    f"{grant.delegator}/{grant.role}/{grant.delegate}",
+                    grant.id,
                     actor,
+                    delegator=grant.delegator,
                     delegate=grant.delegate,
                     role=grant.role,
                     valid_from=grant.valid_from.isoformat(),
@@ -287,29 +350,138 @@ class ApprovalCommands(DeskCore):
 
         return self.run(work)
 
+    def revoke_delegation(
+        self, actor: Actor, grant: Delegation | str, *, reason: str | None = None
+    ) -> CommandResult[Delegation]:
+        """Take back ``grant`` (a :class:`Delegation` or its :attr:`~Delegation.id`), effective
+        at once: from this moment its delegate no longer decides for the delegator, and the desk
+        ignores it even if its clock is later set back. The grant stays stored, with
+        ``revoked_at``, ``revoked_by`` and the reason; the event log records
+        ``delegation_revoked``.
+
+        Authorized as ``delegation.revoke`` on the stored grant (the builtin policy: the delegator
+        themselves, or an admin, for instance when the delegator lost the role: a delegation is
+        not re-checked against the delegator's roles when it is used, so ending it is how a lost
+        role stops counting). A grant already revoked raises
+        :class:`~salesflow.errors.TransitionNotAllowedError`.
+        """
+        if isinstance(grant, Delegation):
+            key = grant.id
+        elif isinstance(grant, str) and grant.strip():
+            key = grant
+        else:
+            raise InvalidTypeError("grant", grant, "a Delegation or a delegation id")
+
+        def work(uow: UnitOfWork, events: list[Event]) -> Delegation:
+            stored: Delegation = uow.delegations.get(key)
+            self.authorize(actor, "delegation.revoke", stored)
+            revoked = stored.revoke(actor.id, at=self.now(), reason=reason)
+            uow.delegations.save(revoked)
+            events.append(
+                self.event(
+                    "delegation_revoked",
+                    "delegation",
+                    revoked.id,
+                    actor,
+                    delegator=revoked.delegator,
+                    delegate=revoked.delegate,
+                    role=revoked.role,
+                    valid_from=revoked.valid_from.isoformat(),
+                    valid_until=revoked.valid_until.isoformat(),
+                    reason=revoked.revocation_reason,
+                )
+            )
+            return revoked
+
+        return self.run(work)
+
     # -- reads ----------------------------------------------------------------------------------------
 
-    def approval(self, request: str) -> ApprovalRequest:
-        """The approval request ``request`` (``"<kind>:<subject id>"``)."""
+    def approval(self, request: str, *, actor: Actor | None = None) -> ApprovalRequest:
+        """The approval request ``request`` (``"<kind>:<subject id>"``); for ``actor``, if given,
+        refused unless they may read its subject."""
         with self.storage.transaction() as uow:
             found: ApprovalRequest = uow.approvals.get(request)
+            if actor is not None:
+                self.readable(actor, found.subject_kind, self._subject(uow, found))
             return found
 
-    def approvals(self, **filters: Any) -> list[ApprovalRequest]:
+    def _subject(self, uow: UnitOfWork, request: ApprovalRequest) -> Any:
+        reviewed = REVIEWED.get(request.subject_kind)
+        if reviewed is None:
+            raise NotFoundError("reviewed kind", request.subject_kind, f"known: {sorted(REVIEWED)}")
+        return getattr(uow, reviewed.repository).get(request.subject_id)
+
+    def approvals(self, *, actor: Actor | None = None, **filters: Any) -> list[ApprovalRequest]:
         """Stored approval requests matching ``filters`` (``subject_kind``, ``subject_id``,
-        ``state``, ``submitter``)."""
+        ``state``, ``submitter``); with ``actor``, only those whose subject the actor may read."""
         with self.storage.transaction() as uow:
-            return list(uow.approvals.query(**filters))
+            return [
+                request
+                for request in uow.approvals.query(**filters)
+                if actor is None
+                or self.allows(actor, f"{request.subject_kind}.read", self._subject(uow, request))
+            ]
+
+    def delegations(
+        self,
+        *,
+        actor: Actor | None = None,
+        state: DelegationState | str | None = None,
+        **filters: Any,
+    ) -> list[DelegationStatus]:
+        """Stored grants with their state now (by the desk's clock): ``scheduled``, ``active``,
+        ``expired`` or ``revoked``, ordered by id. ``filters`` are the indexed fields
+        (``delegator``, ``delegate``, ``role``, ``valid_until``); ``state`` keeps one state; with
+        ``actor``, only the grants the hook lets them read (``delegation.read``)."""
+        wanted = None
+        if state is not None:
+            try:
+                wanted = DelegationState(state)
+            except ValueError:
+                raise ValidationError(
+                    "state", state, f"one of {[s.value for s in DelegationState]}"
+                ) from None
+        now = self.now()
+        with self.storage.transaction() as uow:
+            grants = list(uow.delegations.query(**filters))
+        found = [
+            DelegationStatus(grant, grant.state(now))
+            for grant in grants
+            if actor is None or self.allows(actor, "delegation.read", grant)
+        ]
+        return [item for item in found if wanted is None or item.state is wanted]
 
     def waiting_for(
         self, who: Actor | str, *, on: date | None = None
     ) -> tuple[ApprovalRequest, ...]:
-        """Pending requests ``who`` (an actor, with their delegations, or a role name) can decide
-        now, longest waiting first."""
+        """Pending requests ``who`` can decide now, longest waiting first.
+
+        For an actor: the requests awaiting a role they hold or hold by delegation, that the
+        authorization hook lets them decide (the builtin policy: a team-bound role only in the
+        actor's teams), and whose subject they neither own nor submitted. For a role name: every
+        request whose current step awaits that role.
+        """
         if not isinstance(who, Actor | str):
             raise InvalidTypeError("who", who, "an Actor or a role name")
         day = self.today() if on is None else on
         with self.storage.transaction() as uow:
             pending = list(uow.approvals.query(state=ApprovalState.PENDING.value))
             grants = self._delegations(uow, day) if isinstance(who, Actor) else []
-        return waiting_for(pending, who, on=day, delegations=grants)
+            found = waiting_for(pending, who, on=day, delegations=grants)
+            if not isinstance(who, Actor):
+                return found
+            return tuple(r for r in found if self._may_decide(uow, who, r, day, grants))
+
+    def _may_decide(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        request: ApprovalRequest,
+        day: date,
+        grants: list[Delegation],
+    ) -> bool:
+        subject = self._subject(uow, request)
+        roles = request.approvable_roles(actor, on=day, delegations=grants)
+        action = f"{request.subject_kind}.approve"
+        return any(self.allows(actor, action, subject, role=role) for role in roles)

@@ -29,7 +29,12 @@ from salesflow.domain.calls import (
 from salesflow.domain.events import Event
 from salesflow.domain.periods import Period, PeriodKind
 from salesflow.domain.phones import PhoneDirectory
-from salesflow.errors import BackendNotFoundError, InvalidTypeError, ValidationError
+from salesflow.errors import (
+    BackendNotFoundError,
+    ConcurrencyError,
+    InvalidTypeError,
+    ValidationError,
+)
 from salesflow.plugins.manager import call_source_types
 from salesflow.ports import Between, UnitOfWork
 
@@ -67,59 +72,75 @@ class CallCommands(DeskCore):
     # -- contacts and tasks ------------------------------------------------------------------------
 
     def add_contact(self, actor: Actor, contact: Contact) -> CommandResult[Contact]:
-        """Store a new contact (the actor must be allowed to act for its owner)."""
+        """Store a new contact (``version`` 0) at version 1 (the actor must be allowed to act for
+        its owner)."""
         if not isinstance(contact, Contact):
             raise InvalidTypeError("contact", contact, "a Contact")
+        self.refuse_lifecycle(contact, "contact", version=0)
         self.authorize(actor, "contact.create", contact)
 
         def work(uow: UnitOfWork, events: list[Event]) -> Contact:
-            stored: Contact = uow.contacts.add(contact)
+            stored: Contact = uow.contacts.add(attrs.evolve(contact, version=1))
             events.append(self.event("contact_created", "contact", contact.id, actor))
             return stored
 
         return self.run(work)
 
     def update_contact(self, actor: Actor, contact: Contact) -> CommandResult[Contact]:
-        """Store a changed contact (numbers, owner...)."""
+        """Store a changed contact (numbers, owner...) read at ``contact.version``; it is stored
+        at the next version. A stale copy raises :class:`~salesflow.errors.ConcurrencyError`."""
         if not isinstance(contact, Contact):
             raise InvalidTypeError("contact", contact, "a Contact")
 
         def work(uow: UnitOfWork, events: list[Event]) -> Contact:
-            stored = uow.contacts.get(contact.id)
-            self.authorize(actor, "contact.update", stored)
-            saved: Contact = uow.contacts.save(contact)
+            stored: Contact = uow.contacts.get(contact.id)
+            self.authorize(actor, "contact.update", stored, after=contact)
+            if contact.version != stored.version:
+                raise ConcurrencyError("contact", contact.id, contact.version, stored.version)
+            saved: Contact = uow.contacts.save(attrs.evolve(contact, version=stored.version + 1))
             events.append(self.event("contact_updated", "contact", contact.id, actor))
             return saved
 
         return self.run(work)
 
     def add_task(self, actor: Actor, task: FollowUpTask) -> CommandResult[FollowUpTask]:
-        """Store a new follow-up task."""
+        """Store a new open follow-up task (``version`` 0) at version 1."""
         if not isinstance(task, FollowUpTask):
             raise InvalidTypeError("task", task, "a FollowUpTask")
+        self.refuse_lifecycle(task, "task", version=0, status=TaskStatus.OPEN, closed_at=None)
         self.authorize(actor, "task.create", task)
 
         def work(uow: UnitOfWork, events: list[Event]) -> FollowUpTask:
             uow.contacts.get(task.contact_id)  # the task must follow up a known contact
-            stored: FollowUpTask = uow.tasks.add(task)
+            stored: FollowUpTask = uow.tasks.add(attrs.evolve(task, version=1))
             events.append(self.event("task_created", "task", task.id, actor, owner=task.owner))
             return stored
 
         return self.run(work)
 
     def complete_task(
-        self, actor: Actor, task_id: str, *, note: str | None = None, cancel: bool = False
+        self,
+        actor: Actor,
+        task_id: str,
+        *,
+        note: str | None = None,
+        cancel: bool = False,
+        version: int | None = None,
     ) -> CommandResult[FollowUpTask]:
-        """Close a follow-up task now: done (or cancelled with ``cancel=True``), with a note."""
+        """Close a follow-up task now: done (or cancelled with ``cancel=True``), with a note. With
+        ``version`` the task must still be the version the actor saw."""
 
         def work(uow: UnitOfWork, events: list[Event]) -> FollowUpTask:
             task: FollowUpTask = uow.tasks.get(task_id)
             self.authorize(actor, "task.complete", task)
+            if version is not None and version != task.version:
+                raise ConcurrencyError("task", task_id, version, task.version)
             closed = (
                 task.cancel(self.now(), note=note)
                 if cancel
                 else task.complete(self.now(), note=note)
             )
+            closed = attrs.evolve(closed, version=task.version + 1)
             uow.tasks.save(closed)
             name = "task_cancelled" if cancel else "task_completed"
             events.append(self.event(name, "task", task_id, actor, owner=task.owner))
@@ -294,22 +315,25 @@ class CallCommands(DeskCore):
 
     # -- reads ------------------------------------------------------------------------------------------
 
-    def contacts(self, **filters: Any) -> list[Contact]:
-        """Stored contacts matching ``filters`` (``owner``, ``account``)."""
+    def contacts(self, *, actor: Actor | None = None, **filters: Any) -> list[Contact]:
+        """Stored contacts matching ``filters`` (``owner``, ``account``); with ``actor``, only
+        those the actor may read."""
         with self.storage.transaction() as uow:
-            return list(uow.contacts.query(**filters))
+            return list(self.visible(actor, "contact", uow.contacts.query(**filters)))
 
-    def tasks(self, **filters: Any) -> list[FollowUpTask]:
+    def tasks(self, *, actor: Actor | None = None, **filters: Any) -> list[FollowUpTask]:
         """Stored follow-up tasks matching ``filters`` (``owner``, ``contact_id``, ``status``,
-        ``due``), by due date."""
+        ``due``), by due date; with ``actor``, only those the actor may read."""
         with self.storage.transaction() as uow:
-            return list(uow.tasks.query(order_by="due", **filters))
+            return list(self.visible(actor, "task", uow.tasks.query(order_by="due", **filters)))
 
-    def calls(self, **filters: Any) -> list[CallRecord]:
+    def calls(self, *, actor: Actor | None = None, **filters: Any) -> list[CallRecord]:
         """Stored calls matching ``filters`` (``owner``, ``source``, ``contact_id``, ``started_at``
-        as a :class:`~salesflow.ports.Between`), oldest first."""
+        as a :class:`~salesflow.ports.Between`), oldest first; with ``actor``, only those the
+        actor may read."""
         with self.storage.transaction() as uow:
-            return list(uow.calls.query(order_by="started_at", **filters))
+            calls = uow.calls.query(order_by="started_at", **filters)
+            return list(self.visible(actor, "call", calls))
 
     def library(
         self, *, industry: str | None = None, region: str | None = None, tags: Iterable[str] = ()
@@ -325,13 +349,16 @@ class CallCommands(DeskCore):
         period: Period | PeriodKind | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        actor: Actor | None = None,
     ) -> CallStats:
-        """Call counts and talk time of the stored calls that started in ``[since, until)``, counting
-        only calls to known contacts and showing the others separately (R7)."""
+        """Call counts and talk time of the stored calls that started in ``[since, until)`` (and
+        that ``actor`` may read, if given), counting only calls to known contacts and showing the
+        others separately (R7)."""
         with self.storage.transaction() as uow:
             calls = (
                 uow.calls.query()
                 if since is None and until is None
                 else uow.calls.query(started_at=Between(since, until))
             )
-            return call_stats(calls, by=by, period=period, tz=self.timezone)
+            visible = self.visible(actor, "call", calls)
+            return call_stats(visible, by=by, period=period, tz=self.timezone)

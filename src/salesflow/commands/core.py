@@ -10,19 +10,21 @@ Every command takes the :class:`~salesflow.domain.actors.Actor` who acts and
    never undoes the change: the error is logged and returned in
    :attr:`CommandResult.handler_errors`.
 
-Reads take no actor: the embedding application decides who may see what.
+Reads take an optional ``actor=``: given, they return only what the hook lets that actor read
+(``<kind>.read``); without it the read is the system's own and sees everything.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Generic, Self, TypeVar
 
 import attrs
 import pluggy
 
+from salesflow.analytics.forecast import Forecast, forecast
 from salesflow.domain.actors import Actor
 from salesflow.domain.approvals import Workflow
 from salesflow.domain.discounts import DiscountPolicy
@@ -143,17 +145,80 @@ class DeskCore:
         """The clock's current date."""
         return self.now().date()
 
-    def authorize(self, actor: Actor, action: str, subject: Any) -> None:
+    def authorize(
+        self,
+        actor: Actor,
+        action: str,
+        subject: Any,
+        *,
+        after: Any = None,
+        role: str | None = None,
+    ) -> None:
         """Raise :class:`~salesflow.errors.NotAuthorizedError` unless the ``salesflow_authorize``
-        hook allows ``actor`` to do ``action`` on ``subject``."""
+        hook allows ``actor`` to do ``action`` on ``subject`` and, for a change, on ``after`` (the
+        record as it would be): nobody moves a record into or out of a scope they lack."""
         if not isinstance(actor, Actor):
             raise InvalidTypeError("actor", actor, "an Actor")
-        allowed = self.plugins.hook.salesflow_authorize(actor=actor, action=action, subject=subject)
-        if allowed is not True:
-            label = getattr(subject, "id", None) or type(subject).__name__
-            owner = getattr(subject, "owner", None)
-            reason = "" if owner is None else f"it belongs to {owner!r}"
-            raise NotAuthorizedError(actor.id, action, f"{action.split('.')[0]} {label!r}", reason)
+        for record in (subject,) if after is None else (subject, after):
+            if not self.allows(actor, action, record, role=role):
+                label = getattr(record, "id", None) or type(record).__name__
+                owner = getattr(record, "owner", None)
+                team = getattr(record, "team", None)
+                reason = "" if owner is None else f"it belongs to {owner!r}"
+                if team is not None:
+                    reason += f"{' in' if reason else 'it belongs to'} team {team!r}"
+                if record is after:
+                    reason += " after the change"
+                raise NotAuthorizedError(
+                    actor.id, action, f"{action.split('.')[0]} {label!r}", reason.strip()
+                )
+
+    def allows(self, actor: Actor, action: str, subject: Any, *, role: str | None = None) -> bool:
+        """Whether the ``salesflow_authorize`` hook allows ``actor`` to do ``action`` on
+        ``subject``."""
+        hook = self.plugins.hook.salesflow_authorize
+        return hook(actor=actor, action=action, subject=subject, role=role) is True
+
+    def visible(self, actor: Actor | None, kind: str, records: Iterable[T]) -> Iterator[T]:
+        """The ``records`` that ``actor`` may read (``<kind>.read``); all of them for ``None``
+        (the system's own read)."""
+        if actor is None:
+            yield from records
+            return
+        if not isinstance(actor, Actor):
+            raise InvalidTypeError("actor", actor, "an Actor or None (the system)")
+        for record in records:
+            if self.allows(actor, f"{kind}.read", record):
+                yield record
+
+    def readable(self, actor: Actor | None, kind: str, record: T) -> T:
+        """``record`` if ``actor`` may read it (always for ``None``), else
+        :class:`~salesflow.errors.NotAuthorizedError`."""
+        if actor is not None:
+            self.authorize(actor, f"{kind}.read", record)
+        return record
+
+    def stored_forecast(self, uow: UnitOfWork, actor: Actor | None, **options: Any) -> Forecast:
+        """The forecast of the stored opportunities ``actor`` may read (all of them for
+        ``None``, pushed down to the database where the backend can; an actor's is computed over
+        the opportunities the authorization hook lets them read)."""
+        if actor is None:
+            return uow.opportunities.forecast(self.plan, **options)
+        visible = self.visible(actor, "opportunity", uow.opportunities.query())
+        return forecast(visible, self.plan, **options)
+
+    def refuse_lifecycle(self, given: Any, kind: str, **expected: Any) -> None:
+        """Refuse ``given`` (a record passed to a command) if a lifecycle field differs from what
+        the command would produce: callers never set states, approvals, versions or totals."""
+        for field, value in expected.items():
+            actual = getattr(given, field)
+            if actual != value:
+                raise ValidationError(
+                    field,
+                    actual,
+                    f"{value!r}: {field} is set by the desk's commands, never by the caller",
+                    where=f"{kind} {getattr(given, 'id', '')!r}",
+                )
 
     def run(self, work: Callable[[UnitOfWork, list[Event]], T]) -> CommandResult[T]:
         """Run ``work(uow, events)`` in one unit of work; store the events it appends there, in the

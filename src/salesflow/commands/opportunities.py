@@ -1,4 +1,5 @@
-"""SalesDesk commands and reads for opportunities: add, update, move, import; forecast and funnel."""
+"""SalesDesk commands and reads for opportunities: add, update, move, import; forecast, funnel and
+lost reasons."""
 
 from __future__ import annotations
 
@@ -11,11 +12,18 @@ import attrs
 
 from salesflow.analytics.forecast import Forecast
 from salesflow.analytics.funnel import Funnel, funnel
+from salesflow.analytics.grouping import MISSING
+from salesflow.analytics.lost_reasons import LostReasons, lost_reasons
 from salesflow.commands.core import CommandResult, DeskCore
 from salesflow.domain.actors import Actor
 from salesflow.domain.events import Event
-from salesflow.domain.opportunities import Opportunity
-from salesflow.errors import ConcurrencyError, InvalidTypeError, ValidationError
+from salesflow.domain.opportunities import Opportunity, check_lost_reason
+from salesflow.errors import (
+    ConcurrencyError,
+    InvalidTypeError,
+    TransitionNotAllowedError,
+    ValidationError,
+)
 from salesflow.plugins.manager import PluginRates
 from salesflow.ports import UnitOfWork
 from salesflow.tabular import Column, Source, iter_opportunities
@@ -56,9 +64,11 @@ class OpportunityCommands(DeskCore):
 
         def work(uow: UnitOfWork, events: list[Event]) -> Opportunity:
             stored = uow.opportunities.get(opportunity.id)
-            self.authorize(actor, "opportunity.update", stored)
-            if opportunity.owner != stored.owner:
-                self.authorize(actor, "opportunity.update", opportunity)  # also on the new owner's
+            self.authorize(actor, "opportunity.update", stored, after=opportunity)
+            if opportunity.version != stored.version:
+                raise ConcurrencyError(
+                    "opportunity", opportunity.id, opportunity.version, stored.version
+                )
             if opportunity.stage != stored.stage or opportunity.history != stored.history:
                 raise ValidationError(
                     "stage", opportunity.stage, f"{stored.stage!r} (use move_opportunity)"
@@ -78,11 +88,24 @@ class OpportunityCommands(DeskCore):
         return self.run(work)
 
     def move_opportunity(
-        self, actor: Actor, id: str, stage: str, *, version: int | None = None
+        self,
+        actor: Actor,
+        id: str,
+        stage: str,
+        *,
+        version: int | None = None,
+        reason: str | None = None,
+        note: str | None = None,
     ) -> CommandResult[Opportunity]:
-        """Move opportunity ``id`` to ``stage`` now, recording the move in its history. With
-        ``version`` the move applies only if nobody changed the opportunity since."""
-        self.plan.resolve(stage)  # a stage the plan does not know raises StageError
+        """Move opportunity ``id`` to ``stage`` (a key or display name) now, recording the move in
+        its history. With ``version`` the move applies only if nobody changed the opportunity
+        since. A move into a lost stage needs a ``reason`` from the plan's lost reasons and may
+        carry a ``note``; a move elsewhere takes neither (see
+        :meth:`~salesflow.domain.opportunities.Opportunity.move_to`). A refused move changes
+        nothing. The ``opportunity_moved`` event carries ``from`` and ``to``, and ``reason`` and
+        ``note`` on a move into a lost stage."""
+        key = self.plan.resolve(stage).key  # a stage the plan does not know raises StageError
+        check_lost_reason(self.plan, key, reason, note)  # before anything is read or written
 
         def work(uow: UnitOfWork, events: list[Event]) -> Opportunity:
             stored = uow.opportunities.get(id)
@@ -90,19 +113,29 @@ class OpportunityCommands(DeskCore):
             if version is not None and version != stored.version:
                 raise ConcurrencyError("opportunity", id, version, stored.version)
             previous = stored.stage
-            saved = uow.opportunities.save(stored.move_to(stage, self.now(), plan=self.plan))
-            events.append(
-                self.event(
-                    "opportunity_moved",
-                    "opportunity",
-                    saved.id,
-                    actor,
-                    **{"from": previous, "to": stage},
-                )
-            )
+            if previous == self.plan.won_stage.key and key != previous:
+                self._refuse_reopening(uow, stored)
+            moved = stored.move_to(key, self.now(), plan=self.plan, reason=reason, note=note)
+            saved = uow.opportunities.save(moved)
+            data: dict[str, Any] = {"from": previous, "to": key}
+            if self.plan.is_lost(key):
+                data.update(reason=moved.history[-1].reason, note=moved.history[-1].note)
+            events.append(self.event("opportunity_moved", "opportunity", saved.id, actor, **data))
             return saved
 
         return self.run(work)
+
+    def _refuse_reopening(self, uow: UnitOfWork, won: Opportunity) -> None:
+        """A deal a signed contract won stays won: reopening it would count it as both signed
+        and expected."""
+        for contract in uow.contracts.query(opportunity_id=won.id):
+            if contract.is_signed:
+                raise TransitionNotAllowedError(
+                    "move",
+                    won.stage,
+                    f"opportunity {won.id!r}",
+                    f"contract {contract.id!r} signed on {contract.signed_on} won it",
+                )
 
     def import_opportunities(
         self,
@@ -144,16 +177,19 @@ class OpportunityCommands(DeskCore):
 
     # -- reads ------------------------------------------------------------------------------------------
 
-    def opportunity(self, id: str) -> Opportunity:
-        """The stored opportunity ``id``."""
+    def opportunity(self, id: str, *, actor: Actor | None = None) -> Opportunity:
+        """The stored opportunity ``id`` (for ``actor``, if given: refused when they may not read
+        it)."""
         with self.storage.transaction() as uow:
-            return uow.opportunities.get(id)
+            found = uow.opportunities.get(id)
+        return self.readable(actor, "opportunity", found)
 
-    def opportunities(self, **filters: Any) -> list[Opportunity]:
+    def opportunities(self, *, actor: Actor | None = None, **filters: Any) -> list[Opportunity]:
         """The stored opportunities matching ``filters`` (see
-        :meth:`salesflow.ports.OpportunityRepository.query`), ordered by id."""
+        :meth:`salesflow.ports.OpportunityRepository.query`), ordered by id; with ``actor``,
+        only those the actor may read."""
         with self.storage.transaction() as uow:
-            return list(uow.opportunities.query(**filters))
+            return list(self.visible(actor, "opportunity", uow.opportunities.query(**filters)))
 
     def events(self, **filters: Any) -> list[Event]:
         """Stored events matching ``filters`` (see :meth:`salesflow.ports.EventLog.query`)."""
@@ -169,14 +205,17 @@ class OpportunityCommands(DeskCore):
         fiscal_year_start: int = 1,
         currency: str | None = None,
         convert: bool = False,
+        actor: Actor | None = None,
     ) -> Forecast:
         """The forecast of everything stored, as of ``as_of`` (the clock's date by default),
-        pushed down to the database where the backend can. With ``convert=True`` amounts are
-        converted into ``currency`` with the rates of the ``salesflow_get_exchange_rate`` hook."""
+        pushed down to the database where the backend can; with ``actor``, of the opportunities
+        the actor may read. With ``convert=True`` amounts are converted into ``currency`` with the
+        rates of the ``salesflow_get_exchange_rate`` hook."""
         rates = PluginRates(self.plugins) if convert else None
         with self.storage.transaction() as uow:
-            return uow.opportunities.forecast(
-                self.plan,
+            return self.stored_forecast(
+                uow,
+                actor,
                 as_of=self.today() if as_of is None else as_of,
                 threshold=threshold,
                 by=by,
@@ -191,15 +230,49 @@ class OpportunityCommands(DeskCore):
         by: Sequence[str] | str = "owner",
         include_lost: bool = False,
         places: int = 1,
+        actor: Actor | None = None,
         **filters: Any,
     ) -> Funnel:
-        """The stage funnel (R4) of the stored opportunities matching ``filters``, streamed from
-        storage in one pass."""
+        """The stage funnel (R4) of the stored opportunities matching ``filters`` (and readable
+        by ``actor``, if given), streamed from storage in one pass."""
         with self.storage.transaction() as uow:
             return funnel(
-                uow.opportunities.query(**filters),
+                self.visible(actor, "opportunity", uow.opportunities.query(**filters)),
                 self.plan,
                 by=by,
                 include_lost=include_lost,
+                places=places,
+            )
+
+    def lost_reasons(
+        self,
+        *,
+        by: Sequence[str] | str = ("owner",),
+        teams: Mapping[str, Iterable[str]] | None = None,
+        missing: str = MISSING,
+        places: int = 1,
+        actor: Actor | None = None,
+        **filters: Any,
+    ) -> LostReasons:
+        """Why the stored lost opportunities matching ``filters`` (and readable by ``actor``, if
+        given) were lost (see :func:`~salesflow.analytics.lost_reasons.lost_reasons`): only the
+        plan's lost stages are read from storage (a ``stage`` filter narrows them further),
+        streamed in one pass."""
+        stages = [s.key for s in self.plan.lost_stages]
+        wanted = filters.pop("stage", None)
+        if wanted is not None:
+            if not isinstance(wanted, str | list | tuple | set | frozenset):
+                raise InvalidTypeError("stage", wanted, "a string or a sequence of strings")
+            chosen = {wanted} if isinstance(wanted, str) else set(wanted)
+            stages = [key for key in stages if key in chosen]
+        with self.storage.transaction() as uow:
+            return lost_reasons(
+                self.visible(
+                    actor, "opportunity", uow.opportunities.query(stage=stages, **filters)
+                ),
+                self.plan,
+                by=by,
+                teams=teams,
+                missing=missing,
                 places=places,
             )

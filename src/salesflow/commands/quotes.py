@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from salesflow.commands.approvals import ApprovalCommands
 from salesflow.commands.core import CommandResult
 from salesflow.domain.actors import Actor
@@ -20,7 +22,7 @@ from salesflow.domain.approvals import Workflow
 from salesflow.domain.catalog import Catalog
 from salesflow.domain.discounts import DiscountVerdict, RouteDecision, route_quote
 from salesflow.domain.events import Event
-from salesflow.domain.quotes import Quote
+from salesflow.domain.quotes import Quote, QuoteState
 from salesflow.errors import ConcurrencyError, InvalidTypeError, ValidationError
 from salesflow.ports import UnitOfWork
 
@@ -33,7 +35,7 @@ class QuoteCommands(ApprovalCommands):
     # -- the catalog ----------------------------------------------------------------------------------
 
     def catalog(self) -> Catalog:
-        """The stored catalog: every category, product and bundle."""
+        """The stored catalog: every category, product and bundle, with its version."""
         with self.storage.transaction() as uow:
             return self._catalog(uow)
 
@@ -42,16 +44,30 @@ class QuoteCommands(ApprovalCommands):
             categories=tuple(uow.categories.query()),
             products=tuple(uow.products.query()),
             bundles=tuple(uow.bundles.query()),
+            version=_catalog_version(uow),
         )
 
     def update_catalog(self, actor: Actor, catalog: Catalog) -> CommandResult[Catalog]:
-        """Replace the stored catalog with ``catalog`` (validated as a whole first): new items are
-        added, changed ones saved, missing ones removed. Quotes already made keep their prices."""
+        """Replace the stored catalog with ``catalog`` (validated as a whole first), read at
+        ``catalog.version``: new items are added, changed ones saved, missing ones removed. A
+        stale catalog raises :class:`~salesflow.errors.ConcurrencyError`. Quotes already made
+        keep their prices; draft quotes must be repriced (:meth:`Quote.repriced`) before they are
+        submitted."""
         if not isinstance(catalog, Catalog):
             raise InvalidTypeError("catalog", catalog, "a Catalog")
         self.authorize(actor, "catalog.update", catalog)
 
         def work(uow: UnitOfWork, events: list[Event]) -> Catalog:
+            current = _catalog_version(uow)
+            if catalog.version != current:
+                raise ConcurrencyError(
+                    "catalog",
+                    "catalog",
+                    catalog.version,
+                    current,
+                    message=f"the catalog was read at version {catalog.version} but is at "
+                    f"version {current}: reload it (desk.catalog()) and apply the change again",
+                )
             parts: list[tuple[Any, tuple[Any, ...], Callable[[Any], str]]] = [
                 (uow.categories, catalog.categories, lambda c: str(c.id)),
                 (uow.products, catalog.products, lambda p: str(p.sku)),
@@ -84,51 +100,69 @@ class QuoteCommands(ApprovalCommands):
                     bundles=len(catalog.bundles),
                 )
             )
-            return catalog
+            return attrs.evolve(catalog, version=current + 1)
 
         return self.run(work)
 
     # -- quotes ---------------------------------------------------------------------------------------
 
     def create_quote(self, actor: Actor, quote: Quote) -> CommandResult[Quote]:
-        """Store a new quote (a draft; its lines must come from the stored catalog)."""
+        """Store a new quote: a draft whose lines carry the stored catalog's prices on its date (a
+        negotiated price is a line's ``unit_price`` override). It is stored at version 1, however
+        many local edits built it. Its team is its opportunity's; the actor must be allowed to
+        create it there."""
         if not isinstance(quote, Quote):
             raise InvalidTypeError("quote", quote, "a Quote")
-        self.authorize(actor, "quote.create", quote)
+        self.refuse_lifecycle(
+            quote, "quote", state=QuoteState.DRAFT, rejection_reason=None, contract_id=None
+        )
 
         def work(uow: UnitOfWork, events: list[Event]) -> Quote:
-            self._check_products(uow, quote)
-            if quote.opportunity_id is not None:
-                uow.opportunities.get(quote.opportunity_id)
-            stored: Quote = uow.quotes.add(quote)
-            events.append(
-                self.event("quote_created", "quote", quote.id, actor, version=quote.version)
-            )
+            placed = attrs.evolve(self._placed(uow, quote), version=1)
+            self.authorize(actor, "quote.create", placed)
+            placed.check_prices(self._catalog(uow))
+            stored: Quote = uow.quotes.add(placed)
+            events.append(self.event("quote_created", "quote", quote.id, actor, version=1))
             return stored
 
         return self.run(work)
 
-    def _check_products(self, uow: UnitOfWork, quote: Quote) -> None:
-        catalog = self._catalog(uow)
-        for item in quote.items:
-            catalog.sellable(item.sku, on=quote.quoted_on)  # an unknown or inactive item raises
+    def _placed(self, uow: UnitOfWork, quote: Quote) -> Quote:
+        """``quote`` with its opportunity's team (the opportunity must exist)."""
+        if quote.opportunity_id is None:
+            return quote
+        opportunity = uow.opportunities.get(quote.opportunity_id)
+        if quote.team is not None and quote.team != opportunity.team:
+            raise ValidationError(
+                "team",
+                quote.team,
+                f"{opportunity.team!r}, the team of opportunity {opportunity.id!r}",
+                where=f"quote {quote.id!r}",
+            )
+        return attrs.evolve(quote, team=opportunity.team)
 
     def update_quote(self, actor: Actor, quote: Quote) -> CommandResult[Quote]:
         """Store an edited quote: ``quote`` must be the stored one changed by the quote's own
-        methods (``add_line``, ``set_discount``...), which make it the next version and send a
-        submitted or approved quote back to draft."""
+        methods (``add_line``, ``set_discount``...), which make it the next version and a draft. A
+        pending approval of the old content is withdrawn; a contracted or accepted quote cannot
+        change."""
         if not isinstance(quote, Quote):
             raise InvalidTypeError("quote", quote, "a Quote")
 
         def work(uow: UnitOfWork, events: list[Event]) -> Quote:
             stored: Quote = uow.quotes.get(quote.id)
-            self.authorize(actor, "quote.update", stored)
-            if quote.owner != stored.owner:
-                self.authorize(actor, "quote.update", quote)
+            placed = self._placed(uow, quote)
+            self.authorize(actor, "quote.update", stored, after=placed)
             if quote.version != stored.version + 1:
                 raise ConcurrencyError("quote", quote.id, quote.version - 1, stored.version)
-            self._check_products(uow, quote)
-            saved: Quote = uow.quotes.save(quote)
+            stored.check_editable()
+            self.refuse_lifecycle(
+                quote, "quote", state=QuoteState.DRAFT, rejection_reason=None, contract_id=None
+            )
+            placed.check_prices(self._catalog(uow))
+            if stored.state is QuoteState.PENDING_APPROVAL:
+                self.withdraw_pending(uow, events, actor, "quote", quote.id, "the quote changed")
+            saved: Quote = uow.quotes.save(placed)
             events.append(
                 self.event(
                     "quote_updated",
@@ -148,10 +182,13 @@ class QuoteCommands(ApprovalCommands):
     ) -> CommandResult[Quote]:
         """Submit a draft (or rejected) quote under the discount policy.
 
-        Within the actor's authority it is approved at once; beyond it, it waits for the lowest
-        role whose limits cover it (see :meth:`waiting_for`); a forbidden quote raises
-        :class:`~salesflow.errors.ForbiddenDiscountError` and nothing changes. With ``version`` the
-        quote must still be the version the actor saw.
+        The quote is judged against its **owner's** authority whoever submits it (when someone
+        else submits, the owner counts as holding the policy's first role): within it, it is
+        approved at once; beyond it, it waits for the lowest role whose limits cover it (see
+        :meth:`waiting_for`); a forbidden quote raises
+        :class:`~salesflow.errors.ForbiddenDiscountError` and nothing changes. Its lines must
+        still carry the stored catalog's prices. With ``version`` the quote must still be the
+        version the actor saw.
         """
 
         def work(uow: UnitOfWork, events: list[Event]) -> Quote:
@@ -159,7 +196,8 @@ class QuoteCommands(ApprovalCommands):
             self.authorize(actor, "quote.submit", stored)
             if version is not None and version != stored.version:
                 raise ConcurrencyError("quote", quote_id, version, stored.version)
-            routing = route_quote(stored, actor, self.discount_policy)
+            stored.check_prices(self._catalog(uow))
+            routing = route_quote(stored, self._authority(actor, stored), self.discount_policy)
             uow.quotes.save(routing.quote)
             data = _verdict_data(routing.verdict)
             if routing.decision is RouteDecision.APPROVED:
@@ -177,12 +215,25 @@ class QuoteCommands(ApprovalCommands):
 
         return self.run(work)
 
-    def accept_quote(self, actor: Actor, quote_id: str) -> CommandResult[Quote]:
+    def _authority(self, actor: Actor, quote: Quote) -> Actor:
+        """Whose discount authority judges ``quote``: its owner's. The desk knows the roles of the
+        acting actor only, so an owner who is not the submitter (or who holds no role of the
+        policy's ladder) counts as holding the ladder's first role."""
+        ladder = [rung.role for rung in self.discount_policy.ladder]
+        if actor.id == quote.owner and any(actor.has_role(role) for role in ladder):
+            return actor
+        return Actor(quote.owner, roles={ladder[0]})
+
+    def accept_quote(
+        self, actor: Actor, quote_id: str, *, version: int | None = None
+    ) -> CommandResult[Quote]:
         """Record that the customer accepted an approved quote."""
 
         def work(uow: UnitOfWork, events: list[Event]) -> Quote:
             stored: Quote = uow.quotes.get(quote_id)
             self.authorize(actor, "quote.accept", stored)
+            if version is not None and version != stored.version:
+                raise ConcurrencyError("quote", quote_id, version, stored.version)
             accepted = stored.accept()
             uow.quotes.save(accepted)
             events.append(
@@ -194,16 +245,18 @@ class QuoteCommands(ApprovalCommands):
 
         return self.run(work)
 
-    def quote(self, quote_id: str) -> Quote:
-        """The stored quote ``quote_id``."""
+    def quote(self, quote_id: str, *, actor: Actor | None = None) -> Quote:
+        """The stored quote ``quote_id`` (for ``actor``, if given: refused when they may not
+        read it)."""
         with self.storage.transaction() as uow:
             found: Quote = uow.quotes.get(quote_id)
-            return found
+        return self.readable(actor, "quote", found)
 
-    def quotes(self, **filters: Any) -> list[Quote]:
-        """Stored quotes matching ``filters`` (``owner``, ``opportunity_id``, ``state``)."""
+    def quotes(self, *, actor: Actor | None = None, **filters: Any) -> list[Quote]:
+        """Stored quotes matching ``filters`` (``owner``, ``opportunity_id``, ``state``); with
+        ``actor``, only those the actor may read."""
         with self.storage.transaction() as uow:
-            return list(uow.quotes.query(**filters))
+            return list(self.visible(actor, "quote", uow.quotes.query(**filters)))
 
     def check_quote(self, actor: Actor, quote: Quote) -> DiscountVerdict:
         """What the discount policy says of ``quote`` for ``actor``, without submitting it."""
@@ -212,6 +265,12 @@ class QuoteCommands(ApprovalCommands):
         if not isinstance(actor, Actor):
             raise InvalidTypeError("actor", actor, "an Actor")
         return self.discount_policy.evaluate(quote, actor)
+
+
+def _catalog_version(uow: UnitOfWork) -> int:
+    """The stored catalog's version: how many updates it had (the event log is append-only and
+    written in the same transaction as each update)."""
+    return sum(1 for _ in uow.events.query(subject_kind="catalog", name="catalog_updated"))
 
 
 def _verdict_data(verdict: DiscountVerdict) -> dict[str, Any]:

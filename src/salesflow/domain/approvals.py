@@ -34,14 +34,20 @@ import enum
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, TypeVar
 
 import attrs
 
 from salesflow.domain.actors import Actor, Role
-from salesflow.domain.checks import check_count, check_optional_text, check_positive, check_text
+from salesflow.domain.checks import (
+    check_bool,
+    check_count,
+    check_optional_text,
+    check_positive,
+    check_text,
+)
 from salesflow.domain.dates import to_aware_datetime, to_date
 from salesflow.errors import (
     ApprovalError,
@@ -62,9 +68,12 @@ __all__ = [
     "AuditEntry",
     "Decision",
     "Delegation",
+    "DelegationState",
+    "DelegationStatus",
     "Step",
     "Workflow",
     "hash_content",
+    "overlapping",
     "replay",
     "waiting_for",
 ]
@@ -200,6 +209,25 @@ def _to_valid_until(value: object) -> date:
     return to_date(value, "valid_until")
 
 
+def _to_optional_granted_at(value: object) -> datetime | None:
+    return None if value is None else to_aware_datetime(value, "granted_at")
+
+
+def _to_optional_revoked_at(value: object) -> datetime | None:
+    return None if value is None else to_aware_datetime(value, "revoked_at")
+
+
+def _day_of(value: object) -> date:
+    """The business date of a time (in its own offset) or a date."""
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise ValidationError("at", value, "a timezone-aware datetime")
+        return value.date()
+    if isinstance(value, date):
+        return value
+    raise InvalidTypeError("on", value, "a date or an aware datetime")
+
+
 def _tuple_of(value: object, kind: type[_T], field: str) -> tuple[_T, ...]:
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise InvalidTypeError(field, value, f"a sequence of {kind.__name__}")
@@ -256,10 +284,17 @@ class Workflow:
     follows from the house rule that one person approves at most one role per cycle: a role that
     came back in a later step would need a second person for the same role, which is a separate
     role in all but name (name it so).
+
+    Segregation of duties: neither the subject's owner nor its submitter approves or rejects any
+    step of it, whatever roles they hold. ``allow_self_approval=True`` relaxes that for this
+    workflow, explicitly (a one-person team, a test setup); every decision that uses it says so in
+    its audit entry (:attr:`AuditEntry.self_approval`).
     """
 
     name: str = attrs.field(validator=check_text)
     steps: tuple[Step, ...] = attrs.field(converter=_to_steps)
+    allow_self_approval: bool = attrs.field(default=False, kw_only=True, validator=check_bool)
+    """Whether the subject's owner and submitter may decide its steps (``False``: never)."""
 
     def __attrs_post_init__(self) -> None:
         if not self.steps:
@@ -311,16 +346,21 @@ class Workflow:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        """This workflow as a plain dict that :meth:`from_dict` reads back."""
-        return {"name": self.name, "steps": [step.to_dict() for step in self.steps]}
+        """This workflow as a plain dict that :meth:`from_dict` reads back
+        (``allow_self_approval`` only when it is set)."""
+        data: dict[str, Any] = {"name": self.name, "steps": [step.to_dict() for step in self.steps]}
+        if self.allow_self_approval:
+            data["allow_self_approval"] = True
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Workflow:
-        """Build a workflow from ``{"name": ..., "steps": [{"name": ..., "roles": [...]}, ...]}``.
+        """Build a workflow from ``{"name": ..., "steps": [{"name": ..., "roles": [...]}, ...]}``
+        (and optionally ``"allow_self_approval": true``).
 
         Errors name the offending step (``steps[2].roles``).
         """
-        _check_keys(data, "workflow", {"name", "steps"}, set())
+        _check_keys(data, "workflow", {"name", "steps"}, {"allow_self_approval"})
         raw = data["steps"]
         if not isinstance(raw, list | tuple):
             raise InvalidTypeError("steps", raw, "a list of step dicts")
@@ -331,20 +371,41 @@ class Workflow:
                 steps.append(Step(item["name"], item["roles"]))
             except ValidationError as exc:
                 raise exc.located(f"steps[{i}]") from None
-        return cls(data["name"], steps)
+        return cls(data["name"], steps, allow_self_approval=data.get("allow_self_approval", False))
 
 
 # -- delegation ---------------------------------------------------------------------------------
 
 
+class DelegationState(enum.StrEnum):
+    """Where a delegation stands at a given time (see :meth:`Delegation.state`)."""
+
+    SCHEDULED = "scheduled"
+    """Granted for days that have not come yet."""
+    ACTIVE = "active"
+    """Valid now: the delegate may decide for the role."""
+    EXPIRED = "expired"
+    """Its last day has passed."""
+    REVOKED = "revoked"
+    """Taken back (:meth:`Delegation.revoke`); it never counts again."""
+
+
 @attrs.frozen(kw_only=True)
 class Delegation:
     """``delegator`` lets ``delegate`` decide for ``role`` from ``valid_from`` to ``valid_until``
-    (business dates, both inclusive; an action counts on the date of its ``at`` in its own offset).
+    (business dates, both inclusive; an action counts on the date of its ``at`` in its own offset)
+    until it is revoked.
 
-    Grant one with :meth:`grant`, which checks that the delegator holds the role; the plain
-    constructor trusts that check was made when the delegation was granted (use it to load stored
-    delegations). A delegate cannot pass the role on: only a holder of a role can delegate it.
+    Grant one with :meth:`grant`, which checks that the delegator holds the role (and, given the
+    grant's time, that it does not start in the past); the plain constructor trusts that check was
+    made when the delegation was granted (use it to load stored delegations). A delegate cannot
+    pass the role on: only a holder of a role can delegate it.
+
+    A delegation counts for a decision at time ``t`` when ``t``'s date lies in its days and it was
+    not revoked at or before ``t`` (:meth:`covers`). Whether the delegator still holds the role is
+    not checked at decision time (a delegation records the role as held when it was granted): when
+    someone loses a role, their delegations of it are ended with :meth:`revoke` (by the delegator
+    or an admin, on the desk: ``desk.revoke_delegation``). A revocation is kept, never deleted.
     """
 
     delegator: str = attrs.field(validator=check_text)
@@ -352,6 +413,14 @@ class Delegation:
     role: str = attrs.field(converter=_to_role)
     valid_from: date = attrs.field(converter=_to_valid_from)
     valid_until: date = attrs.field(converter=_to_valid_until)
+    granted_at: datetime | None = attrs.field(default=None, converter=_to_optional_granted_at)
+    """When it was granted (``None`` for grants stored before this was recorded)."""
+    revoked_at: datetime | None = attrs.field(default=None, converter=_to_optional_revoked_at)
+    """When it was revoked; from that moment it no longer counts (``None``: not revoked)."""
+    revoked_by: str | None = attrs.field(default=None, validator=check_optional_text)
+    """Who revoked it (an actor id), when revoked."""
+    revocation_reason: str | None = attrs.field(default=None, validator=_check_optional_comment)
+    """Why it was revoked, when a reason was given."""
 
     def __attrs_post_init__(self) -> None:
         if self.delegate == self.delegator:
@@ -360,6 +429,39 @@ class Delegation:
             raise ValidationError(
                 "valid_until", self.valid_until, f"a date on or after {self.valid_from.isoformat()}"
             )
+        if (self.revoked_at is None) != (self.revoked_by is None):
+            raise ValidationError(
+                "revoked_by", self.revoked_by, "set exactly when revoked_at is set"
+            )
+        if self.revoked_at is None and self.revocation_reason is not None:
+            raise ValidationError(
+                "revocation_reason", self.revocation_reason, "None unless revoked"
+            )
+        if (
+            self.revoked_at is not None
+            and self.granted_at is not None
+            and self.revoked_at < self.granted_at
+        ):
+            raise ValidationError(
+                "revoked_at",
+                self.revoked_at,
+                f"a time at or after the grant ({self.granted_at.isoformat()})",
+            )
+
+    @property
+    def id(self) -> str:
+        """The grant's identity, how storage keys it:
+        ``"<delegator>/<role>/<delegate>/<valid_from>"``, then ``"@<granted_at in UTC>"`` when the
+        grant time is known (so a grant revoked by mistake can be granted again the same day)."""
+        key = f"{self.delegator}/{self.role}/{self.delegate}/{self.valid_from.isoformat()}"
+        if self.granted_at is None:
+            return key
+        return f"{key}@{self.granted_at.astimezone(UTC).isoformat()}"
+
+    @property
+    def is_revoked(self) -> bool:
+        """Whether it was revoked."""
+        return self.revoked_at is not None
 
     @classmethod
     def grant(
@@ -370,11 +472,17 @@ class Delegation:
         role: str,
         valid_from: date | str,
         valid_until: date | str,
+        at: datetime | str | None = None,
     ) -> Delegation:
         """``delegator`` delegates ``role`` to ``delegate`` for a date range.
 
-        Raises :class:`~salesflow.errors.NotAuthorizedError` when the delegator does not hold the
-        role.
+        ``at``, when given, is when the grant is made: it is recorded as :attr:`granted_at`, and
+        a grant that starts before ``at``'s date (backdated) is refused.
+
+        Raises:
+            NotAuthorizedError: the delegator does not hold the role.
+            ValidationError: the delegate is the delegator, the days are out of order, or the
+                grant starts before ``at``'s date.
         """
         if not isinstance(delegator, Actor):
             raise InvalidTypeError("delegator", delegator, "an Actor")
@@ -387,38 +495,137 @@ class Delegation:
                 "they do not hold it; only a holder of a role can delegate it",
             )
         delegate_id = delegate.id if isinstance(delegate, Actor) else delegate
-        return cls(
+        made = cls(
             delegator=delegator.id,
             delegate=delegate_id,
             role=role,
             valid_from=valid_from,
             valid_until=valid_until,
+            granted_at=None if at is None else to_aware_datetime(at, "at"),
+        )
+        if made.granted_at is not None and made.valid_from < made.granted_at.date():
+            raise ValidationError(
+                "valid_from",
+                made.valid_from,
+                f"a date on or after {made.granted_at.date().isoformat()}, the day it is granted "
+                "(a delegation is never backdated)",
+            )
+        return made
+
+    def revoke(self, by: str, *, at: datetime | str, reason: str | None = None) -> Delegation:
+        """This delegation revoked by actor ``by`` at ``at``: it no longer counts from ``at`` on.
+
+        Raises:
+            TransitionNotAllowedError: it is revoked already.
+            ValidationError: ``at`` is before the grant, or ``by`` or ``reason`` is blank.
+        """
+        moment = to_aware_datetime(at, "at")
+        if self.revoked_at is not None:
+            raise TransitionNotAllowedError(
+                "revoke",
+                DelegationState.REVOKED.value,
+                f"delegation {self.id!r}",
+                f"it was revoked by {self.revoked_by!r} at {self.revoked_at.isoformat()}",
+            )
+        if self.granted_at is not None and moment < self.granted_at:
+            raise ValidationError(
+                "at", moment, f"a time at or after the grant ({self.granted_at.isoformat()})"
+            )
+        if reason is not None and (not isinstance(reason, str) or not reason.strip()):
+            raise ValidationError("reason", reason, "a non-empty reason, or None")
+        return attrs.evolve(
+            self,
+            revoked_at=moment,
+            revoked_by=by,
+            revocation_reason=None if reason is None else reason.strip(),
         )
 
-    def covers(self, actor: str, role: str, on: date) -> bool:
-        """Whether this delegation lets ``actor`` (an id) decide for ``role`` on ``on``."""
+    def state(self, at: datetime | date) -> DelegationState:
+        """Where it stands at ``at`` (a time; a date means "at some time that day", so a grant
+        revoked that day or earlier is revoked)."""
+        day = _day_of(at)
+        if self.revoked_at is not None and not self._before_revocation(at):
+            return DelegationState.REVOKED
+        if day < self.valid_from:
+            return DelegationState.SCHEDULED
+        if day > self.valid_until:
+            return DelegationState.EXPIRED
+        return DelegationState.ACTIVE
+
+    def _before_revocation(self, at: datetime | date) -> bool:
+        if self.revoked_at is None:
+            return True
+        if isinstance(at, datetime):
+            return at < self.revoked_at
+        return at < self.revoked_at.date()
+
+    def covers(self, actor: str, role: str, on: datetime | date) -> bool:
+        """Whether this delegation lets ``actor`` (an id) decide for ``role`` at ``on``: a time
+        (its date in its own offset lies in the days, and it is before any revocation) or a date
+        (in the days, and before the day of any revocation)."""
+        day = _day_of(on)
         return (
             actor == self.delegate
             and role == self.role
-            and self.valid_from <= on <= self.valid_until
+            and self.valid_from <= day <= self.valid_until
+            and self._before_revocation(on)
+        )
+
+    def overlaps(self, other: Delegation) -> bool:
+        """Whether both are unrevoked grants of the same role by the same delegator sharing a day
+        (a delegator hands one role to one delegate at a time)."""
+        return (
+            self.delegator == other.delegator
+            and self.role == other.role
+            and self.revoked_at is None
+            and other.revoked_at is None
+            and self.valid_from <= other.valid_until
+            and other.valid_from <= self.valid_until
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """This delegation as a plain dict (dates in ISO 8601)."""
-        return {
+        """This delegation as a plain dict (dates in ISO 8601; the grant and revocation fields
+        only when set)."""
+        data: dict[str, Any] = {
             "delegator": self.delegator,
             "delegate": self.delegate,
             "role": self.role,
             "valid_from": self.valid_from.isoformat(),
             "valid_until": self.valid_until.isoformat(),
         }
+        if self.granted_at is not None:
+            data["granted_at"] = self.granted_at.isoformat()
+        if self.revoked_at is not None:
+            data["revoked_at"] = self.revoked_at.isoformat()
+            data["revoked_by"] = self.revoked_by
+        if self.revocation_reason is not None:
+            data["revocation_reason"] = self.revocation_reason
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Delegation:
         """A stored delegation from :meth:`to_dict`'s shape."""
         keys = {"delegator", "delegate", "role", "valid_from", "valid_until"}
-        _check_keys(data, "delegation", keys, set())
-        return cls(**{key: data[key] for key in keys})
+        optional = {"granted_at", "revoked_at", "revoked_by", "revocation_reason"}
+        _check_keys(data, "delegation", keys, optional)
+        return cls(**{key: data[key] for key in keys | optional if key in data})
+
+
+class DelegationStatus(NamedTuple):
+    """A grant and where it stands at the time it was looked at (``desk.delegations()``)."""
+
+    grant: Delegation
+    state: DelegationState
+
+
+def overlapping(grant: Delegation, grants: Iterable[Delegation]) -> Delegation | None:
+    """The first of ``grants`` that ``grant`` overlaps (:meth:`Delegation.overlaps`), if any.
+
+    A grant does not overlap itself (the same :attr:`~Delegation.id`)."""
+    for other in _check_delegations(grants):
+        if other.id != grant.id and grant.overlaps(other):
+            return other
+    return None
 
 
 # -- records ------------------------------------------------------------------------------------
@@ -464,6 +671,20 @@ def _to_decisions(value: object) -> tuple[Decision, ...]:
     return _tuple_of(value, Decision, "decisions")
 
 
+_SELF_APPROVAL = ("owner", "submitter")
+
+
+def _to_self_approval(value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise InvalidTypeError("self_approval", value, f"a sequence of {list(_SELF_APPROVAL)}")
+    items = tuple(value)
+    if any(item not in _SELF_APPROVAL for item in items) or list(items) != sorted(set(items)):
+        raise ValidationError(
+            "self_approval", items, f"distinct items of {list(_SELF_APPROVAL)}, in that order"
+        )
+    return items
+
+
 @attrs.frozen(kw_only=True)
 class AuditEntry:
     """One line of a request's audit trail; the trail is append-only and replays to the request.
@@ -482,6 +703,10 @@ class AuditEntry:
         step: the step decided (approve, reject) or left (withdraw), else ``None``.
         comment: the approver's comment, the rejection's reason, or the submitter's note.
         content_hash: the subject's hash given with a submission or an approval.
+        owner: the subject's owner as given with a submission (``None`` when not given).
+        self_approval: for a decision that the workflow's ``allow_self_approval`` let through,
+            which rules it relaxed: ``"owner"`` and/or ``"submitter"`` (the actor, or the
+            delegator they acted for, owns or submitted the subject); empty otherwise.
     """
 
     seq: int = attrs.field(validator=check_positive)
@@ -497,6 +722,8 @@ class AuditEntry:
     step: str | None = attrs.field(default=None, validator=check_optional_text)
     comment: str | None = attrs.field(default=None, validator=_check_optional_comment)
     content_hash: str | None = attrs.field(default=None, validator=check_optional_text)
+    owner: str | None = attrs.field(default=None, validator=check_optional_text)
+    self_approval: tuple[str, ...] = attrs.field(default=(), converter=_to_self_approval)
 
     def to_dict(self) -> dict[str, Any]:
         """This entry as a plain dict (enums as their values, ``at`` in ISO 8601)."""
@@ -514,6 +741,8 @@ class AuditEntry:
             "step": self.step,
             "comment": self.comment,
             "content_hash": self.content_hash,
+            "owner": self.owner,
+            "self_approval": list(self.self_approval),
         }
 
     @classmethod
@@ -529,7 +758,8 @@ class AuditEntry:
             "version",
             "cycle",
         }
-        optional = {"role", "on_behalf_of", "step", "comment", "content_hash"}
+        optional = {"role", "on_behalf_of", "step", "comment", "content_hash", "owner"}
+        optional |= {"self_approval"}
         _check_keys(data, "audit entry", required, optional)
         return cls(**dict(data))
 
@@ -643,6 +873,9 @@ class ApprovalRequest:
         cycle: the number of submissions so far (0 in draft).
         version: bumped by every action (0 in draft); a decision names the version it saw.
         content_hash: the subject's hash at the current cycle's submission.
+        owner: the subject's owner as given with the current cycle's submission (``None`` when
+            not given); neither they nor the submitter decide a step unless the workflow allows
+            self-approval.
         audit: every action ever taken, oldest first; only ever appended to.
     """
 
@@ -658,6 +891,7 @@ class ApprovalRequest:
     version: int = attrs.field(default=0, validator=check_count)
     content_hash: str | None = attrs.field(default=None, validator=check_optional_text)
     audit: tuple[AuditEntry, ...] = attrs.field(default=(), converter=_to_audit)
+    owner: str | None = attrs.field(default=None, validator=check_optional_text)
 
     def __attrs_post_init__(self) -> None:
         last = len(self.workflow.steps)
@@ -766,6 +1000,7 @@ class ApprovalRequest:
         *,
         at: datetime | str,
         content_hash: str,
+        owner: str | None = None,
         comment: str | None = None,
         version: int | None = None,
     ) -> ActionResult:
@@ -773,9 +1008,14 @@ class ApprovalRequest:
 
         Anyone may submit; who may submit which subject is the subject layer's decision (a
         contract's owner, for instance). ``content_hash`` is the subject's hash now; approvals
-        must present the same hash. ``version``, when given, must be the current version.
+        must present the same hash. ``owner`` is the subject's owner (an actor id): neither they
+        nor the submitter decide any step of this cycle (unless the workflow allows
+        self-approval); pass it whenever the subject has one. ``version``, when given, must be the
+        current version.
         """
-        return self._submission(ApprovalAction.SUBMIT, actor, at, content_hash, comment, version)
+        return self._submission(
+            ApprovalAction.SUBMIT, actor, at, content_hash, owner, comment, version
+        )
 
     def resubmit(
         self,
@@ -783,12 +1023,16 @@ class ApprovalRequest:
         *,
         at: datetime | str,
         content_hash: str,
+        owner: str | None = None,
         comment: str | None = None,
         version: int | None = None,
     ) -> ActionResult:
         """Submit a rejected or withdrawn request again: a new cycle starts at step one and the
-        previous cycle's decisions no longer count. The resubmitting actor becomes the submitter."""
-        return self._submission(ApprovalAction.RESUBMIT, actor, at, content_hash, comment, version)
+        previous cycle's decisions no longer count. The resubmitting actor becomes the submitter
+        and ``owner`` the subject's owner for the new cycle (see :meth:`submit`)."""
+        return self._submission(
+            ApprovalAction.RESUBMIT, actor, at, content_hash, owner, comment, version
+        )
 
     def approve(
         self,
@@ -809,9 +1053,10 @@ class ApprovalRequest:
         * the request is not pending, the role decides at another step or has already approved
           in this cycle, or ``content_hash`` differs from the hash at submission (the subject
           changed: withdraw and resubmit it): :class:`~salesflow.errors.TransitionNotAllowedError`;
-        * the actor neither holds ``role`` nor has a delegation of it valid on ``at``'s date, the
-          workflow has no step for the role, the actor (or the delegator they act for) submitted
-          the request, or either of them already approved another role in this cycle:
+        * the actor neither holds ``role`` nor has a delegation of it valid at ``at`` (on its
+          date, and not revoked by then), the workflow has no step for the role, the actor (or the
+          delegator they act for) submitted the request or owns the subject (unless the workflow
+          allows self-approval), or either of them already approved another role in this cycle:
           :class:`~salesflow.errors.NotAuthorizedError`.
 
         When the last awaited role of a step approves, the next step starts; when it is the last
@@ -920,6 +1165,7 @@ class ApprovalRequest:
             "version": self.version,
             "content_hash": self.content_hash,
             "audit": [e.to_dict() for e in self.audit],
+            "owner": self.owner,
         }
 
     @classmethod
@@ -928,7 +1174,7 @@ class ApprovalRequest:
         is not trusted."""
         required = {"id", "subject_id", "subject_kind", "workflow"}
         optional = {"state", "submitter", "step_index", "decisions", "cycle", "version"}
-        optional |= {"content_hash", "audit"}
+        optional |= {"content_hash", "audit", "owner"}
         _check_keys(data, "approval request", required, optional)
         fields = dict(data)
         fields["workflow"] = Workflow.from_dict(data["workflow"])
@@ -967,12 +1213,15 @@ class ApprovalRequest:
         actor: Actor,
         at: datetime | str,
         content_hash: str,
+        owner: str | None,
         comment: str | None,
         version: int | None,
     ) -> ActionResult:
         actor = _check_actor(actor)
         moment = _to_at(at)
         content_hash = _check_hash(content_hash)
+        if owner is not None and (not isinstance(owner, str) or not owner.strip()):
+            raise ValidationError("owner", owner, "the subject owner's actor id, or None")
         comment = _check_comment(comment)
         if version is not None:
             self._check_version(version)
@@ -983,13 +1232,19 @@ class ApprovalRequest:
             at=moment,
             comment=comment,
             content_hash=content_hash,
+            owner=owner,
         )
         return ActionResult(new, _events(self, new))
 
     def _authorities(
-        self, actor: Actor, role: str, on: date | None, grants: tuple[Delegation, ...]
+        self,
+        actor: Actor,
+        role: str,
+        on: datetime | date | None,
+        grants: tuple[Delegation, ...],
     ) -> list[str | None]:
-        """Whom ``actor`` can act as for ``role``: themselves (``None``) or delegators."""
+        """Whom ``actor`` can act as for ``role`` at ``on`` (a time, or a whole day): themselves
+        (``None``) or delegators whose delegation covers it."""
         if actor.has_role(role):
             return [None]
         if on is None:
@@ -1011,14 +1266,14 @@ class ApprovalRequest:
         comment: str | None,
         content_hash: str | None = None,
     ) -> ActionResult:
-        candidates = self._authorities(actor, role, at.date(), grants)
+        candidates = self._authorities(actor, role, at, grants)
         if not candidates:
             raise NotAuthorizedError(
                 actor.id,
                 action.value,
                 self.subject,
-                f"they do not hold role {role!r} and no delegation of it to them is valid on "
-                f"{at.date().isoformat()}",
+                f"they do not hold role {role!r} and no delegation of it to them is valid at "
+                f"{at.isoformat()} (on its date, and not revoked by then)",
             )
         # Several delegations may cover the role; the first one the rules accept is used, so a
         # delegation from the submitter does not hide a usable one from somebody else.
@@ -1040,6 +1295,45 @@ class ApprovalRequest:
             first_error = first_error or error
         assert first_error is not None  # candidates is not empty
         raise first_error
+
+    def _self_decision_error(
+        self, action: ApprovalAction, actor: str, on_behalf_of: str | None
+    ) -> ApprovalError | None:
+        """Segregation of duties: the refusal of a decision by (or for) the subject's submitter or
+        owner, or ``None``."""
+        rule = (
+            f"workflow {self.workflow.name!r} does not allow self-approval, so neither the owner "
+            f"nor the submitter of a {self.subject_kind} decides any step of it, whatever roles "
+            "they hold"
+        )
+        if actor == self.submitter:
+            hint = (
+                "nobody approves their own submission"
+                if action is ApprovalAction.APPROVE
+                else "the submitter withdraws instead"
+            )
+            return NotAuthorizedError(
+                actor, action.value, self.subject, f"they submitted it; {hint} ({rule})"
+            )
+        if actor == self.owner:
+            return NotAuthorizedError(actor, action.value, self.subject, f"they own it; {rule}")
+        if on_behalf_of is not None and on_behalf_of == self.submitter:
+            return NotAuthorizedError(
+                actor,
+                action.value,
+                self.subject,
+                f"they act for {on_behalf_of!r}, who submitted it; a delegation cannot be used "
+                "on the delegator's own submission",
+            )
+        if on_behalf_of is not None and on_behalf_of == self.owner:
+            return NotAuthorizedError(
+                actor,
+                action.value,
+                self.subject,
+                f"they act for {on_behalf_of!r}, who owns it; a delegation cannot be used on "
+                f"the delegator's own {self.subject_kind}",
+            )
+        return None
 
     def _decision_error(
         self, action: ApprovalAction, actor: str, on_behalf_of: str | None, role: str
@@ -1063,23 +1357,10 @@ class ApprovalRequest:
                 f"it waits at step {step.name!r} for {', '.join(step.roles)}; role {role!r} "
                 f"decides at step {self.workflow.steps[index].name!r}",
             )
-        if actor == self.submitter:
-            hint = (
-                "nobody approves their own submission"
-                if action is ApprovalAction.APPROVE
-                else "the submitter withdraws instead"
-            )
-            return NotAuthorizedError(
-                actor, action.value, self.subject, f"they submitted it; {hint}"
-            )
-        if on_behalf_of is not None and on_behalf_of == self.submitter:
-            return NotAuthorizedError(
-                actor,
-                action.value,
-                self.subject,
-                f"they act for {on_behalf_of!r}, who submitted it; a delegation cannot be used "
-                "on the delegator's own submission",
-            )
+        if not self.workflow.allow_self_approval:
+            error = self._self_decision_error(action, actor, on_behalf_of)
+            if error is not None:
+                return error
         if action is ApprovalAction.APPROVE:
             for decision in self.decisions:
                 if decision.role == role:
@@ -1103,6 +1384,16 @@ class ApprovalRequest:
         return None
 
 
+def _relations(request: ApprovalRequest, people: Iterable[str | None]) -> tuple[str, ...]:
+    """Which of "owner" and "submitter" of ``request`` any of ``people`` is, in that order."""
+    found = set(people) - {None}
+    return tuple(
+        name
+        for name, who in (("owner", request.owner), ("submitter", request.submitter))
+        if who is not None and who in found
+    )
+
+
 def _transition(
     request: ApprovalRequest,
     *,
@@ -1113,10 +1404,16 @@ def _transition(
     on_behalf_of: str | None = None,
     comment: str | None = None,
     content_hash: str | None = None,
+    owner: str | None = None,
 ) -> ApprovalRequest:
     """Apply one action whose authority is established; live actions and :func:`replay` share it,
     so a stored trail is judged by exactly the rules that wrote it."""
     request._require(action)
+    submission = action in (ApprovalAction.SUBMIT, ApprovalAction.RESUBMIT)
+    if owner is not None and not submission:
+        raise ValidationError(
+            "owner", owner, f"no owner for {action.value} (a submission names it)"
+        )
     # Live actions never pass what an action does not take; a stored trail might.
     if action not in (ApprovalAction.APPROVE, ApprovalAction.REJECT) and (
         role is not None or on_behalf_of is not None
@@ -1132,12 +1429,14 @@ def _transition(
         )
     changes: dict[str, Any]
     step_name: str | None = None
-    if action in (ApprovalAction.SUBMIT, ApprovalAction.RESUBMIT):
+    self_approval: tuple[str, ...] = ()
+    if submission:
         if content_hash is None:
             raise ValidationError("content_hash", None, "the subject's content hash")
         changes = {
             "state": ApprovalState.PENDING,
             "submitter": actor,
+            "owner": owner,
             "step_index": 0,
             "decisions": (),
             "cycle": request.cycle + 1,
@@ -1159,6 +1458,8 @@ def _transition(
         error = request._decision_error(action, actor, on_behalf_of, role)
         if error is not None:
             raise error
+        if request.workflow.allow_self_approval:
+            self_approval = _relations(request, (actor, on_behalf_of))
         step = request.workflow.steps[request.step_index]
         step_name = step.name
         if action is ApprovalAction.REJECT:
@@ -1210,6 +1511,8 @@ def _transition(
         step=step_name,
         comment=comment,
         content_hash=content_hash,
+        owner=owner,
+        self_approval=self_approval,
     )
     return attrs.evolve(
         request, **changes, version=request.version + 1, audit=(*request.audit, entry)
@@ -1269,9 +1572,11 @@ def replay(start: ApprovalRequest, audit: Iterable[AuditEntry]) -> ApprovalReque
     ``start`` is usually :meth:`ApprovalRequest.origin`; a later state works too, to apply only
     new entries. Each entry must be exactly what the engine would record for that action (seq,
     version, states, cycle, step); otherwise :class:`~salesflow.errors.ValidationError` names the
-    entry (``audit[4]``). Authority that depends on who held which role is not re-checked (the trail
-    does not hold actors' roles), everything else is: the order of steps, no self-approval, one
-    role per person per cycle, the content hash.
+    entry (``audit[4]``). Authority that depends on who held which role or delegation is not
+    re-checked (the trail does not hold actors' roles), everything else is: the order of steps, no
+    decision by the owner (as recorded with the submission) or the submitter unless the workflow
+    allows it (and then :attr:`AuditEntry.self_approval` must say so), one role per person per
+    cycle, the content hash.
     """
     request = start
     for i, entry in enumerate(audit):
@@ -1288,6 +1593,7 @@ def replay(start: ApprovalRequest, audit: Iterable[AuditEntry]) -> ApprovalReque
                 on_behalf_of=entry.on_behalf_of,
                 comment=entry.comment,
                 content_hash=entry.content_hash,
+                owner=entry.owner,
             )
         except ValidationError as exc:
             raise exc.located(where) from None

@@ -37,6 +37,15 @@ Rules (pinned by tests):
   invoice, invoices on or after signing. A violation raises
   :class:`~salesflow.errors.ValidationError` (:class:`~salesflow.errors.CurrencyMismatchError` for
   another currency) and changes nothing.
+* **Time.** Nothing happens to a contract before it was signed: progress and its corrections, the
+  attachment of a plan (when its milestones are reached) and milestone due dates, invoices, credit
+  notes and payments are dated on or after :attr:`~ContractBilling.signed_on` (a time counts on its
+  date in its own offset). Progress never goes back in time: a progress update, correction or plan
+  attachment dated before the billing's latest progress time
+  (:attr:`~ContractBilling.last_progress_at`) is refused. Each refusal is a
+  :class:`~salesflow.errors.ValidationError` naming the field, the value and the signing date (or
+  the latest progress time), and changes nothing. These are checked by the actions, not when a
+  stored billing is read back, so a billing written before the rule existed stays readable.
 
 Every action returns a new billing with :attr:`~ContractBilling.version` one higher. Progress and
 plan actions return a :class:`BillingResult` (the billing and the events it produced); invoice,
@@ -59,7 +68,15 @@ from salesflow.domain.contracts import Contract
 from salesflow.domain.dates import to_aware_datetime, to_date
 from salesflow.domain.events import Event
 from salesflow.domain.money import Money, currency_exponent
-from salesflow.domain.numbers import HUNDRED, ZERO, to_decimal, to_percent
+from salesflow.domain.numbers import (
+    EXACT,
+    HUNDRED,
+    ZERO,
+    exact_sum,
+    to_amount,
+    to_decimal,
+    to_percent,
+)
 from salesflow.errors import (
     CurrencyMismatchError,
     InvalidTypeError,
@@ -381,40 +398,42 @@ def allocate_milestones(amount: Money, specs: Iterable[MilestoneSpec]) -> tuple[
             raise CurrencyMismatchError(
                 amount.currency, spec.amount.currency, operation="plan milestones with"
             )
-    fixed = sum((s.amount.amount for s in plan if s.amount is not None), ZERO)
+    fixed = exact_sum(s.amount.amount for s in plan if s.amount is not None)
     shares = [s.share for s in plan if s.share is not None]
-    share_total = sum(shares, ZERO)
-    rest = amount.amount - fixed
+    share_total = exact_sum(shares)
+    rest = EXACT.subtract(amount.amount, fixed)
     if rest < 0:
         raise ValidationError(
             "milestones",
-            Money(fixed, amount.currency),
+            Money._trusted(fixed, amount.currency),
             f"fixed amounts of at most the contract amount {amount}",
         )
     if not shares:
         if rest:
             raise ValidationError(
                 "milestones",
-                Money(fixed, amount.currency),
+                Money._trusted(fixed, amount.currency),
                 f"amounts adding up to the contract amount {amount}",
             )
     elif len(shares) == len(plan) and share_total != HUNDRED:
         raise ValidationError("milestones", share_total, "shares adding up to exactly 100")
+    # Compared in the current context on purpose (28 digits by default): a share such as
+    # 66.66666666666666666666666667 that writes a third as closely as a Decimal can is accepted.
     elif share_total * amount.amount != rest * HUNDRED:
         needed = (
-            f"{_half_up(Fraction(rest * HUNDRED) / Fraction(amount.amount), 4)}%"
+            f"{_half_up(Fraction(rest) * 100 / Fraction(amount.amount), 4)}%"
             if amount.amount
             else "0%"
         )
         raise ValidationError(
             "milestones",
             share_total,
-            f"shares covering exactly what the fixed amounts leave, {Money(rest, amount.currency)} "
+            f"shares covering exactly what the fixed amounts leave, {Money._trusted(rest, amount.currency)} "
             f"of {amount} (about {needed})",
         )
     parts: list[Money] = []
     if shares and rest:
-        parts = list(Money(rest, amount.currency).allocate(shares))
+        parts = list(Money._trusted(rest, amount.currency).allocate(shares))
     elif shares:
         parts = [Money.zero(amount.currency)] * len(shares)
     allocated = iter(parts)
@@ -526,7 +545,7 @@ def _money_in(value: object, field: str, currency: str) -> Money:
             raise CurrencyMismatchError(currency, value.currency, operation="record")
         money = value
     else:
-        money = Money(to_decimal(value, field), currency)
+        money = Money(to_amount(value, field), currency)
     if money.amount <= 0:
         raise ValidationError(field, value, "an amount greater than zero")
     if not money.is_rounded():
@@ -620,18 +639,20 @@ class ContractBilling:
         if not self.lines:
             raise ValidationError("lines", (), "at least one quote line")
         _unique(self.lines, "line_id", "lines")
-        line_total = sum((line.amount.amount for line in self.lines), ZERO)
+        line_total = exact_sum(line.amount.amount for line in self.lines)
         if line_total != self.amount.amount:
             raise ValidationError(
-                "lines", Money(line_total, code), f"lines adding up to the amount {self.amount}"
+                "lines",
+                Money._trusted(line_total, code),
+                f"lines adding up to the amount {self.amount}",
             )
         _unique(self.milestones, "name", "milestones")
         if self.milestones:
-            planned = sum((m.amount.amount for m in self.milestones), ZERO)
+            planned = exact_sum(m.amount.amount for m in self.milestones)
             if planned != self.amount.amount:
                 raise ValidationError(
                     "milestones",
-                    Money(planned, code),
+                    Money._trusted(planned, code),
                     f"milestones adding up to the contract amount {self.amount}",
                 )
             for m in self.milestones:
@@ -679,35 +700,37 @@ class ContractBilling:
                         f"on or after the invoice's issue date {target.issued_on}",
                         where=where,
                     )
-                settled[target.id] += item.amount.amount
+                settled[target.id] = EXACT.add(settled[target.id], item.amount.amount)
                 if kind == "credit note":
-                    credited[target.id] += item.amount.amount
+                    credited[target.id] = EXACT.add(credited[target.id], item.amount.amount)
         for inv in self.invoices:
             if settled[inv.id] > inv.amount.amount:
                 raise ValidationError(
                     "invoices",
                     inv.id,
                     f"credit notes plus payments of at most the invoice's {inv.amount} "
-                    f"(they are {Money(settled[inv.id], code)})",
+                    f"(they are {Money._trusted(settled[inv.id], code)})",
                 )
         per_milestone: dict[str, Decimal] = {}
         net_total = ZERO
         for inv in self.invoices:
-            net = inv.amount.amount - credited[inv.id]
-            net_total += net
+            net = EXACT.subtract(inv.amount.amount, credited[inv.id])
+            net_total = EXACT.add(net_total, net)
             if inv.milestone is not None:
-                per_milestone[inv.milestone] = per_milestone.get(inv.milestone, ZERO) + net
+                per_milestone[inv.milestone] = EXACT.add(
+                    per_milestone.get(inv.milestone, ZERO), net
+                )
         for m in self.milestones:
             if per_milestone.get(m.name, ZERO) > m.amount.amount:
                 raise ValidationError(
                     "invoices",
-                    Money(per_milestone[m.name], code),
+                    Money._trusted(per_milestone[m.name], code),
                     f"invoices of milestone {m.name!r} net of credit notes at most its {m.amount}",
                 )
         if net_total > self.amount.amount:
             raise ValidationError(
                 "invoices",
-                Money(net_total, code),
+                Money._trusted(net_total, code),
                 f"invoiced net of credit notes at most the contract amount {self.amount}",
             )
         lines = {line.line_id for line in self.lines}
@@ -810,26 +833,27 @@ class ContractBilling:
             ),
             Fraction(0),
         )
-        return _half_up(done / Fraction(sum(weights, ZERO)), PROGRESS_PLACES)
+        return _half_up(done / Fraction(exact_sum(weights)), PROGRESS_PLACES)
 
     def _money(self, amount: Decimal) -> Money:
-        return Money(amount, self.currency)
+        # Sums and differences of validated amounts: exact, not re-checked.
+        return Money._trusted(amount, self.currency)
 
     @property
     def credited(self) -> Money:
         """The sum of the credit notes."""
-        return self._money(sum((c.amount.amount for c in self.credit_notes), ZERO))
+        return self._money(exact_sum(c.amount.amount for c in self.credit_notes))
 
     @property
     def invoiced(self) -> Money:
         """Invoiced, net of credit notes."""
-        gross = sum((inv.amount.amount for inv in self.invoices), ZERO)
+        gross = exact_sum(inv.amount.amount for inv in self.invoices)
         return self._money(gross) - self.credited
 
     @property
     def paid(self) -> Money:
         """The sum of the payments."""
-        return self._money(sum((p.amount.amount for p in self.payments), ZERO))
+        return self._money(exact_sum(p.amount.amount for p in self.payments))
 
     @property
     def uninvoiced(self) -> Money:
@@ -845,15 +869,15 @@ class ContractBilling:
         """What is still to be paid on invoice ``invoice_id``: its amount - credit notes -
         payments."""
         inv = self.invoice(invoice_id)
-        return self._money(inv.amount.amount - self._taken(inv.id))
+        return self._money(EXACT.subtract(inv.amount.amount, self._taken(inv.id)))
 
     def milestone_invoiced(self, name: str) -> Money:
         """What milestone ``name`` was invoiced, net of credit notes on its invoices."""
         self.milestone(name)
         ids = {inv.id for inv in self.invoices if inv.milestone == name}
-        gross = sum((inv.amount.amount for inv in self.invoices if inv.id in ids), ZERO)
-        credit = sum((c.amount.amount for c in self.credit_notes if c.invoice_id in ids), ZERO)
-        return self._money(gross - credit)
+        gross = exact_sum(inv.amount.amount for inv in self.invoices if inv.id in ids)
+        credit = exact_sum(c.amount.amount for c in self.credit_notes if c.invoice_id in ids)
+        return self._money(EXACT.subtract(gross, credit))
 
     def due_milestones(self, as_of: date | str) -> tuple[Milestone, ...]:
         """The milestones due on ``as_of`` (by date, or by a trigger met by then) that are not
@@ -864,6 +888,43 @@ class ContractBilling:
             for m in self.milestones
             if m.is_due(day) and self.milestone_invoiced(m.name) < m.amount
         )
+
+    # -- time -------------------------------------------------------------------------------------
+
+    @property
+    def last_progress_at(self) -> datetime | None:
+        """The latest progress time recorded: a line's last update, a correction, or a milestone
+        reached (``None`` before any)."""
+        times = [line.updated_at for line in self.lines if line.updated_at is not None]
+        times += [c.at for c in self.corrections]
+        times += [m.reached_at for m in self.milestones if m.reached_at is not None]
+        return max(times, default=None)
+
+    def _not_before_signing(self, field: str, given: object, day: date, what: str) -> None:
+        if day < self.signed_on:
+            raise ValidationError(
+                field,
+                given,
+                f"{what} on or after the signing date {self.signed_on.isoformat()} (nothing "
+                "happens to a contract before it is signed)",
+                where=f"contract {self.contract_id!r}",
+            )
+
+    def _progress_time(self, at: datetime | str) -> datetime:
+        """``at`` as an aware time, if it is on or after the signing date and not before the
+        latest progress time."""
+        when = _to_at(at)
+        self._not_before_signing("at", when, when.date(), "a time")
+        last = self.last_progress_at
+        if last is not None and when < last:
+            raise ValidationError(
+                "at",
+                when,
+                f"a time at or after the latest progress time {last.isoformat()} (progress "
+                "never goes back in time)",
+                where=f"contract {self.contract_id!r}",
+            )
+        return when
 
     # -- progress ---------------------------------------------------------------------------------
 
@@ -938,13 +999,15 @@ class ContractBilling:
         whose trigger this meets.
 
         Neither figure may go down (use :meth:`correct_progress`); recording the current figures
-        again changes nothing.
+        again changes nothing. ``at`` is on or after the signing date and not before the latest
+        progress time.
 
         Raises:
             NotFoundError: no such line.
-            ValidationError: a figure below the current one, or out of range.
+            ValidationError: a figure below the current one, or out of range; ``at`` before the
+                signing date or the latest progress time.
         """
-        when = _to_at(at)
+        when = self._progress_time(at)
         line = self.line(line_id)
         if percent is None and delivered is None:
             raise ValidationError("percent", None, "a percent, a delivered quantity or both")
@@ -987,9 +1050,10 @@ class ContractBilling:
 
         Raises:
             NotFoundError: no such line.
-            ValidationError: a figure out of range, an empty reason or actor.
+            ValidationError: a figure out of range, an empty reason or actor; ``at`` before the
+                signing date or the latest progress time.
         """
-        when = _to_at(at)
+        when = self._progress_time(at)
         line = self.line(line_id)
         if percent is None and delivered is None:
             raise ValidationError("percent", None, "a percent, a delivered quantity or both")
@@ -1021,10 +1085,12 @@ class ContractBilling:
         at ``at`` and returned as events. The contract is not touched.
 
         Raises:
-            ValidationError: a plan that does not add up, a trigger naming an unknown line, or a
-                current plan with an invoiced milestone (it can no longer be replaced).
+            ValidationError: a plan that does not add up, a trigger naming an unknown line, a
+                current plan with an invoiced milestone (it can no longer be replaced), a
+                milestone due before the signing date, or ``at`` before the signing date or the
+                latest progress time.
         """
-        when = _to_at(at)
+        when = self._progress_time(at)
         invoiced = sorted({inv.milestone for inv in self.invoices if inv.milestone is not None})
         if invoiced:
             raise ValidationError(
@@ -1036,6 +1102,7 @@ class ContractBilling:
             )
         plan = allocate_milestones(self.amount, milestones)
         for m in plan:
+            self._not_before_signing("due_on", m.due_on, m.due_on, f"milestone {m.name!r} due")
             if m.trigger is not None:
                 self._check_trigger(m.trigger, f"milestone {m.name!r}")
         reached, events = self._reach(self.lines, plan, when)
@@ -1046,11 +1113,11 @@ class ContractBilling:
 
     def _taken(self, invoice_id: str) -> Decimal:
         """Credit notes plus payments on ``invoice_id``."""
-        credited = sum(
-            (c.amount.amount for c in self.credit_notes if c.invoice_id == invoice_id), ZERO
+        credited = exact_sum(
+            c.amount.amount for c in self.credit_notes if c.invoice_id == invoice_id
         )
-        paid = sum((p.amount.amount for p in self.payments if p.invoice_id == invoice_id), ZERO)
-        return credited + paid
+        paid = exact_sum(p.amount.amount for p in self.payments if p.invoice_id == invoice_id)
+        return EXACT.add(credited, paid)
 
     def _check_new_id(self, value: object, items: Sequence[Any], what: str) -> str:
         if not isinstance(value, str) or not value.strip():
@@ -1080,10 +1147,7 @@ class ContractBilling:
         invoice_id = self._check_new_id(id, self.invoices, "invoice")
         issued = _to_issued_on(issued_on)
         due = _to_due_on(due_on)
-        if issued < self.signed_on:
-            raise ValidationError(
-                "issued_on", issued_on, f"on or after the signing date {self.signed_on}"
-            )
+        self._not_before_signing("issued_on", issued_on, issued, "an invoice date")
         if due < issued:
             raise ValidationError("due_on", due_on, f"on or after the issue date {issued}")
         left = self.uninvoiced
@@ -1151,10 +1215,14 @@ class ContractBilling:
         inv = self.invoice(invoice_id)
         money = _money_in(amount, "amount", self.currency)
         if day < inv.issued_on:
+            signing = f" and the signing date {self.signed_on}" if day < self.signed_on else ""
             raise ValidationError(
-                field, given, f"on or after invoice {inv.id!r}'s issue date {inv.issued_on}"
+                field,
+                given,
+                f"on or after invoice {inv.id!r}'s issue date {inv.issued_on}{signing}",
             )
-        open_amount = self._money(inv.amount.amount - self._taken(inv.id))
+        self._not_before_signing(field, given, day, "a date")  # an invoice stored before the rule
+        open_amount = self._money(EXACT.subtract(inv.amount.amount, self._taken(inv.id)))
         if money > open_amount:
             raise ValidationError(
                 "amount", money, f"at most {open_amount}, what is still open on invoice {inv.id!r}"

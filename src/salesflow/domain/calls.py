@@ -39,6 +39,7 @@ import attrs
 from salesflow.domain.actors import Actor
 from salesflow.domain.dates import to_aware_datetime, to_date
 from salesflow.domain.money import Money
+from salesflow.domain.numbers import to_amount
 from salesflow.domain.phones import PhoneDirectory
 from salesflow.errors import (
     InvalidTypeError,
@@ -507,7 +508,7 @@ class CallRecord:
             currency = record.get("price_currency")
             if not isinstance(currency, str):
                 raise ValidationError("price_currency", currency, "the currency of the price")
-            money = Money.of(price, currency)
+            money = Money(to_amount(price, "price"), currency)
         fields: dict[str, Any] = {
             name: record.get(name)
             for name in (

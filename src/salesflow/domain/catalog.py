@@ -40,10 +40,18 @@ from typing import IO, Any, Literal, TypeAlias
 
 import attrs
 
-from salesflow.domain.checks import check_bool, check_optional_text, check_text
+from salesflow.domain.checks import check_bool, check_count, check_optional_text, check_text
 from salesflow.domain.dates import to_date
 from salesflow.domain.money import Money
-from salesflow.domain.numbers import ZERO, to_decimal
+from salesflow.domain.numbers import (
+    EXACT,
+    MAX_QUANTITY,
+    ZERO,
+    exact_sum,
+    to_amount,
+    to_decimal,
+    to_quantity,
+)
 from salesflow.errors import (
     CurrencyMismatchError,
     InvalidTypeError,
@@ -133,18 +141,18 @@ def _to_valid_until(value: object) -> date | None:
 
 def _to_min_quantity(value: object) -> int:
     number = to_decimal(value, "min_quantity")
-    if number != number.to_integral_value() or number < 2:
+    if not 2 <= number < MAX_QUANTITY or number != number.to_integral_value():
         raise ValidationError(
-            "min_quantity", value, "a whole number of units, 2 or more (1 unit pays the list price)"
+            "min_quantity",
+            value,
+            "a whole number of units, 2 or more (1 unit pays the list price) and below "
+            f"{MAX_QUANTITY:,f}",
         )
     return int(number)
 
 
 def _to_quantity(value: object) -> Decimal:
-    number = to_decimal(value, "quantity")
-    if number <= 0:
-        raise ValidationError("quantity", value, "a quantity greater than zero")
-    return number
+    return to_quantity(value, "quantity")
 
 
 def _check_validity(valid_from: date | None, valid_until: date | None) -> None:
@@ -242,7 +250,8 @@ class TierSegment:
     @property
     def amount(self) -> Money:
         """``quantity x unit_price``, exact (not rounded)."""
-        return Money(self.quantity * self.unit_price.amount, self.unit_price.currency)
+        amount = EXACT.multiply(self.quantity, self.unit_price.amount)
+        return Money._trusted(amount, self.unit_price.currency)
 
 
 def _to_tiers(value: object) -> tuple[PriceTier, ...]:
@@ -364,9 +373,11 @@ class Product:
         """The exact (unrounded) catalog amount of ``quantity`` units, volume tiers applied."""
         qty = self._tier_quantity(quantity)
         if len(self._starts) == 1:
-            return Money(self.list_price.amount * qty, self.currency)
-        total = sum((count * price.amount for _start, count, price in self._runs(qty)), ZERO)
-        return Money(total, self.currency)
+            return Money._trusted(EXACT.multiply(self.list_price.amount, qty), self.currency)
+        total = exact_sum(
+            EXACT.multiply(count, price.amount) for _start, count, price in self._runs(qty)
+        )
+        return Money._trusted(total, self.currency)
 
     def _tier_quantity(self, quantity: object) -> Decimal:
         if type(quantity) is Decimal and quantity.is_finite() and quantity > 0:
@@ -605,11 +616,15 @@ class Catalog:
     Look items up with :meth:`product`, :meth:`bundle` or :meth:`sellable` (which check that the
     item may be sold on a date), or :meth:`item` (which does not). Change it with
     :meth:`with_items` / :meth:`without`, which return a new catalog.
+
+    ``version`` is the stored catalog's version as the desk read it (0 for a catalog never
+    stored); it takes no part in equality.
     """
 
     categories: tuple[Category, ...] = attrs.field(default=(), converter=_to_categories)
     products: tuple[Product, ...] = attrs.field(default=(), converter=_to_products)
     bundles: tuple[Bundle, ...] = attrs.field(default=(), converter=_to_bundles)
+    version: int = attrs.field(default=0, validator=check_count, eq=False)
     _categories: Mapping[str, Category] = attrs.field(init=False, repr=False, eq=False)
     _items: Mapping[str, Product | Bundle] = attrs.field(init=False, repr=False, eq=False)
 
@@ -789,6 +804,7 @@ class Catalog:
             categories=tuple(categories.values()),
             products=tuple(products.values()),
             bundles=tuple(bundles.values()),
+            version=self.version,
         )
 
     def without(self, *skus: str) -> Catalog:
@@ -800,6 +816,7 @@ class Catalog:
             categories=self.categories,
             products=tuple(p for p in self.products if p.sku not in gone),
             bundles=tuple(b for b in self.bundles if b.sku not in gone),
+            version=self.version,
         )
 
     # -- plain dicts --------------------------------------------------------------------------------
@@ -1051,7 +1068,7 @@ def _as_text(value: object, field: str) -> str:
 
 
 def _amount(value: object, field: str) -> Decimal:
-    return to_decimal(value, field)
+    return to_amount(value, field)
 
 
 _TRUE = frozenset({"true", "yes", "y", "1"})
@@ -1092,7 +1109,7 @@ def _parse_tiers(value: object, currency: str) -> tuple[PriceTier, ...]:
     shape = "tiers like '10:9.00;50:8.50' (min quantity:unit price)"
     if isinstance(value, str):
         return tuple(
-            PriceTier(q, Money.of(to_decimal(p, "tiers"), currency))
+            PriceTier(q, Money.of(to_amount(p, "tiers"), currency))
             for q, p in _pairs(value, "tiers", shape)
         )
     if not isinstance(value, list | tuple):
@@ -1107,7 +1124,7 @@ def _parse_tiers(value: object, currency: str) -> tuple[PriceTier, ...]:
         tiers.append(
             PriceTier(
                 entry["min_quantity"],
-                Money.of(to_decimal(entry["unit_price"], f"tiers[{i}].unit_price"), currency),
+                Money.of(to_amount(entry["unit_price"], f"tiers[{i}].unit_price"), currency),
             )
         )
     return tuple(tiers)

@@ -12,7 +12,8 @@ Rules (pinned by tests):
   here: the quote already rounded each line to the currency's minor unit (see
   :mod:`salesflow.domain.quotes`), so the contract amount is an exact sum of whole minor units. The
   amount before tax is :attr:`Contract.net_amount`, the tax :attr:`Contract.tax`. A contract whose
-  amount is not its quote's total is refused at construction.
+  amount is not its quote's total, or beyond the bounds of an amount
+  (:data:`~salesflow.domain.numbers.MAX_AMOUNT`), is refused at construction.
 * **Quote.** Only an ``approved`` or ``accepted`` quote with at least one line makes a contract; a
   quote within the rep's own authority is ``approved`` by
   :func:`~salesflow.domain.discounts.route_quote`. A revision must be the same quote (same id and
@@ -53,6 +54,7 @@ import attrs
 from salesflow.domain.checks import check_optional_text, check_text
 from salesflow.domain.dates import to_date
 from salesflow.domain.money import Money, currency_exponent
+from salesflow.domain.numbers import check_bounds
 from salesflow.domain.quotes import Quote, QuoteLine, QuoteState
 from salesflow.errors import (
     ContractLockedError,
@@ -83,6 +85,8 @@ class ContractState(enum.StrEnum):
     """A formal contract ended early, with a reason."""
     EXPIRED = "expired"
     """A formal contract that ran its course."""
+    CANCELLED = "cancelled"
+    """A draft given up before signing, with a reason; its quote is free again."""
 
 
 SIGNED_STATES: Final = frozenset(
@@ -122,6 +126,7 @@ def _check_version(_instance: object, _attribute: attrs.Attribute[Any], value: o
 def _check_amount(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, Money):
         raise InvalidTypeError("amount", value, "Money (the quote's total)")
+    check_bounds(value.amount, "amount", what="a contract amount", value=value)
 
 
 def _check_currency(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
@@ -164,13 +169,13 @@ def _check_contractable(quote: object, action: str) -> Quote:
     if not isinstance(quote, Quote):
         raise InvalidTypeError("quote", quote, "a Quote")
     if quote.state not in CONTRACTABLE_QUOTE_STATES:
-        raise TransitionNotAllowedError(
-            action,
-            quote.state.value,
-            f"quote {quote.id!r}",
-            "only an approved or accepted quote goes into a contract; route it through the "
-            "discount policy first",
+        why = (
+            f"it already backs contract {quote.contract_id!r}: one quote, one contract"
+            if quote.state is QuoteState.CONTRACTED
+            else "only an approved or accepted quote goes into a contract; route it through "
+            "the discount policy first"
         )
+        raise TransitionNotAllowedError(action, quote.state.value, f"quote {quote.id!r}", why)
     if not quote.lines:
         raise ValidationError("quote", quote.id, "a quote with at least one line")
     return quote
@@ -252,14 +257,17 @@ class Contract:
             raise ValidationError(
                 "signed_on", self.signed_on, "a signing date exactly when the contract is signed"
             )
-        ended = state in (ContractState.TERMINATED, ContractState.EXPIRED)
+        ended = state in (ContractState.TERMINATED, ContractState.EXPIRED, ContractState.CANCELLED)
         if ended != (self.ended_on is not None):
             raise ValidationError(
-                "ended_on", self.ended_on, "an end date exactly when terminated or expired"
+                "ended_on", self.ended_on, "an end date exactly when ended or cancelled"
             )
-        if (state is ContractState.TERMINATED) != (self.end_reason is not None):
+        explained = state in (ContractState.TERMINATED, ContractState.CANCELLED)
+        if explained != (self.end_reason is not None):
             raise ValidationError(
-                "end_reason", self.end_reason, "a reason exactly when the contract is terminated"
+                "end_reason",
+                self.end_reason,
+                "a reason exactly when the contract is terminated or cancelled",
             )
         if (
             self.ended_on is not None
@@ -462,6 +470,18 @@ class Contract:
         if self.state is ContractState.FORMAL and signed is not None and day < signed:
             raise ValidationError("on", on, f"on or after the signing date {self.signed_on}")
         return self._move(action, ContractState.FORMAL, to, ended_on=day, end_reason=reason)
+
+    def cancel(self, on: date | str, reason: str) -> Contract:
+        """This draft cancelled on ``on`` for ``reason`` (a contract in review is withdrawn to draft
+        first; a signed one is terminated instead)."""
+        return self._move(
+            "cancel",
+            ContractState.DRAFT,
+            ContractState.CANCELLED,
+            ended_on=to_date(on, "on"),
+            end_reason=_reason(reason, "reason"),
+            rejection_reason=None,
+        )
 
     def terminate(self, on: date | str, reason: str) -> Contract:
         """This formal contract terminated on ``on`` (on or after signing) for ``reason``; its

@@ -44,7 +44,7 @@ import attrs
 
 from salesflow.domain.actors import Actor
 from salesflow.domain.checks import check_text
-from salesflow.domain.numbers import HUNDRED, ZERO, to_percent
+from salesflow.domain.numbers import EXACT, HUNDRED, ZERO, exact_sum, to_percent
 from salesflow.domain.quotes import Quote, QuoteLine
 from salesflow.errors import ForbiddenDiscountError, InvalidTypeError, ValidationError
 
@@ -73,7 +73,7 @@ def _to_optional_limit(value: object) -> Decimal | None:
 
 
 def _show(value: Decimal) -> str:
-    return str(value.quantize(_CENT, ROUND_HALF_UP)) if value.is_finite() else str(value)
+    return str(value.quantize(_CENT, ROUND_HALF_UP, EXACT)) if value.is_finite() else str(value)
 
 
 # -- limits ------------------------------------------------------------------------------------
@@ -316,7 +316,8 @@ class _Figures:
 def _percent_off(amount: Decimal, reference: Decimal) -> Decimal:
     if not reference:
         return ZERO
-    return HUNDRED - amount * HUNDRED / reference
+    # One rounding only: the quotient, to the current context's 28 significant digits.
+    return HUNDRED - EXACT.multiply(amount, HUNDRED) / reference
 
 
 # -- the policy ------------------------------------------------------------------------------------
@@ -411,7 +412,7 @@ class DiscountPolicy:
     # -- evaluation ---------------------------------------------------------------------------------
 
     def _figures(self, quote: Quote) -> _Figures:
-        keep = (HUNDRED - quote.document_discount) / HUNDRED
+        keep = EXACT.divide(EXACT.subtract(HUNDRED, quote.document_discount), HUNDRED)
         lines = []
         for line in quote.lines:
             reference = (
@@ -425,7 +426,7 @@ class DiscountPolicy:
                     line=line,
                     reference=reference,
                     discount=_percent_off(discounted, reference),
-                    net=discounted * keep,
+                    net=EXACT.multiply(discounted, keep),
                 )
             )
         return _Figures(lines=tuple(lines), average=_average(lines))
@@ -569,8 +570,8 @@ def _rung_from_dict(data: object) -> RoleLimits:
 
 
 def _average(lines: Sequence[_LineFigures]) -> Decimal:
-    reference = sum((f.reference for f in lines), ZERO)
-    return _percent_off(sum((f.net for f in lines), ZERO), reference)
+    reference = exact_sum(f.reference for f in lines)
+    return _percent_off(exact_sum(f.net for f in lines), reference)
 
 
 def _reason(
@@ -604,8 +605,8 @@ def _floor_breaches(quote: Quote) -> list[DiscountReason]:
         floors = [line.floor_amount.amount for line in lines if line.floor_amount is not None]
         if not floors:
             continue
-        floor = sum(floors, ZERO)
-        net = sum((line.net.amount for line in lines), ZERO)
+        floor = exact_sum(floors)
+        net = exact_sum(line.net.amount for line in lines)
         if net < floor:
             reasons.append(
                 DiscountReason(
@@ -615,7 +616,7 @@ def _floor_breaches(quote: Quote) -> list[DiscountReason]:
                     category=None,
                     limit=floor,
                     actual=net,
-                    excess=floor - net,
+                    excess=EXACT.subtract(floor, net),
                     unit=quote.currency,
                 )
             )

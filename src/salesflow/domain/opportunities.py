@@ -5,6 +5,10 @@ An :class:`Opportunity` is a frozen value: id, name, account, owner, team, indus
 of its stage changes and the storage version. Changing one returns a new value
 (:meth:`Opportunity.move_to`, :meth:`Opportunity.evolve`).
 
+A move into a lost stage records why the deal was lost: a ``reason`` code from the plan's
+:attr:`~salesflow.domain.stages.StagePlan.lost_reasons` and an optional ``note``, kept on the
+:class:`StageChange` (so the history says why, and in which stage the deal died).
+
 Construction validates every field (a wrong value raises
 :class:`~salesflow.errors.ValidationError` naming it) but stays cheap: a million opportunities are a
 normal pipeline export, so the checks run as one fast test with a slow path that finds the culprit.
@@ -20,10 +24,14 @@ import attrs
 
 from salesflow.domain.dates import to_aware_datetime, to_date
 from salesflow.domain.money import Money
-from salesflow.domain.stages import StagePlan
+from salesflow.domain.numbers import MAX_AMOUNT
+from salesflow.domain.stages import REASON_MAX, StagePlan
 from salesflow.errors import InvalidTypeError, StageError, ValidationError
 
-__all__ = ["Opportunity", "StageChange"]
+__all__ = ["NOTE_MAX", "Opportunity", "StageChange", "check_lost_reason"]
+
+NOTE_MAX = 2000
+"""The longest note on a lost reason (characters)."""
 
 _OPTIONAL_TEXT = ("name", "account", "team", "industry", "region")
 _REQUIRED_TEXT = ("id", "owner", "stage")
@@ -40,28 +48,103 @@ def _check_stage_key(_instance: object, attribute: attrs.Attribute[Any], value: 
         raise ValidationError(attribute.name, value, "a stage key")
 
 
+def _check_reason(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise InvalidTypeError("reason", value, "a lost-reason code as a string, or None")
+    if not value.strip() or value != value.strip() or len(value) > REASON_MAX:
+        raise ValidationError(
+            "reason", value, f"a non-blank code without surrounding spaces, at most {REASON_MAX}"
+        )
+
+
+def _to_note(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidTypeError("note", value, "a string or None")
+    text = value.strip()
+    if len(text) > NOTE_MAX:
+        raise ValidationError("note", f"{text[:40]}...", f"at most {NOTE_MAX} characters")
+    return text or None
+
+
 @attrs.frozen
 class StageChange:
-    """One move in an opportunity's history: when (aware datetime), from which stage, to which.
+    """One move in an opportunity's history: when (aware datetime), from which stage, to which,
+    and (keyword only) why a deal was lost.
 
     ``from_stage`` is ``None`` for the move that put a new opportunity in its first stage. A ``date``
-    given as ``at`` is taken as midnight UTC.
+    given as ``at`` is taken as midnight UTC. ``reason`` is the lost-reason code of a move into a
+    lost stage (``None`` otherwise, or when a lost deal came without one, e.g. from an import) and
+    ``note`` an optional free text about it (stripped; blank means ``None``; at most
+    :data:`NOTE_MAX` characters; only beside a reason). Whether a reason belongs on a move is the
+    plan's to say: :meth:`Opportunity.move_to` checks it.
     """
 
     at: datetime = attrs.field(converter=_to_at)
     from_stage: str | None = attrs.field(validator=_check_stage_key)
     to_stage: str = attrs.field(validator=_check_stage_key)
+    reason: str | None = attrs.field(default=None, kw_only=True, validator=_check_reason)
+    note: str | None = attrs.field(default=None, kw_only=True, converter=_to_note)
+
+    def __attrs_post_init__(self) -> None:
+        if self.note is not None and self.reason is None:
+            raise ValidationError("note", self.note, "a note only beside a lost reason")
 
     def to_dict(self) -> dict[str, Any]:
         """This change as a plain dict (``at`` in ISO 8601)."""
-        return {"at": self.at.isoformat(), "from_stage": self.from_stage, "to_stage": self.to_stage}
+        return {
+            "at": self.at.isoformat(),
+            "from_stage": self.from_stage,
+            "to_stage": self.to_stage,
+            "reason": self.reason,
+            "note": self.note,
+        }
+
+
+def check_lost_reason(
+    plan: StagePlan, stage: str, reason: str | None, note: str | None = None
+) -> None:
+    """Check the reason of a move into ``stage`` against ``plan``.
+
+    A move into a lost stage needs a ``reason`` from ``plan.lost_reasons``; a move into any other
+    stage takes neither reason nor note. An unknown stage raises
+    :class:`~salesflow.errors.StageError`, a wrong reason or note
+    :class:`~salesflow.errors.ValidationError` (naming the field, the value and what is allowed).
+    """
+    target = plan[stage]  # raises StageError for an unknown key
+    allowed = list(plan.lost_reasons)
+    if target.is_lost:
+        if reason is None:
+            raise ValidationError(
+                "reason",
+                reason,
+                f"a lost reason for the move to the lost stage {stage!r}, one of {allowed}",
+            )
+        if reason not in plan.lost_reasons:
+            raise ValidationError("reason", reason, f"one of the plan's lost reasons {allowed}")
+        return
+    lost = [s.key for s in plan.lost_stages]
+    if reason is not None:
+        raise ValidationError(
+            "reason",
+            reason,
+            f"no reason for a move to {stage!r}, which is not a lost stage ({lost} are)",
+        )
+    if _to_note(note) is not None:
+        raise ValidationError(
+            "note", note, f"no note for a move to {stage!r}, which is not a lost stage ({lost} are)"
+        )
 
 
 @attrs.frozen(kw_only=True)
 class Opportunity:
     """A sales opportunity.
 
-    Required: ``id``, ``owner``, ``amount`` (non-negative :class:`Money`) and ``stage`` (a stage key).
+    Required: ``id``, ``owner``, ``amount`` (non-negative :class:`Money` below
+    :data:`~salesflow.domain.numbers.MAX_AMOUNT`) and ``stage`` (a stage key).
     Optional: ``name``, ``account``, ``team``, ``industry``, ``region`` (text or ``None``),
     ``expected_close`` and ``created`` (``date`` or ``None``), ``history`` (a tuple of
     :class:`StageChange`, oldest first), ``version`` (0 until first stored; storage bumps it).
@@ -91,7 +174,7 @@ class Opportunity:
             and type(self.stage) is str
             and self.stage
             and type(self.amount) is Money
-            and self.amount.amount >= 0
+            and 0 <= self.amount.amount < MAX_AMOUNT
             and (self.name is None or type(self.name) is str)
             and (self.account is None or type(self.account) is str)
             and (self.team is None or type(self.team) is str)
@@ -119,6 +202,10 @@ class Opportunity:
             raise InvalidTypeError("amount", self.amount, "Money", where=where)
         if self.amount.amount < 0:
             raise ValidationError("amount", self.amount, "an amount of zero or more", where=where)
+        if self.amount.amount >= MAX_AMOUNT:
+            raise ValidationError(
+                "amount", self.amount, f"an amount below {MAX_AMOUNT:,f}", where=where
+            )
         for field in ("expected_close", "created"):
             value = getattr(self, field)
             if value is not None and (type(value) is not date):
@@ -162,19 +249,30 @@ class Opportunity:
     # -- changes ------------------------------------------------------------------------------
 
     def move_to(
-        self, stage: str, at: datetime | date, *, plan: StagePlan | None = None
+        self,
+        stage: str,
+        at: datetime | date,
+        *,
+        plan: StagePlan | None = None,
+        reason: str | None = None,
+        note: str | None = None,
     ) -> Opportunity:
         """This opportunity moved to ``stage`` at ``at``, with the move appended to its history.
 
-        With ``plan`` the target stage must exist in it. Moving to the current stage, or to a time
-        before the last recorded move, raises :class:`~salesflow.errors.StageError` /
-        :class:`~salesflow.errors.ValidationError`.
+        With ``plan`` the target stage must exist in it, and a move into a lost stage must give a
+        ``reason``, one of the plan's :attr:`~salesflow.domain.stages.StagePlan.lost_reasons`,
+        plus an optional ``note``; a reason (or note) on a move to any other stage is refused.
+        Without a plan the stage's outcome is unknown, so a reason is recorded as given and none
+        is required. Moving to the current stage, or to a time before the last recorded move,
+        raises :class:`~salesflow.errors.StageError` / :class:`~salesflow.errors.ValidationError`;
+        so does a missing or unknown reason (naming ``reason``, the value and the codes allowed).
+        This opportunity itself never changes.
         """
         if plan is not None:
-            plan[stage]  # raises StageError for an unknown key
+            check_lost_reason(plan, stage, reason, note)
         if stage == self.stage:
             raise StageError("stage", stage, f"a stage other than the current {self.stage!r}")
-        change = StageChange(at, self.stage, stage)
+        change = StageChange(at, self.stage, stage, reason=reason, note=note)
         if self.history and change.at < self.history[-1].at:
             raise ValidationError(
                 "at", at, f"a time at or after the last move ({self.history[-1].at.isoformat()})"
@@ -210,6 +308,13 @@ class Opportunity:
         ``currency``. Dates go through dateutil (ISO first; ``dayfirst`` for ``26/11/2026``). With
         ``plan`` the stage cell may hold a stage key or display name and must exist in the plan.
         An error is a :class:`~salesflow.errors.ValidationError` naming the field and ``where``.
+
+        A deal already lost may say why in ``lost_reason``: a code of the plan's lost reasons
+        (``plan``, or the default plan when none is given), refused on a stage that is not lost.
+        It is recorded as the opportunity's one stage change, into its lost stage from an unknown
+        one (``from_stage=None``), dated by the expected close date, else the creation date
+        (midnight UTC); a row with neither date cannot say when and is refused. Without a
+        ``lost_reason`` a lost deal has no history, and so no recorded reason.
         """
         if not isinstance(record, Mapping):
             raise InvalidTypeError(
@@ -242,6 +347,19 @@ class Opportunity:
             for name, value in texts.items():
                 if value is not None and not isinstance(value, str):
                     texts[name] = str(value)
+            history: tuple[StageChange, ...] = ()
+            reason = cell("lost_reason")
+            if reason is not None:
+                reason = str(reason)
+                check_lost_reason(StagePlan.default() if plan is None else plan, stage, reason)
+                when = dates["expected_close"] or dates["created"]
+                if when is None:
+                    raise ValidationError(
+                        "lost_reason",
+                        reason,
+                        "an expected_close or created date beside it, to date the loss",
+                    )
+                history = (StageChange(when, None, stage, reason=reason),)
             return cls(
                 id=str(cell("id")),
                 owner=str(cell("owner")),
@@ -249,6 +367,7 @@ class Opportunity:
                 stage=stage,
                 expected_close=dates["expected_close"],
                 created=dates["created"],
+                history=history,
                 **texts,
             )
         except ValidationError as exc:

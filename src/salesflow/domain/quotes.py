@@ -58,7 +58,18 @@ from salesflow.domain.catalog import Bundle, Catalog, Product, TierSegment
 from salesflow.domain.checks import check_count, check_optional_text, check_text
 from salesflow.domain.dates import to_date
 from salesflow.domain.money import Money, currency_exponent
-from salesflow.domain.numbers import HUNDRED, ZERO, to_decimal, to_percent
+from salesflow.domain.numbers import (
+    EXACT,
+    HUNDRED,
+    MAX_AMOUNT,
+    MAX_QUANTITY,
+    ZERO,
+    check_bounds,
+    exact_sum,
+    to_amount,
+    to_percent,
+    to_quantity,
+)
 from salesflow.errors import (
     CurrencyMismatchError,
     InvalidTypeError,
@@ -88,6 +99,9 @@ class QuoteState(enum.StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     ACCEPTED = "accepted"
+    CONTRACTED = "contracted"
+    """It backs a live contract: locked (no edit, no resubmission, no second contract) until the
+    contract is cancelled or terminated; a formal contract keeps it locked for good."""
 
 
 def _to_state(value: object) -> QuoteState:
@@ -100,10 +114,7 @@ def _to_state(value: object) -> QuoteState:
 
 
 def _to_quantity(value: object) -> Decimal:
-    number = to_decimal(value, "quantity")
-    if number <= 0:
-        raise ValidationError("quantity", value, "a quantity greater than zero")
-    return number
+    return to_quantity(value, "quantity")
 
 
 def _to_discount(value: object) -> Decimal:
@@ -236,6 +247,38 @@ class QuoteItem:
                 raise ValidationError("unit_price", self.unit_price, "a price of zero or more")
             if self.unit_price.currency != self.currency:
                 raise CurrencyMismatchError(self.currency, self.unit_price.currency)
+            check_bounds(self.unit_price.amount, "unit_price", value=self.unit_price)
+        self._check_amounts()
+
+    def _check_amounts(self) -> None:
+        """Every amount the line multiplies out (list price, tier, unit price or bundle price x
+        quantity) must be an amount within the bounds, and so must a component's units."""
+        multiply, qty = EXACT.multiply, self.quantity
+        if self.bundle is not None:
+            amounts = [("bundle price", multiply(self.bundle.price.amount, qty))]
+            for part in self.products:
+                units = multiply(part.quantity, qty)
+                if units >= MAX_QUANTITY:
+                    raise ValidationError(
+                        "quantity",
+                        qty,
+                        f"a quantity whose units of component {part.product.sku!r} "
+                        f"({part.quantity} per bundle) stay below {MAX_QUANTITY:,f}",
+                    )
+        else:
+            product = self.products[0].product
+            amounts = [("list price", multiply(product.list_price.amount, qty))]
+            if product.tiers:
+                amounts.append(("tier price", product.volume_amount(qty).amount))
+            if self.unit_price is not None:
+                amounts.append(("unit price", multiply(self.unit_price.amount, qty)))
+        for what, amount in amounts:
+            if amount >= MAX_AMOUNT:
+                raise ValidationError(
+                    "amount",
+                    amount,
+                    f"a line amount (quantity {qty} x {what}) below {MAX_AMOUNT:,f}",
+                )
 
     @property
     def sku(self) -> str:
@@ -357,7 +400,8 @@ class QuoteLine:
     @property
     def list_amount(self) -> Money:
         """Step 1: list price x quantity (exact)."""
-        return Money(self.product.list_price.amount * self.quantity, self.net.currency)
+        amount = EXACT.multiply(self.product.list_price.amount, self.quantity)
+        return Money._trusted(amount, self.net.currency)
 
     @property
     def volume(self) -> tuple[TierSegment, ...]:
@@ -371,7 +415,9 @@ class QuoteLine:
     def floor_amount(self) -> Money | None:
         """floor price x quantity, or ``None`` when the product has no floor."""
         floor = self.product.floor_price
-        return None if floor is None else Money(floor.amount * self.quantity, self.net.currency)
+        if floor is None:
+            return None
+        return Money._trusted(EXACT.multiply(floor.amount, self.quantity), self.net.currency)
 
     @property
     def line_discount_amount(self) -> Money:
@@ -404,16 +450,20 @@ _Row = tuple[QuoteItem, ProductSnapshot, Decimal, Decimal, Decimal, Decimal, Dec
 
 
 def _rows(item: QuoteItem, quantum: Decimal, currency: str) -> list[_Row]:
-    factor = (HUNDRED - item.discount) / HUNDRED
+    # Every product is exact (EXACT): quantity x price has up to 50 significant digits.
+    multiply = EXACT.multiply
+    factor = EXACT.divide(EXACT.subtract(HUNDRED, item.discount), HUNDRED)
     qty = item.quantity
     if item.bundle is None:
         part = item.products[0]
         product = part.product
         catalog = (
-            product.volume_amount(qty).amount if product.tiers else product.list_price.amount * qty
+            product.volume_amount(qty).amount
+            if product.tiers
+            else multiply(product.list_price.amount, qty)
         )
-        gross = catalog if item.unit_price is None else item.unit_price.amount * qty
-        discounted = gross * factor
+        gross = catalog if item.unit_price is None else multiply(item.unit_price.amount, qty)
+        discounted = multiply(gross, factor)
         return [
             (
                 item,
@@ -422,18 +472,18 @@ def _rows(item: QuoteItem, quantum: Decimal, currency: str) -> list[_Row]:
                 catalog,
                 gross,
                 discounted,
-                discounted.quantize(quantum, ROUND_HALF_UP),
+                discounted.quantize(quantum, ROUND_HALF_UP, EXACT),
             )
         ]
     # A bundle: allocate the bundle price (whole minor units), then the rounded, discounted bundle
     # amount, so that both the gross and the subtotal shares add up exactly.
-    bundle_gross = Money(item.bundle.price.amount * qty, currency)
-    weights = [p.product.list_price.amount * p.quantity for p in item.products]
+    bundle_gross = Money._trusted(multiply(item.bundle.price.amount, qty), currency)
+    weights = [multiply(p.product.list_price.amount, p.quantity) for p in item.products]
     if not any(weights):
         weights = [p.quantity for p in item.products]
     shares = bundle_gross.allocate(weights)
-    bundle_subtotal = Money(
-        (bundle_gross.amount * factor).quantize(quantum, ROUND_HALF_UP), currency
+    bundle_subtotal = Money._trusted(
+        multiply(bundle_gross.amount, factor).quantize(quantum, ROUND_HALF_UP, EXACT), currency
     )
     sub_shares = bundle_subtotal.allocate(
         [s.amount for s in shares] if bundle_gross.amount else weights
@@ -442,10 +492,10 @@ def _rows(item: QuoteItem, quantum: Decimal, currency: str) -> list[_Row]:
         (
             item,
             part,
-            part.quantity * qty,
+            multiply(part.quantity, qty),
             share.amount,
             share.amount,
-            share.amount * factor,
+            multiply(share.amount, factor),
             sub.amount,
         )
         for part, share, sub in zip(item.products, shares, sub_shares, strict=True)
@@ -458,12 +508,12 @@ def _price(
     quantum = currency_exponent(currency)
     rows = [row for item in items for row in _rows(item, quantum, currency)]
     subtotals = [row[6] for row in rows]
-    subtotal = sum(subtotals, ZERO)
-    doc_total = (subtotal * document_discount / HUNDRED).quantize(quantum, ROUND_HALF_UP)
+    subtotal = exact_sum(subtotals)
+    doc_total = _percent_of(subtotal, document_discount, quantum)
     doc_shares = _allocate(doc_total, subtotals, currency)
-    nets = [s - d for s, d in zip(subtotals, doc_shares, strict=True)]
-    net_total = subtotal - doc_total
-    tax_total = (net_total * tax_rate / HUNDRED).quantize(quantum, ROUND_HALF_UP)
+    nets = [EXACT.subtract(s, d) for s, d in zip(subtotals, doc_shares, strict=True)]
+    net_total = EXACT.subtract(subtotal, doc_total)
+    tax_total = _percent_of(net_total, tax_rate, quantum)
     tax_shares = _allocate(tax_total, nets, currency)
 
     lines = []
@@ -471,7 +521,7 @@ def _price(
     list_total = ZERO
     for row, doc_share, net, tax in zip(rows, doc_shares, nets, tax_shares, strict=True):
         item, part, units, catalog, gross, discounted, sub = row
-        list_total += part.product.list_price.amount * units
+        list_total = EXACT.add(list_total, EXACT.multiply(part.product.list_price.amount, units))
         if item.bundle is None:
             line_id = item.id
         else:
@@ -511,11 +561,18 @@ def _amount(value: Decimal, currency: str) -> Money:
     return Money._trusted(value, currency)
 
 
+def _percent_of(amount: Decimal, percent: Decimal, quantum: Decimal) -> Decimal:
+    """``amount x percent / 100`` rounded half up to ``quantum``, exactly (dividing by 100 only
+    moves the decimal point, so EXACT may divide)."""
+    product = EXACT.divide(EXACT.multiply(amount, percent), HUNDRED)
+    return product.quantize(quantum, ROUND_HALF_UP, EXACT)
+
+
 def _allocate(total: Decimal, weights: list[Decimal], currency: str) -> list[Decimal]:
     """``total`` split over ``weights`` in whole minor units, largest remainder (zeros if none)."""
     if not total or not any(weights):
         return [ZERO] * len(weights)
-    return [m.amount for m in Money(total, currency).allocate(weights)]
+    return [m.amount for m in Money._trusted(total, currency).allocate(weights)]
 
 
 # -- explanation --------------------------------------------------------------------------------------
@@ -588,8 +645,6 @@ class QuoteExplanation(Table):
 def _explain_line(
     line: QuoteLine, quote: Quote, item: QuoteItem, quantum: Decimal
 ) -> Iterator[PriceStep]:
-    cur = quote.currency
-
     def step(name: str, detail: str, change: Money | None, amount: Money) -> PriceStep:
         return PriceStep(
             line=line.id, sku=line.sku, step=name, detail=detail, change=change, amount=amount
@@ -655,7 +710,7 @@ def _explain_line(
         "tax",
         f"{_dec(quote.tax_rate)}% of the quote's net, allocated by line net",
         line.tax,
-        Money(line.net.amount + line.tax.amount, cur),
+        line.net + line.tax,
     )
 
 
@@ -700,8 +755,12 @@ class Quote:
 
     Required: ``id``, ``owner`` (the rep's id), ``currency`` and ``quoted_on`` (the date whose
     catalog validity applies). Optional: ``opportunity_id``, ``items``, ``document_discount`` and
-    ``tax_rate`` (percent), ``version`` (1 for a new quote), ``state``, ``rejection_reason`` and
-    ``next_line`` (the number the next automatic line id uses).
+    ``tax_rate`` (percent), ``next_line`` (the number the next automatic line id uses) and
+    ``team`` (the team of its opportunity, which the desk sets; for a quote without one, the
+    team it is made for).
+
+    ``version``, ``state``, ``rejection_reason`` and ``contract_id`` are its lifecycle: the
+    quote's own methods (and the desk's commands) set them, never a caller.
 
     Start empty and add lines from a catalog::
 
@@ -721,6 +780,9 @@ class Quote:
     state: QuoteState = attrs.field(default=QuoteState.DRAFT, converter=_to_state)
     rejection_reason: str | None = attrs.field(default=None, validator=check_optional_text)
     next_line: int = attrs.field(default=1, validator=check_count)
+    team: str | None = attrs.field(default=None, validator=check_optional_text)
+    contract_id: str | None = attrs.field(default=None, validator=check_optional_text)
+    """The contract this quote backs while :attr:`state` is ``contracted``."""
     _pricing: _Pricing | None = attrs.field(init=False, default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -732,6 +794,12 @@ class Quote:
                 "rejection_reason",
                 self.rejection_reason,
                 "a reason exactly when the quote is rejected",
+            )
+        if (self.state is QuoteState.CONTRACTED) != (self.contract_id is not None):
+            raise ValidationError(
+                "contract_id",
+                self.contract_id,
+                "a contract id exactly when the quote is contracted",
             )
 
     # -- prices ---------------------------------------------------------------------------------
@@ -752,7 +820,8 @@ class Quote:
         return self._priced.lines
 
     def _money(self, amount: Decimal) -> Money:
-        return Money(amount, self.currency)
+        # Totals are exact and may exceed the bound of a single amount.
+        return Money._trusted(amount, self.currency)
 
     @property
     def list_total(self) -> Money:
@@ -772,7 +841,7 @@ class Quote:
     @property
     def net_total(self) -> Money:
         """Sum of the line nets (subtotal - document discount amount)."""
-        return self._money(self._priced.subtotal - self._priced.document_discount)
+        return self._money(EXACT.subtract(self._priced.subtotal, self._priced.document_discount))
 
     @property
     def tax(self) -> Money:
@@ -783,7 +852,8 @@ class Quote:
     def total(self) -> Money:
         """What the customer pays: the exact sum of the line nets plus the tax."""
         priced = self._priced
-        return self._money(priced.subtotal - priced.document_discount + priced.tax)
+        net = EXACT.subtract(priced.subtotal, priced.document_discount)
+        return self._money(EXACT.add(net, priced.tax))
 
     def line(self, line_id: str) -> QuoteLine:
         """The priced line ``line_id``; :class:`~salesflow.errors.NotFoundError` otherwise."""
@@ -869,7 +939,9 @@ class Quote:
 
     # -- editing ----------------------------------------------------------------------------------
 
-    def _edited(self, **changes: Any) -> Quote:
+    def check_editable(self) -> None:
+        """Raise :class:`~salesflow.errors.TransitionNotAllowedError` if this quote may not change:
+        it was accepted by the customer, or it backs a contract."""
         if self.state is QuoteState.ACCEPTED:
             raise TransitionNotAllowedError(
                 "change",
@@ -877,6 +949,17 @@ class Quote:
                 f"quote {self.id!r}",
                 "an accepted quote is final; start a new quote",
             )
+        if self.state is QuoteState.CONTRACTED:
+            raise TransitionNotAllowedError(
+                "change",
+                self.state.value,
+                f"quote {self.id!r}",
+                f"it backs contract {self.contract_id!r} (it is free again once that contract is "
+                "cancelled before signing, or terminated)",
+            )
+
+    def _edited(self, **changes: Any) -> Quote:
+        self.check_editable()
         if all(getattr(self, name) == value for name, value in changes.items()):
             return self
         return attrs.evolve(
@@ -922,6 +1005,43 @@ class Quote:
             id=item_id, quantity=quantity, products=(part,), unit_price=price, discount=discount
         )
 
+    def check_prices(self, catalog: Catalog) -> None:
+        """Refuse a line whose catalog prices are not ``catalog``'s on :attr:`quoted_on`.
+
+        Every line is priced again from ``catalog`` (list price, floor, tiers, bundle price, the
+        category path the policy's limits follow); a line that differs raises
+        :class:`~salesflow.errors.ValidationError` naming the line, the price on the quote and the
+        catalog's. A negotiated price is not a difference: it is the line's ``unit_price``
+        override, which the discount policy measures as a discount. Unknown, inactive or expired
+        items raise as in :meth:`add_line`.
+        """
+        if not isinstance(catalog, Catalog):
+            raise InvalidTypeError("catalog", catalog, "a Catalog")
+        for item in self.items:
+            where = f"quote {self.id!r}, line {item.id!r} ({item.sku!r})"
+            try:
+                expected = self._new_item(
+                    catalog, item.id, item.sku, item.quantity, item.discount, item.unit_price
+                )
+            except ValidationError as exc:
+                raise exc.located(where) from None
+            for field, given, wanted in _price_differences(item, expected):
+                raise ValidationError(
+                    field, given, f"the stored catalog's {wanted} on {self.quoted_on}", where=where
+                )
+
+    def repriced(self, catalog: Catalog) -> Quote:
+        """A new version whose lines carry ``catalog``'s current prices (quantities, discounts and
+        negotiated prices kept); this quote itself when nothing changed. Use it on a draft after
+        the catalog changed: :meth:`check_prices` refuses stale prices."""
+        if not isinstance(catalog, Catalog):
+            raise InvalidTypeError("catalog", catalog, "a Catalog")
+        items = tuple(
+            self._new_item(catalog, i.id, i.sku, i.quantity, i.discount, i.unit_price)
+            for i in self.items
+        )
+        return self._edited(items=items)
+
     def _unit_price(self, value: object) -> Money | None:
         if value is None:
             return None
@@ -930,7 +1050,7 @@ class Quote:
                 raise CurrencyMismatchError(self.currency, value.currency, operation="price")
             price = value
         else:
-            price = Money(to_decimal(value, "unit_price"), self.currency)
+            price = Money._trusted(to_amount(value, "unit_price"), self.currency)
         if price.amount < 0:
             raise ValidationError("unit_price", value, "a price of zero or more")
         return price
@@ -1053,6 +1173,13 @@ class Quote:
         """
         if not self.items:
             raise ValidationError("items", (), "at least one line", where=f"quote {self.id!r}")
+        if self.total.amount >= MAX_AMOUNT:
+            raise ValidationError(
+                "total",
+                self.total,
+                f"a total below {MAX_AMOUNT:,f}, the bound of a contract amount",
+                where=f"quote {self.id!r}",
+            )
         return self._move(
             "submit",
             (QuoteState.DRAFT, QuoteState.REJECTED),
@@ -1075,6 +1202,22 @@ class Quote:
     def accept(self) -> Quote:
         """This quote, accepted by the customer (only an approved quote can be accepted)."""
         return self._move("accept", (QuoteState.APPROVED,), QuoteState.ACCEPTED)
+
+    def lock_for(self, contract_id: str) -> Quote:
+        """This quote backing contract ``contract_id`` (from approved or accepted): locked."""
+        return self._move(
+            "put into a contract",
+            (QuoteState.APPROVED, QuoteState.ACCEPTED),
+            QuoteState.CONTRACTED,
+            contract_id=contract_id,
+        )
+
+    def release(self) -> Quote:
+        """This quote approved again, no longer backing a contract (its contract was cancelled
+        before signing, or terminated)."""
+        return self._move(
+            "release", (QuoteState.CONTRACTED,), QuoteState.APPROVED, contract_id=None
+        )
 
     def reopen(self) -> Quote:
         """This quote back in draft without a change of content (a withdrawn submission, a
@@ -1106,6 +1249,8 @@ class Quote:
             "document_discount": str(self.document_discount),
             "tax_rate": str(self.tax_rate),
             "next_line": self.next_line,
+            "team": self.team,
+            "contract_id": self.contract_id,
             "items": [item.to_dict() for item in self.items],
         }
 
@@ -1126,6 +1271,8 @@ class Quote:
             "document_discount",
             "tax_rate",
             "next_line",
+            "team",
+            "contract_id",
             "items",
         }
         unknown = set(data) - fields
@@ -1156,7 +1303,26 @@ class Quote:
             state=data.get("state", QuoteState.DRAFT),
             rejection_reason=data.get("rejection_reason"),
             next_line=data.get("next_line", 1),
+            team=data.get("team"),
+            contract_id=data.get("contract_id"),
         )
+
+
+def _price_differences(given: QuoteItem, expected: QuoteItem) -> Iterator[tuple[str, Any, Any]]:
+    """``(field, value on the quote, the catalog's)`` for each price that differs."""
+    if given.bundle is not None and expected.bundle is not None:
+        if given.bundle.price != expected.bundle.price:
+            yield "bundle price", given.bundle.price, expected.bundle.price
+        if given.bundle.components != expected.bundle.components:
+            yield "bundle components", given.bundle.components, expected.bundle.components
+            return
+    for given_part, part in zip(given.products, expected.products, strict=True):
+        mine, theirs = given_part.product, part.product
+        for field in ("list_price", "floor_price", "tiers", "tier_mode"):
+            if getattr(mine, field) != getattr(theirs, field):
+                yield f"{mine.sku} {field}", getattr(mine, field), getattr(theirs, field)
+        if given_part.category_path != part.category_path:
+            yield f"{mine.sku} category_path", given_part.category_path, part.category_path
 
 
 def _fingerprint(item: QuoteItem) -> dict[str, Any]:

@@ -5,17 +5,25 @@ win probability (a percentage, 0..100) and an outcome (open, won or lost), plus 
 threshold (R2: only open stages whose probability is at least the threshold count). A valid plan has
 unique keys, exactly one won stage (probability 100) and at least one lost stage (probability 0).
 
+A plan also lists the **lost reasons**: the codes a move into a lost stage must name (why the deal
+was lost), :data:`DEFAULT_LOST_REASONS` unless configured. A valid list is non-empty, its codes
+unique non-blank strings of at most :data:`REASON_MAX` characters without surrounding spaces.
+
 Plans load from and dump to plain dicts, so they can live in a JSON or TOML file::
 
     {"threshold": 70,
      "stages": [{"key": "initial_contact", "name": "Initial contact", "probability": 10}, ...,
-                {"key": "won", "name": "Won", "probability": 100, "outcome": "won"}]}
+                {"key": "won", "name": "Won", "probability": 100, "outcome": "won"}],
+     "lost_reasons": ["price", "competitor", "no_budget", "no_decision", "timing",
+                      "product_fit", "other"]}
+
+``"lost_reasons"`` is optional (the default list when left out).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +32,21 @@ import attrs
 from salesflow.domain.numbers import HUNDRED, ZERO, to_percent
 from salesflow.errors import InvalidTypeError, StageError, ValidationError
 
-__all__ = ["Outcome", "Stage", "StagePlan"]
+__all__ = ["DEFAULT_LOST_REASONS", "REASON_MAX", "Outcome", "Stage", "StagePlan"]
+
+DEFAULT_LOST_REASONS: tuple[str, ...] = (
+    "price",
+    "competitor",
+    "no_budget",
+    "no_decision",
+    "timing",
+    "product_fit",
+    "other",
+)
+"""The lost-reason codes of a plan that configures none."""
+
+REASON_MAX = 64
+"""The longest lost-reason code (characters), so that every backend stores it as it is."""
 
 
 class Outcome(enum.Enum):
@@ -101,9 +123,32 @@ def _to_threshold(value: object) -> Decimal:
     return to_percent(value, "threshold")
 
 
+def _to_lost_reasons(value: object) -> tuple[str, ...]:
+    if isinstance(value, str | bytes | Mapping) or not hasattr(value, "__iter__"):
+        raise InvalidTypeError("lost_reasons", value, "a sequence of reason codes")
+    codes = tuple(value)
+    if not codes:
+        raise ValidationError("lost_reasons", codes, "at least one reason code")
+    seen: set[str] = set()
+    for i, code in enumerate(codes):
+        if not isinstance(code, str):
+            raise InvalidTypeError(f"lost_reasons[{i}]", code, "a reason code as a string")
+        if not code.strip() or code != code.strip() or len(code) > REASON_MAX:
+            raise ValidationError(
+                f"lost_reasons[{i}]",
+                code,
+                f"a non-blank code without surrounding spaces, at most {REASON_MAX} characters",
+            )
+        if code in seen:
+            raise ValidationError(f"lost_reasons[{i}]", code, "a code used by no other reason")
+        seen.add(code)
+    return codes
+
+
 @attrs.frozen
 class StagePlan:
-    """An ordered, validated list of stages and the forecast threshold (percent, inclusive).
+    """An ordered, validated list of stages, the forecast threshold (percent, inclusive) and the
+    lost-reason codes (keyword only; :data:`DEFAULT_LOST_REASONS` by default).
 
     Look stages up with ``plan["quotation"]``, test membership with ``"won" in plan``, iterate in
     order. Unknown keys raise :class:`~salesflow.errors.StageError`.
@@ -111,6 +156,10 @@ class StagePlan:
 
     stages: tuple[Stage, ...] = attrs.field(converter=_to_stages)
     threshold: Decimal = attrs.field(default=Decimal(70), converter=_to_threshold)
+    lost_reasons: tuple[str, ...] = attrs.field(
+        default=DEFAULT_LOST_REASONS, converter=_to_lost_reasons, kw_only=True
+    )
+    """The codes a move into a lost stage must name, in display order."""
     _by_key: Mapping[str, Stage] = attrs.field(init=False, repr=False, eq=False)
     _by_name: Mapping[str, Stage] = attrs.field(init=False, repr=False, eq=False)
 
@@ -165,13 +214,16 @@ class StagePlan:
     def from_dict(cls, data: Mapping[str, Any]) -> StagePlan:
         """Build a plan from a plain dict (see the module docs for the shape).
 
-        A stage without ``"name"`` takes its key as name; without ``"outcome"`` it is open.
+        A stage without ``"name"`` takes its key as name; without ``"outcome"`` it is open. Without
+        ``"lost_reasons"`` the plan has :data:`DEFAULT_LOST_REASONS`.
         """
         if not isinstance(data, Mapping):
             raise InvalidTypeError("plan", data, "a mapping with 'stages' and 'threshold'")
-        unknown = set(data) - {"stages", "threshold"}
+        unknown = set(data) - {"stages", "threshold", "lost_reasons"}
         if unknown:
-            raise ValidationError("plan", sorted(unknown), "only the keys 'stages' and 'threshold'")
+            raise ValidationError(
+                "plan", sorted(unknown), "only the keys 'stages', 'threshold' and 'lost_reasons'"
+            )
         raw = data.get("stages")
         if not isinstance(raw, list | tuple):
             raise InvalidTypeError("stages", raw, "a list of stage dicts")
@@ -197,11 +249,19 @@ class StagePlan:
                 )
             except ValidationError as exc:
                 raise exc.located(f"stages[{i}]") from None
-        return cls(stages, data.get("threshold", Decimal(70)))
+        return cls(
+            stages,
+            data.get("threshold", Decimal(70)),
+            lost_reasons=data.get("lost_reasons", DEFAULT_LOST_REASONS),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """This plan as a plain dict that :meth:`from_dict` reads back."""
-        return {"threshold": str(self.threshold), "stages": [s.to_dict() for s in self.stages]}
+        return {
+            "threshold": str(self.threshold),
+            "stages": [s.to_dict() for s in self.stages],
+            "lost_reasons": list(self.lost_reasons),
+        }
 
     # -- lookup ---------------------------------------------------------------------------------
 
@@ -270,6 +330,15 @@ class StagePlan:
         limit = self.threshold if threshold is None else to_percent(threshold, "threshold")
         return tuple(s for s in self.stages if s.is_open and s.probability >= limit)
 
+    @property
+    def lost_stages(self) -> tuple[Stage, ...]:
+        """The lost stages, in order."""
+        return tuple(s for s in self.stages if s.is_lost)
+
     def with_threshold(self, threshold: Decimal | int | str) -> StagePlan:
         """A copy of this plan with another forecast threshold."""
-        return StagePlan(self.stages, threshold)
+        return StagePlan(self.stages, threshold, lost_reasons=self.lost_reasons)
+
+    def with_lost_reasons(self, codes: Iterable[str]) -> StagePlan:
+        """A copy of this plan with other lost-reason codes."""
+        return StagePlan(self.stages, self.threshold, lost_reasons=codes)

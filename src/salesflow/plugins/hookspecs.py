@@ -119,21 +119,27 @@ def salesflow_handle_event(event: Event, storage_url: str) -> None:
 
 
 @hookspec(firstresult=True)
-def salesflow_authorize(actor: Actor, action: str, subject: Any) -> bool | None:
+def salesflow_authorize(actor: Actor, action: str, subject: Any, role: str | None) -> bool | None:
     """Decide whether ``actor`` may perform ``action`` on ``subject`` (single answer: firstresult).
 
     Return ``True`` to allow, ``False`` to refuse, or ``None`` to leave the decision to the next
-    implementation. salesflow's builtin policy answers last (``trylast``): a ``sales_rep`` acts only
-    on records they own, a ``sales_manager`` on records of their teams, an ``admin`` on everything,
-    and approval decisions are left to the workflow's roles. An embedding CRM replaces it by
-    answering first.
+    implementation. salesflow's builtin policy (:class:`salesflow.adapters.authorization.TeamScope`)
+    answers last (``trylast``): team-bound roles (``sales_rep``, ``sales_manager``) act within
+    their teams, a rep on what they own, organisation-wide roles as their role allows, an
+    ``admin`` on everything. An embedding CRM replaces it by answering first.
+
+    The desk asks for a change on the record as it is and again as it would be after the change,
+    and for every record a read with ``actor=`` returns (``<kind>.read``).
 
     Args:
         actor: who acts.
         action: what they do, as ``"<kind>.<verb>"``: ``opportunity.create``,
-            ``opportunity.update``, ``opportunity.move``, ``opportunity.import``, ...
+            ``opportunity.update``, ``opportunity.move``, ``opportunity.read``, ``quote.approve``,
+            ``contract.read``, ``delegation.grant``, ...
         subject: the record acted on (the new record when creating): it has ``owner`` and, where
             known, ``team`` attributes.
+        role: the role the actor decides in, for ``<kind>.approve`` and ``<kind>.reject``;
+            ``None`` for every other action.
     """
 
 

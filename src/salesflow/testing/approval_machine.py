@@ -1,15 +1,19 @@
 """A hypothesis state machine for the approval engine, reusable against storage backends.
 
 :class:`ApprovalMachine` runs random sequences of submit, approve, reject, withdraw and resubmit on a
-few approval requests, by random actors holding random roles, with random delegations, random
-subject edits (content hash changes), stale versions and out-of-order times. It keeps its own model
-of what the rules allow, written independently of the engine, and checks after every step that:
+few approval requests, by random actors holding random roles, with random delegations (granted,
+backdated, overlapping and revoked), random subject owners, workflows that sometimes allow
+self-approval, random subject edits (content hash changes), stale versions and out-of-order times.
+It keeps its own model of what the rules allow, written independently of the engine, and checks
+after every step that:
 
 * an action succeeds exactly when the model allows it, and a refused one raises the error the rule
   names and leaves the stored request unchanged;
 * a request is approved only after every role of every step approved, in step order, in the
-  current cycle; nobody approved their own submission (directly or through a delegation) or two
-  roles in one cycle; every approval was by a holder of the role or a valid delegate;
+  current cycle; no step was decided (approved or rejected) by the subject's owner or submitter,
+  directly or through a delegation, unless the workflow allows self-approval, and then the audit
+  entry says so; nobody approved two roles in one cycle; every approval was by a holder of the
+  role or by a delegate under a grant valid and unrevoked at that time;
 * the audit trail only grows, its versions count the actions, and it replays to the request;
 * :func:`~salesflow.domain.approvals.waiting_for` lists exactly what the model says each actor and
   role can act on, longest waiting first;
@@ -43,6 +47,7 @@ from salesflow.domain.approvals import (
     Delegation,
     Step,
     Workflow,
+    overlapping,
     waiting_for,
 )
 from salesflow.errors import (
@@ -116,6 +121,7 @@ class RequestModel:
     content_hash: str | None = None
     version: int = 0
     last_at: datetime | None = None
+    owner: str | None = None
 
     @property
     def awaiting(self) -> tuple[str, ...]:
@@ -127,9 +133,21 @@ class RequestModel:
     def person_ok(self, actor: str, behalf: str | None, *, approving: bool) -> bool:
         """Whether ``actor`` acting for ``behalf`` passes the people rules of this cycle."""
         people = {actor} if behalf is None else {actor, behalf}
-        if self.submitter in people:
+        if not self.workflow.allow_self_approval and people & {self.submitter, self.owner}:
             return False
         return not (approving and any(people & done for done in self.approvals.values()))
+
+    def relations(self, actor: str, behalf: str | None) -> tuple[str, ...]:
+        """What the audit's ``self_approval`` must say of a decision by ``actor`` for
+        ``behalf``."""
+        if not self.workflow.allow_self_approval:
+            return ()
+        people = {actor, behalf} - {None}
+        return tuple(
+            name
+            for name, who in (("owner", self.owner), ("submitter", self.submitter))
+            if who is not None and who in people
+        )
 
 
 class ApprovalMachine(RuleBasedStateMachine):
@@ -200,6 +218,8 @@ class ApprovalMachine(RuleBasedStateMachine):
         rid = f"apr-{len(self.reference) + 1}"
         kind = data.draw(st.sampled_from(("contract", "quote")), label="kind")
         workflow = data.draw(st.sampled_from((self.workflow, Workflow.one_step(ROLE_POOL[0]))))
+        if data.draw(st.integers(0, 4), label="allow self-approval") == 4:
+            workflow = attrs.evolve(workflow, allow_self_approval=True)
         request = ApprovalRequest(
             id=rid, subject_id=f"{kind}-{rid}", subject_kind=kind, workflow=workflow
         )
@@ -248,21 +268,29 @@ class ApprovalMachine(RuleBasedStateMachine):
         pick = data.draw(st.integers(0, 9), label="version")
         return model.version + {8: -1, 9: 1}.get(pick, 0)
 
-    def _candidates(self, actor: Actor, role: str, on: date) -> list[str | None]:
+    def _candidates(self, actor: Actor, role: str, on: datetime | date) -> list[str | None]:
+        """Whom ``actor`` may act as for ``role`` at a time (or on a whole day): a grant counts
+        in its days and before its revocation (for a day: before the revocation's day)."""
         if actor.has_role(role):
             return [None]
+        day = on.date() if isinstance(on, datetime) else on
         found: list[str | None] = []
         for grant in self.delegations:
+            revoked = grant.revoked_at
+            if revoked is not None and (
+                on >= revoked if isinstance(on, datetime) else day >= revoked.date()
+            ):
+                continue
             if (
                 grant.delegate == actor.id
                 and grant.role == role
-                and grant.valid_from <= on <= grant.valid_until
+                and grant.valid_from <= day <= grant.valid_until
                 and grant.delegator not in found
             ):
                 found.append(grant.delegator)
         return found
 
-    def _eligible(self, model: RequestModel, on: date) -> list[tuple[str, str]]:
+    def _eligible(self, model: RequestModel, on: datetime | date) -> list[tuple[str, str]]:
         pairs = []
         for actor in self.actors.values():
             for role in model.awaiting:
@@ -288,7 +316,7 @@ class ApprovalMachine(RuleBasedStateMachine):
     ) -> tuple[list[type[Exception]], str | None]:
         """The errors an approve/reject would earn, and whom it would be on behalf of."""
         errors: list[type[Exception]] = []
-        candidates = self._candidates(actor, role, at.date())
+        candidates = self._candidates(actor, role, at)
         if not candidates:
             errors.append(NotAuthorizedError)
         if role not in model.workflow.steps[model.step].roles:
@@ -390,17 +418,68 @@ class ApprovalMachine(RuleBasedStateMachine):
         delegate = data.draw(st.sampled_from(others), label="delegate")
         start = self.now.date() + timedelta(days=data.draw(st.integers(-1, 2), label="from"))
         until = start + timedelta(days=data.draw(st.integers(0, 4), label="days"))
+        refused: str | None = None
         try:
             grant = Delegation.grant(
-                delegator, delegate=delegate, role=role, valid_from=start, valid_until=until
+                delegator,
+                delegate=delegate,
+                role=role,
+                valid_from=start,
+                valid_until=until,
+                at=self.now,
             )
         except NotAuthorizedError:
             assert not delegator.has_role(role)
-            event("delegation: refused")
+            event("delegation: refused (role not held)")
+            return
+        except ValidationError as exc:
+            refused = exc.field
+        if refused is not None:
+            assert delegator.has_role(role)
+            assert refused == "valid_from" and start < self.now.date(), refused
+            event("delegation: refused (backdated)")
             return
         assert delegator.has_role(role)
+        assert start >= self.now.date(), "a backdated grant was accepted"
+        # The desk refuses a grant that shares a day with an unrevoked grant of the same role by
+        # the same delegator; the model says which one, independently.
+        clashes = [
+            g
+            for g in self.delegations
+            if g.delegator == grant.delegator
+            and g.role == grant.role
+            and g.revoked_at is None
+            and g.valid_from <= grant.valid_until
+            and grant.valid_from <= g.valid_until
+            and g.id != grant.id
+        ]
+        found = overlapping(grant, self.delegations)
+        assert found == (clashes[0] if clashes else None)
+        if found is not None or any(g.id == grant.id for g in self.delegations):
+            event("delegation: refused (overlapping)")
+            return
         event("delegation: granted")
         self.delegations.append(grant)
+
+    @precondition(lambda self: any(g.revoked_at is None for g in self.delegations))
+    @rule(data=st.data())
+    def revoke_delegation(self, data: st.DataObject) -> None:
+        """The delegator (or an admin) takes a grant back: it stops counting at once."""
+        live = [i for i, g in enumerate(self.delegations) if g.revoked_at is None]
+        index = data.draw(st.sampled_from(live), label="revoked grant")
+        grant = self.delegations[index]
+        self.now += timedelta(minutes=data.draw(st.integers(0, 60), label="minutes later"))
+        revoked = grant.revoke(grant.delegator, at=self.now, reason="back from leave")
+        assert revoked.revoked_at == self.now
+        assert not revoked.covers(grant.delegate, grant.role, self.now)
+        try:
+            revoked.revoke("root", at=self.now)
+        except TransitionNotAllowedError:
+            pass
+        else:
+            raise AssertionError("a revoked grant was revoked again")
+        self.delegations[index] = revoked
+        event("delegation: revoked")
 
     @rule(data=st.data())
     def submit(self, data: st.DataObject) -> None:
@@ -426,6 +505,8 @@ class ApprovalMachine(RuleBasedStateMachine):
         if data.draw(st.booleans(), label="leave the version out"):
             version = None
         content = self.content[rid]
+        # The subject's owner: anyone (the submitter too), or not given.
+        owner = data.draw(st.sampled_from((None, *ACTOR_IDS)), label="owner")
         expected = self._common_errors(model, at, version)
         if model.state not in allowed_from:
             expected.append(TransitionNotAllowedError)
@@ -436,12 +517,13 @@ class ApprovalMachine(RuleBasedStateMachine):
             rid,
             action.value,
             expected,
-            lambda r: act(r, actor, at=at, content_hash=content, version=version),
+            lambda r: act(r, actor, at=at, content_hash=content, owner=owner, version=version),
         )
         if result is None:
             return
         model.state = ApprovalState.PENDING
         model.submitter = actor.id
+        model.owner = owner
         model.cycle += 1
         model.step = 0
         model.approvals = {}
@@ -459,18 +541,16 @@ class ApprovalMachine(RuleBasedStateMachine):
     def approve(self, data: st.DataObject) -> None:
         """Somebody approves: mostly someone the model says may, sometimes anyone as any role."""
         at = self._at(data)
-        rid = self._pick_request(
-            data, lambda rid: bool(self._eligible(self.models[rid], at.date()))
-        )
+        rid = self._pick_request(data, lambda rid: bool(self._eligible(self.models[rid], at)))
         model = self.models[rid]
-        eligible = self._eligible(model, at.date())
+        eligible = self._eligible(model, at)
         # Someone with authority for an awaited role whom the people rules stop (the submitter,
         # somebody who approved already, or a delegate acting for one of them).
         stopped = [
             (actor.id, role)
             for actor in self.actors.values()
             for role in model.awaiting
-            if self._candidates(actor, role, at.date()) and (actor.id, role) not in eligible
+            if self._candidates(actor, role, at) and (actor.id, role) not in eligible
         ]
         choice = data.draw(st.integers(0, 3), label="who approves")
         if eligible and choice < 2:
@@ -482,7 +562,7 @@ class ApprovalMachine(RuleBasedStateMachine):
             role = data.draw(st.sampled_from(ROLE_POOL), label="role")
         self._approve(data, rid, self.actors[actor_id], role, at)
 
-    def _delegated(self, on: date) -> list[tuple[str, str, str]]:
+    def _delegated(self, on: datetime) -> list[tuple[str, str, str]]:
         """(request, actor, role): awaited roles someone may act for only through a delegation."""
         return [
             (rid, actor.id, role)
@@ -492,14 +572,12 @@ class ApprovalMachine(RuleBasedStateMachine):
             if not actor.has_role(role) and self._candidates(actor, role, on)
         ]
 
-    @precondition(lambda self: bool(self._delegated(self.now.date())))
+    @precondition(lambda self: bool(self._delegated(self.now)))
     @rule(data=st.data())
     def approve_through_delegation(self, data: st.DataObject) -> None:
         """A delegate approves for an awaited role (the people rules may still stop them)."""
         at = self.now
-        rid, actor_id, role = data.draw(
-            st.sampled_from(self._delegated(at.date())), label="delegate"
-        )
+        rid, actor_id, role = data.draw(st.sampled_from(self._delegated(at)), label="delegate")
         self._approve(data, rid, self.actors[actor_id], role, at)
 
     def _approve(
@@ -542,8 +620,11 @@ class ApprovalMachine(RuleBasedStateMachine):
         model.last_at = at
         self._check_outcome(rid, result, names)
         assert result.request.audit[-1].on_behalf_of == behalf
+        assert result.request.audit[-1].self_approval == model.relations(actor.id, behalf)
         if behalf is not None:
             event("approve: done through a delegation")
+        if result.request.audit[-1].self_approval:
+            event("approve: self-approval the workflow allows")
 
     @rule(data=st.data())
     def reject(self, data: st.DataObject) -> None:
@@ -557,7 +638,7 @@ class ApprovalMachine(RuleBasedStateMachine):
             for role in (model.workflow.steps[model.step].roles if model.awaiting else ())
             if any(
                 model.person_ok(actor.id, behalf, approving=False)
-                for behalf in self._candidates(actor, role, at.date())
+                for behalf in self._candidates(actor, role, at)
             )
         ]
         if rejecters and self._mostly(data, "someone who may reject"):
@@ -574,7 +655,7 @@ class ApprovalMachine(RuleBasedStateMachine):
         if model.state is not ApprovalState.PENDING:
             expected.append(TransitionNotAllowedError)
         else:
-            errors, _behalf = self._decision_errors(model, actor, role, at, approving=False)
+            errors, behalf = self._decision_errors(model, actor, role, at, approving=False)
             expected += errors
         grants = tuple(self.delegations)
         result = self._attempt(
@@ -592,6 +673,9 @@ class ApprovalMachine(RuleBasedStateMachine):
         model.last_at = at
         self._check_outcome(rid, result, [ApprovalEventName.REJECTED])
         assert result.request.rejection_reason == reason.strip()
+        entry = result.request.audit[-1]
+        assert entry.on_behalf_of == behalf
+        assert entry.self_approval == model.relations(actor.id, behalf)
 
     @rule(data=st.data())
     def withdraw(self, data: st.DataObject) -> None:
@@ -665,17 +749,33 @@ class ApprovalMachine(RuleBasedStateMachine):
             cycles: dict[int, list[AuditEntry]] = {}
             for entry in request.audit:
                 cycles.setdefault(entry.cycle, []).append(entry)
+            relaxed = request.workflow.allow_self_approval
             for cycle, entries in cycles.items():
                 submitter = entries[0].actor
+                owner = entries[0].owner
                 assert entries[0].action in (ApprovalAction.SUBMIT, ApprovalAction.RESUBMIT)
                 approved: dict[str, AuditEntry] = {}
                 people: set[str] = set()
                 for entry in entries:
+                    if entry.action not in (ApprovalAction.APPROVE, ApprovalAction.REJECT):
+                        assert entry.self_approval == ()
+                        continue
+                    who = {entry.actor} | ({entry.on_behalf_of} if entry.on_behalf_of else set())
+                    # Segregation of duties: no step decided by the owner or the submitter,
+                    # unless the workflow allows it, and then the entry says so.
+                    said = tuple(
+                        name
+                        for name, person in (("owner", owner), ("submitter", submitter))
+                        if person in who
+                    )
+                    if relaxed:
+                        assert entry.self_approval == said, entry
+                    else:
+                        assert not said, f"{said} decided a step in cycle {cycle}: {entry}"
+                        assert entry.self_approval == ()
                     if entry.action is not ApprovalAction.APPROVE:
                         continue
                     assert entry.role is not None
-                    who = {entry.actor} | ({entry.on_behalf_of} if entry.on_behalf_of else set())
-                    assert submitter not in who, f"self-approval in cycle {cycle}: {entry}"
                     assert not who & people, f"two roles by one person in cycle {cycle}: {entry}"
                     assert entry.role not in approved
                     self._assert_authority(entry)
@@ -696,10 +796,15 @@ class ApprovalMachine(RuleBasedStateMachine):
         if entry.on_behalf_of is None:
             assert self.actors[entry.actor].has_role(entry.role)
             return
+        # A grant valid on the decision's date and not revoked at or before its time.
         assert any(
-            g.delegator == entry.on_behalf_of and g.covers(entry.actor, entry.role, entry.at.date())
+            g.delegator == entry.on_behalf_of
+            and g.delegate == entry.actor
+            and g.role == entry.role
+            and g.valid_from <= entry.at.date() <= g.valid_until
+            and (g.revoked_at is None or entry.at < g.revoked_at)
             for g in self.delegations
-        ), f"no delegation covers {entry}"
+        ), f"no delegation valid and unrevoked at that time covers {entry}"
         assert self.actors[entry.on_behalf_of].has_role(entry.role)
 
     @invariant()

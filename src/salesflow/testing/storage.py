@@ -180,7 +180,7 @@ def sample_aggregates() -> dict[str, list[Any]]:
         subject_id="Q-1",
         subject_kind="quote",
         workflow=Workflow.one_step("sales_manager"),
-    ).submit(rep, at=at, content_hash=quote.content_hash())
+    ).submit(rep, at=at, content_hash=quote.content_hash(), owner=rep.id)
     request, _ = request.approve(
         deputy,
         role="sales_manager",
@@ -238,7 +238,17 @@ def sample_aggregates() -> dict[str, list[Any]]:
         "bundles": bundles,
         "quotes": [quote, attrs.evolve(approved_quote, id="Q-2")],
         "approvals": [request],
-        "delegations": [delegation],
+        "delegations": [
+            delegation,
+            Delegation.grant(
+                manager,
+                delegate=rep,
+                role="sales_manager",
+                valid_from=date(2026, 12, 1),
+                valid_until=date(2026, 12, 5),
+                at=at,
+            ).revoke("root", at=at + timedelta(hours=2), reason="not needed"),
+        ],
         "contracts": [contract],
         "billings": [billing],
         "contacts": [contact],
@@ -331,6 +341,21 @@ class StorageContract:
         )
         with pytest.raises(ValidationError), storage.transaction() as uow:
             uow.opportunities.save(rewritten)
+
+    def test_a_lost_reason_and_its_note_are_stored_with_the_move(
+        self, storage: Storage, clock: ManualClock
+    ) -> None:
+        with storage.transaction() as uow:
+            stored = uow.opportunities.add(_opp(1, stage="quotation"))
+        note = "Chose a competitor's offer: 12 % cheaper, 多年合作"
+        lost = stored.move_to("lost", clock.advance(hours=1), plan=PLAN, reason="price", note=note)
+        with storage.transaction() as uow:
+            uow.opportunities.save(lost)
+        with storage.transaction() as uow:
+            read = uow.opportunities.get("op-1")
+            assert list(uow.opportunities.query(stage="lost")) == [read]
+        assert (read.history[-1].reason, read.history[-1].note) == ("price", note)
+        assert read.history == lost.history
 
     def test_delete_needs_the_current_version(self, storage: Storage) -> None:
         with storage.transaction() as uow:
@@ -507,6 +532,41 @@ class StorageContract:
         assert a.data == {"amount": "12.30", "tags": ["x", None], "nested": {"ok": True}}
         assert not hasattr(log, "delete")
         assert not hasattr(log, "update")
+
+    def test_a_records_time_only_moves_forward(self, storage: Storage, clock: ManualClock) -> None:
+        with storage.transaction() as uow:
+            uow.opportunities.add(_opp(1))
+            uow.opportunities.add(_opp(2))
+        since = clock.now
+        clock.advance(minutes=10)
+        with storage.transaction() as uow:
+            stored = uow.opportunities.save(
+                uow.opportunities.get("op-1").evolve(amount=Money.of("1500.00", "CNY"))
+            )
+            first = uow.events.append(attrs.evolve(_event("op-1"), at=clock.now))
+        clock.now -= timedelta(minutes=5)  # the clock goes back
+        with pytest.raises(ValidationError) as refused, storage.transaction() as uow:
+            uow.opportunities.save(stored.evolve(amount=Money.of("2000.00", "CNY")))
+        assert refused.value.field == "clock"
+        assert "op-1" in str(refused.value)
+        with pytest.raises(ValidationError) as refused, storage.transaction() as uow:
+            uow.events.append(attrs.evolve(_event("op-1"), at=clock.now))
+        assert refused.value.field == "at"
+        with storage.transaction() as uow:
+            assert uow.opportunities.get("op-1") == stored  # nothing changed
+            assert list(uow.events.query()) == [first]
+            assert [o.id for o in uow.opportunities.query(updated_since=since)] == ["op-1"]
+            # Another record, whose own last time is earlier, may still change; so may another
+            # subject's events.
+            uow.opportunities.save(
+                uow.opportunities.get("op-2").evolve(amount=Money.of("10.00", "CNY"))
+            )
+            uow.events.append(attrs.evolve(_event("op-2"), at=clock.now))
+        clock.advance(minutes=5)  # the clock is right again: at the last time is fine
+        with storage.transaction() as uow:
+            uow.opportunities.save(stored.evolve(amount=Money.of("2000.00", "CNY")))
+            uow.events.append(attrs.evolve(_event("op-1"), at=clock.now))
+            assert [o.id for o in uow.opportunities.query(updated_since=since)] == ["op-1", "op-2"]
 
     # -- documents (every aggregate but opportunities) ------------------------------------------------
 
@@ -737,12 +797,13 @@ def storage_machine(
             self.clock.advance(seconds=1)
             self.both(lambda uow: uow.opportunities.save(changed))
 
-        @rule(id=ids, stage=st.sampled_from(PLAN.keys))
-        def move(self, id: str, stage: str) -> None:
+        @rule(id=ids, stage=st.sampled_from(PLAN.keys), reason=st.sampled_from(PLAN.lost_reasons))
+        def move(self, id: str, stage: str, reason: str) -> None:
             stored = self.current(id)
             if stored is None or stored.stage == stage:
                 return
-            moved = stored.move_to(stage, self.clock.advance(minutes=3))
+            why = reason if PLAN.is_lost(stage) else None
+            moved = stored.move_to(stage, self.clock.advance(minutes=3), plan=PLAN, reason=why)
             self.both(lambda uow: uow.opportunities.save(moved))
 
         @rule(id=ids, stale=st.booleans())

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from salesflow.domain.actors import Actor
 from salesflow.domain.money import Money, currency_precision
 from salesflow.domain.opportunities import Opportunity
-from salesflow.domain.stages import Stage, StagePlan
+from salesflow.domain.stages import DEFAULT_LOST_REASONS, Stage, StagePlan
 
 __all__ = [
     "actors",
@@ -83,7 +83,7 @@ def aware_datetimes() -> st.SearchStrategy[datetime]:
 
 
 def stage_plans() -> st.SearchStrategy[StagePlan]:
-    """Valid stage plans: 1-6 open stages, one won, 1-2 lost, any threshold."""
+    """Valid stage plans: 1-6 open stages, one won, 1-2 lost, any threshold, 1-7 lost reasons."""
 
     @st.composite
     def build(draw: st.DrawFn) -> StagePlan:
@@ -96,7 +96,8 @@ def stage_plans() -> st.SearchStrategy[StagePlan]:
         stages.append(Stage(key="won", name="Won", probability=100, outcome="won"))
         for i in range(draw(st.integers(1, 2))):
             stages.append(Stage(key=f"lost{i}", name=f"Lost {i}", probability=0, outcome="lost"))
-        return StagePlan(stages, draw(percents(0)))
+        reasons = draw(st.lists(st.sampled_from(DEFAULT_LOST_REASONS), min_size=1, unique=True))
+        return StagePlan(stages, draw(percents(0)), lost_reasons=reasons)
 
     return build()
 

@@ -38,13 +38,15 @@ from sqlalchemy.dialects import mysql
 from salesflow.adapters.kinds import KINDS, DocumentKind
 from salesflow.adapters.sql.types import ExactDecimal, UTCDateTime
 from salesflow.domain.money import currency_precision
+from salesflow.domain.stages import REASON_MAX
 from salesflow.errors import SchemaVersionError, StorageError
 
 __all__ = ["SCHEMA_VERSION", "Tables", "build_tables", "ensure_schema"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema version this salesflow writes: 1 had opportunities and events; 2 added the document
-tables (catalog, quotes, approval requests, ...)."""
+tables (catalog, quotes, approval requests, ...) and the opportunities' ``minor_unit``; 3 added the
+lost reason and note of a stage change (``reason``, ``note``)."""
 
 ID = 128
 TEXT = 255
@@ -140,6 +142,9 @@ def build_tables(prefix: str = "salesflow_") -> Tables:
         Column("at", UTCDateTime, nullable=False),
         Column("from_stage", String(ID)),
         Column("to_stage", String(ID), nullable=False),
+        # Why a deal was lost (version 3): a code of the plan's lost reasons, and a free note.
+        Column("reason", String(REASON_MAX)),
+        Column("note", Text),
         info={"since": 1},
     )
     events = Table(
@@ -175,8 +180,22 @@ def _add_minor_unit(conn: Connection, tables: Tables) -> None:
         conn.execute(update(t).where(t.c.currency == code).values(minor_unit=places))
 
 
+def _add_lost_reasons(conn: Connection, tables: Tables) -> None:
+    """Version 3 records why a deal was lost on its stage change: add the ``reason`` and ``note``
+    columns (empty: the moves stored before had none) to a version-2 table."""
+    t = tables.stage_changes
+    present = {c["name"] for c in inspect(conn).get_columns(t.name)}
+    for name in ("reason", "note"):
+        if name not in present:
+            kind = t.c[name].type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {t.name} ADD COLUMN {name} {kind}"))
+
+
 # Extra steps of an upgrade to version n, after its new tables are created.
-UPGRADES: dict[int, Callable[[Connection, Tables], None]] = {2: _add_minor_unit}
+UPGRADES: dict[int, Callable[[Connection, Tables], None]] = {
+    2: _add_minor_unit,
+    3: _add_lost_reasons,
+}
 
 
 def stored_version(conn: Connection, tables: Tables) -> int | None:

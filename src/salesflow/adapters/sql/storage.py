@@ -31,6 +31,7 @@ from sqlalchemy import (
     Integer,
     Numeric,
     and_,
+    bindparam,
     case,
     cast,
     create_engine,
@@ -49,11 +50,16 @@ from salesflow.adapters.kinds import kind_of
 from salesflow.adapters.sql.documents import SqlDocuments
 from salesflow.adapters.sql.schema import Tables, build_tables, ensure_schema
 from salesflow.adapters.sql.types import sqlite_datetime
-from salesflow.adapters.storage_memory import check_history, check_new, opportunity_filter
+from salesflow.adapters.storage_memory import (
+    check_forward,
+    check_history,
+    check_new,
+    opportunity_filter,
+)
 from salesflow.analytics.forecast import Forecast, forecast, forecast_from_totals
 from salesflow.domain.events import Event
 from salesflow.domain.money import Money, RateSource, currency_exponent, currency_precision
-from salesflow.domain.numbers import ZERO
+from salesflow.domain.numbers import EXACT, ZERO
 from salesflow.domain.opportunities import Opportunity, StageChange
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import (
@@ -100,6 +106,8 @@ _DRIVERS = {
     "mariadb": ("mariadb+pymysql", "pymysql", "mysql"),
 }
 _PAGE = 2_000
+_FACTOR_QUANTUM = Decimal("1e-10")
+"""The scale of the probability factors the database forecast multiplies by (NUMERIC(20, 10))."""
 
 
 def _utc_now() -> datetime:
@@ -113,7 +121,8 @@ def _sf_weighted(amount: str, factor: str | None, currency: str) -> str | None:
     if factor is None:
         return None
     quantum = currency_exponent(currency)
-    return str((Decimal(amount) * Decimal(factor)).quantize(quantum, ROUND_HALF_UP))
+    weighted = EXACT.multiply(Decimal(amount), Decimal(factor))
+    return str(weighted.quantize(quantum, ROUND_HALF_UP, EXACT))
 
 
 class _DecimalSum:
@@ -124,7 +133,7 @@ class _DecimalSum:
 
     def step(self, value: str | None) -> None:
         if value is not None:
-            self.total += Decimal(value)
+            self.total = EXACT.add(self.total, Decimal(value))
 
     def finalize(self) -> str:
         return str(self.total)
@@ -268,6 +277,8 @@ class SqlOpportunities:
                 "at": change.at,
                 "from_stage": change.from_stage,
                 "to_stage": change.to_stage,
+                "reason": change.reason,
+                "note": change.note,
             }
             for seq, change in enumerate(o.history[start:], start)
         ]
@@ -278,13 +289,26 @@ class SqlOpportunities:
         if wanted:
             h = self._h
             query = (
-                select(h.c.opportunity_id, h.c.at, h.c.from_stage, h.c.to_stage)
+                select(
+                    h.c.opportunity_id,
+                    h.c.at,
+                    h.c.from_stage,
+                    h.c.to_stage,
+                    h.c.reason,
+                    h.c.note,
+                )
                 .where(h.c.opportunity_id.in_(wanted))
                 .order_by(h.c.opportunity_id, h.c.seq)
             )
             for change in self._conn.execute(query):
                 histories.setdefault(change.opportunity_id, []).append(
-                    StageChange(change.at, change.from_stage, change.to_stage)
+                    StageChange(
+                        change.at,
+                        change.from_stage,
+                        change.to_stage,
+                        reason=change.reason,
+                        note=change.note,
+                    )
                 )
         fixed = self._storage.fixed_scale
         return [
@@ -480,7 +504,9 @@ class SqlOpportunities:
         t, conn = self._t, self._conn
         with _driver_errors("saving an opportunity"):
             row = conn.execute(
-                select(t.c.version, t.c.history_length).where(t.c.id == opportunity.id)
+                select(t.c.version, t.c.history_length, t.c.updated_at).where(
+                    t.c.id == opportunity.id
+                )
             ).first()
             if row is None or row.version != opportunity.version:
                 raise ConcurrencyError(
@@ -492,8 +518,10 @@ class SqlOpportunities:
             if row.history_length:
                 stored = self.get(opportunity.id)
                 check_history(stored, opportunity)
+            now = self._storage.clock()
+            check_forward(f"opportunity {opportunity.id!r}", "clock", now, row.updated_at)
             version = opportunity.version + 1
-            values = self._values(opportunity, version, self._storage.clock())
+            values = self._values(opportunity, version, now)
             del values["id"]
             updated = conn.execute(
                 t.update()
@@ -555,7 +583,21 @@ class SqlOpportunities:
         if not isinstance(plan, StagePlan):
             raise InvalidTypeError("plan", plan, "a StagePlan")
         limit = plan.threshold if threshold is None else threshold
-        counted = {s.key: s.probability / 100 for s in plan.forecast_stages(limit)}
+        counted = {s.key: EXACT.divide(s.probability, 100) for s in plan.forecast_stages(limit)}
+        if self._storage.dialect != "sqlite" and any(
+            factor != factor.quantize(_FACTOR_QUANTUM, context=EXACT) for factor in counted.values()
+        ):
+            # A probability with more than 8 decimals does not fit the NUMERIC(20, 10) factor
+            # literal exactly: computed in Python then, so that the result stays exact.
+            return forecast(
+                source,
+                plan,
+                as_of=as_of,
+                threshold=threshold,
+                by=group_by,
+                fiscal_year_start=fiscal_year_start,
+                currency=currency,
+            )
         totals: list[tuple[Any, ...]] = []
         stages: dict[str, int] = {}
         with _driver_errors("forecasting"):
@@ -639,12 +681,24 @@ class SqlEvents:
         self._t = storage.tables.events
         # Built once: a fresh statement per event costs more than the insert itself.
         self._insert = storage.statement(("events", "insert"), self._t.insert)
+        t = self._t
+        self._last_at = storage.statement(
+            ("events", "last_at"),
+            lambda: select(func.max(t.c.at)).where(
+                t.c.subject_kind == bindparam("kind"), t.c.subject_id == bindparam("id")
+            ),
+        )
 
     def append(self, event: Event) -> Event:
-        """Store ``event`` and return it with its sequence number."""
+        """Store ``event`` and return it with its sequence number; refused (ValidationError on
+        ``at``) if it is dated before the latest stored event of its subject."""
         if not isinstance(event, Event):
             raise InvalidTypeError("event", event, "an Event")
         with _driver_errors("appending an event"):
+            last = self._conn.execute(
+                self._last_at, {"kind": event.subject_kind, "id": event.subject_id}
+            ).scalar()
+            check_forward(f"{event.subject_kind} {event.subject_id!r}", "at", event.at, last)
             result = self._conn.execute(
                 self._insert,
                 {

@@ -18,12 +18,18 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from salesflow.domain.numbers import EXACT, MAX_PLACES
 from salesflow.errors import ValidationError
 
 __all__ = ["MYSQL_SCALE", "ExactDecimal", "UTCDateTime", "sqlite_datetime"]
 
-MYSQL_SCALE = 10
-"""Decimal places MySQL/MariaDB keep (their DECIMAL needs a fixed scale); more are refused."""
+MYSQL_SCALE = MAX_PLACES
+"""Decimal places MySQL/MariaDB keep (their DECIMAL needs a fixed scale); more are refused.
+
+``DECIMAL(38, 10)`` holds every amount within the bounds of
+:mod:`salesflow.domain.numbers` (15 integer digits, 10 decimal places) exactly, with room for 13
+more integer digits."""
+_MYSQL_QUANTUM = Decimal(1).scaleb(-MYSQL_SCALE)
 
 
 def _is_mysql(dialect: Dialect) -> bool:
@@ -51,9 +57,13 @@ class ExactDecimal(TypeDecorator[Decimal]):
         if dialect.name == "sqlite":
             return str(value)
         if _is_mysql(dialect) and value.as_tuple().exponent < -MYSQL_SCALE:  # type: ignore[operator]
-            raise ValidationError(
-                "amount", value, f"at most {MYSQL_SCALE} decimal places on MySQL/MariaDB"
-            )
+            # Trailing zeros beyond the scale (1.500000000000) lose nothing; other digits would.
+            scaled = value.quantize(_MYSQL_QUANTUM, context=EXACT)
+            if scaled != value:
+                raise ValidationError(
+                    "amount", value, f"at most {MYSQL_SCALE} decimal places on MySQL/MariaDB"
+                )
+            return scaled
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
