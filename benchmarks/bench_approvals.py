@@ -60,7 +60,7 @@ def raw_rows(
     desk: salesflow.SalesDesk, n: int
 ) -> list[tuple[str, str, str, str, list[tuple[Any, ...]]]]:
     """What each decision writes, precomputed: request id and JSON, quote id and JSON, events."""
-    from salesflow.adapters import codec
+    from salesflow.storage import codec
 
     rows = []
     now = datetime.now(UTC)

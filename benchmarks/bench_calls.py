@@ -27,7 +27,9 @@ from harness import Report, best_time, parser
 
 from salesflow.adapters.telephony_asterisk import ASTERISK_COLUMNS, AsteriskCsvSource
 from salesflow.analytics.calls import call_stats
-from salesflow.domain.calls import CallLinker, CallRecord, Contact
+from salesflow.domain.calls import CallRecord
+from salesflow.domain.contacts import Contact
+from salesflow.domain.linking import CallLinker
 from salesflow.domain.phones import PhoneDirectory
 
 REPS = tuple(f"rep-{i:02d}" for i in range(40))

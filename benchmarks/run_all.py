@@ -25,6 +25,7 @@ SCRIPTS: dict[str, int] = {
     "bench_quotes.py": 10_000,
     "bench_receivables.py": 100_000,
     "bench_calls.py": 100_000,
+    "bench_reads.py": 2_000,  # PostgreSQL only: runs when --postgres is given
 }
 
 
@@ -41,13 +42,15 @@ def main() -> int:
     for script, size in SCRIPTS.items():
         if args.only and script not in args.only:
             continue
+        if script == "bench_reads.py" and not args.postgres:
+            continue
         command = [
             sys.executable,
             str(HERE / script),
             "--n",
             str(size // 10 if args.quick else size),
         ]
-        if script == "bench_storage.py" and args.postgres:
+        if script in ("bench_storage.py", "bench_reads.py") and args.postgres:
             command += ["--postgres", args.postgres]
         print(f"\n### {script}", flush=True)
         if subprocess.run(command, cwd=HERE.parent).returncode != 0:

@@ -20,17 +20,12 @@ import attrs
 from salesflow.adapters.telephony_asterisk import ASTERISK_COLUMNS, AsteriskCsvSource
 from salesflow.analytics.calls import CallStats, call_stats
 from salesflow.domain.actors import Actor
-from salesflow.domain.calls import (
-    BestCallLibrary,
-    CallLinker,
-    CallRecord,
-    Contact,
-    FollowUpTask,
-    LinkedCall,
-    MalformedRow,
-    unique_calls,
-)
+from salesflow.domain.calls import CallRecord, MalformedRow, unique_calls
+from salesflow.domain.contacts import Contact
+from salesflow.domain.library import BestCallLibrary
+from salesflow.domain.linking import CallLinker, LinkedCall
 from salesflow.domain.phones import PhoneDirectory, PhoneSettings
+from salesflow.domain.tasks import FollowUpTask
 
 ZONE = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 11, 24)

@@ -15,8 +15,8 @@ import attrs
 import salesflow
 from salesflow import Actor, Money, Opportunity
 from salesflow.analytics.performance import Target
-from salesflow.domain.calls import Contact
 from salesflow.domain.catalog import Catalog, Product
+from salesflow.domain.contacts import Contact
 from salesflow.domain.quotes import Quote, QuoteState
 from salesflow.errors import SalesflowError
 from salesflow.testing.storage import ManualClock

@@ -187,7 +187,7 @@ def open_desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenDe
     yield open_desk
     for desk in reversed(opened):  # the first desk last: it drops the tables
         if desk is opened[0] and isinstance(desk.storage, SqlStorage) and backend != "sqlite":
-            desk.storage.drop_schema()
+            desk.storage.destroy()
         desk.storage.close()
 
 

@@ -12,8 +12,9 @@ import pytest
 import salesflow
 from salesflow import Actor
 from salesflow.analytics.calls import call_stats
-from salesflow.domain.calls import Contact, FollowUpTask
+from salesflow.domain.contacts import Contact
 from salesflow.domain.phones import PhoneSettings
+from salesflow.domain.tasks import FollowUpTask
 from salesflow.errors import NotAuthorizedError, ValidationError
 from salesflow.testing.storage import ManualClock
 

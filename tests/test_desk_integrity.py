@@ -18,11 +18,12 @@ import pytest
 import salesflow
 from salesflow import Actor, Money
 from salesflow.analytics.performance import Target
-from salesflow.domain.calls import Contact, FollowUpTask
 from salesflow.domain.catalog import Catalog, Category, Product
+from salesflow.domain.contacts import Contact
 from salesflow.domain.contracts import ContractState
 from salesflow.domain.opportunities import Opportunity
 from salesflow.domain.quotes import Quote, QuoteState
+from salesflow.domain.tasks import FollowUpTask
 from salesflow.errors import (
     ConcurrencyError,
     ForbiddenDiscountError,

@@ -29,6 +29,7 @@ from salesflow.plugins.manager import (
     PluginRates,
     find_storage_backend,
     get_plugin_manager,
+    storage_backend_problems,
     storage_backends,
 )
 
@@ -104,6 +105,109 @@ def test_two_backends_claiming_one_scheme_is_an_error() -> None:
     manager = get_plugin_manager(load_entrypoints=False, plugins=[Plugin()])
     with pytest.raises(PluginError, match="both claim 'sqlite'"):
         storage_backends(manager)
+
+
+class BrokenRegistration:
+    """A backend plugin whose registration hook fails (a bug of its own)."""
+
+    @hookimpl
+    def salesflow_register_storage_backends(self) -> list[StorageBackend]:
+        settings: dict[str, str] = {}
+        return [StorageBackend(name="broken", schemes=settings["scheme"], factory=MemoryStorage)]
+
+
+class Claims:
+    """A backend plugin that claims ``scheme``."""
+
+    def __init__(self, name: str, scheme: str) -> None:
+        self.name, self.scheme = name, scheme
+
+    @hookimpl
+    def salesflow_register_storage_backends(self) -> list[StorageBackend]:
+        return [
+            StorageBackend(
+                name=self.name, schemes=self.scheme, factory=lambda url, **kw: MemoryStorage(**kw)
+            )
+        ]
+
+
+def test_a_failing_registration_hook_raises_a_plugin_error_naming_the_plugin() -> None:
+    broken = BrokenRegistration()
+    manager = get_plugin_manager(load_entrypoints=False, plugins=[broken])
+    (problem,) = storage_backend_problems(manager)
+    assert isinstance(problem, PluginError)
+    assert isinstance(problem.__cause__, KeyError)
+    (plugin,) = problem.plugins
+    assert "BrokenRegistration" in plugin
+    assert plugin in str(problem)
+    with pytest.raises(PluginError) as info:
+        storage_backends(manager)  # the strict listing reports it
+    assert (str(info.value), info.value.plugins) == (str(problem), problem.plugins)
+    # A scheme nobody healthy serves may be the broken plugin's: its error, not a raw KeyError
+    # and not "no backend".
+    with pytest.raises(PluginError) as info:
+        salesflow.open("broken://", plugins=[broken], load_entrypoints=False)
+    assert not isinstance(info.value, BackendNotFoundError)
+    assert info.value.plugins == (plugin,)
+    assert info.value.scheme == "broken"
+    assert isinstance(info.value.__cause__, KeyError)
+
+
+def test_the_other_backends_stay_usable_when_a_plugin_is_broken(tmp_path: Path) -> None:
+    broken = [BrokenRegistration(), Claims("one", "dup"), Claims("two", "dup")]
+    desk = salesflow.open("memory://", plugins=broken, load_entrypoints=False)
+    desk.add_opportunity(ADMIN, opp(1))
+    assert [o.id for o in desk.opportunities()] == ["op-1"]
+    desk = salesflow.open(f"sqlite:///{tmp_path / 'ok.db'}", plugins=broken, load_entrypoints=False)
+    assert desk.opportunities() == []
+    desk.storage.close()
+    manager = get_plugin_manager(load_entrypoints=False, plugins=broken)
+    assert find_storage_backend(manager, "memory://").name == "memory"
+    assert len(storage_backend_problems(manager)) == 2  # the broken plugin and the contested scheme
+
+
+def test_two_plugins_claiming_one_scheme_are_named_with_the_scheme() -> None:
+    plugins = [Claims("first", "crm"), Claims("second", "crm")]
+    manager = get_plugin_manager(load_entrypoints=False, plugins=plugins)
+    with pytest.raises(PluginError) as info:
+        find_storage_backend(manager, "crm://host/db")
+    error = info.value
+    assert error.scheme == "crm"
+    assert len(error.plugins) == 2
+    assert all("Claims" in name and name in str(error) for name in error.plugins)
+    assert "'first'" in str(error)
+    assert "'second'" in str(error)
+    assert "'crm'" in str(error)
+    assert [str(p) for p in storage_backend_problems(manager)] == [str(error)]
+    # Opening it fails the same way, and memory:// opens all the same.
+    with pytest.raises(PluginError) as again:
+        salesflow.open("crm://host/db", plugins=plugins, load_entrypoints=False)
+    assert again.value.scheme == "crm"
+    assert (
+        salesflow.open("memory://", plugins=plugins, load_entrypoints=False).opportunities() == []
+    )
+
+
+def test_a_registration_hook_returning_something_else_is_a_plugin_error() -> None:
+    class NotAList:
+        @hookimpl
+        def salesflow_register_storage_backends(self) -> object:
+            return "memory"
+
+    class NotABackend:
+        @hookimpl
+        def salesflow_register_storage_backends(self) -> object:
+            return [("fake", MemoryStorage)]
+
+    manager = get_plugin_manager(load_entrypoints=False, plugins=[NotAList(), NotABackend()])
+    problems = storage_backend_problems(manager)
+    assert sorted(p.plugins[0].split(" ")[-1] for p in problems) == ["(NotABackend)", "(NotAList)"]
+    assert all(isinstance(p.__cause__, TypeError) for p in problems)
+    assert find_storage_backend(manager, "memory://").name == "memory"
+
+
+def test_no_problems_without_broken_plugins() -> None:
+    assert storage_backend_problems(get_plugin_manager(load_entrypoints=False)) == []
 
 
 def test_a_plugin_with_an_unknown_hook_is_refused() -> None:

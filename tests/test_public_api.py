@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import subprocess
 import sys
@@ -57,3 +58,29 @@ def test_import_salesflow_loads_nothing_heavy() -> None:
 
 def test_version() -> None:
     assert salesflow.__version__.count(".") >= 2
+
+
+def test_every_exported_class_and_function_is_defined_where_the_table_says() -> None:
+    # salesflow.desk is the facade of the desk's commands: it re-exports what they define.
+    for name, module in salesflow._EXPORTS.items():
+        value = getattr(salesflow, name)
+        assert getattr(importlib.import_module(module), name) is value
+        if (inspect.isclass(value) or inspect.isfunction(value)) and module != "salesflow.desk":
+            assert value.__module__ == module, f"salesflow.{name} is defined in {value.__module__}"
+
+
+def test_the_domain_imports_no_outer_layer() -> None:
+    # The domain is pure: analytics, adapters, storage, plugins, the desk and the CLI build on it,
+    # never the other way round (the table renderer both use lives below them, in salesflow.tables).
+    code = (
+        "import pkgutil, importlib, sys, salesflow.domain as d\n"
+        "for m in pkgutil.iter_modules(d.__path__):\n"
+        "    importlib.import_module(f'salesflow.domain.{m.name}')\n"
+        "outer = ('analytics', 'adapters', 'storage', 'plugins', 'commands', 'desk', 'cli', 'report')\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[:2] in"
+        " [['salesflow', o] for o in outer])))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""

@@ -1,4 +1,5 @@
-"""The README's two set-up commands: CI runs the test command verbatim, the quickstart works."""
+"""The README's set-up commands: CI runs the test command verbatim, the quickstart works (the
+third, ``salesflow demo``, is tested in test_cli.py)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ def _commands() -> list[str]:
     ]
 
 
-def test_the_readme_opens_with_exactly_two_setup_commands() -> None:
+def test_the_readme_opens_with_exactly_three_setup_commands() -> None:
     commands = _commands()
-    assert len(commands) == 2
+    assert len(commands) == 3
     assert "examples/forecast_quickstart.py" in commands[0]
     assert "pytest" in commands[1]
+    assert "'.[plot]'" in commands[2] and commands[2].endswith(".venv/bin/salesflow demo")
 
 
 def test_ci_runs_the_readme_test_command_verbatim() -> None:

@@ -151,3 +151,40 @@ def test_lost_deals_may_say_why_in_a_mapped_lost_reason_column() -> None:
     out = io.StringIO()
     write_opportunities([a], out)
     assert "lost_reason" not in out.getvalue()
+
+
+def test_a_field_beyond_the_csv_field_limit_is_refused_naming_its_line() -> None:
+    import csv
+
+    from salesflow.tabular import CSV_FIELD_LIMIT
+
+    process_limit = csv.field_size_limit()
+    head = "id,owner,amount,currency,stage,notes\n"
+    ok = "D1,ann,10,CNY,quotation,short\n"
+    # 200 KiB: beyond Python's default (128 KiB) yet read, since salesflow sets its own limit
+    wide = "D2,ann,10,CNY,quotation," + "w" * 200_000 + "\n"
+    assert [o.id for o in read_opportunities(io.StringIO(head + ok + wide))] == ["D1", "D2"]
+    too_wide = "D3,ann,10,CNY,quotation," + "w" * (CSV_FIELD_LIMIT + 1) + "\n"
+    with pytest.raises(ValidationError, match=r"^line 4: invalid field") as caught:
+        read_opportunities(io.StringIO(head + ok + wide + too_wide))
+    assert (caught.value.field, caught.value.where) == ("field", "line 4")
+    with pytest.raises(ValidationError, match=r"^line 1: "):
+        read_opportunities(io.StringIO("id," + "h" * (CSV_FIELD_LIMIT + 1) + "\n"))
+    # the process-wide limit is left as it was
+    assert csv.field_size_limit() == process_limit
+
+
+@pytest.mark.parametrize(
+    ("cell", "field"),
+    [("De\x00al", "name"), ("De\udc00al", "name"), ("n" * 256, "name"), ("o" * 129, "id")],
+)
+def test_text_a_backend_cannot_store_is_refused_naming_its_line(cell: str, field: str) -> None:
+    head = "id,owner,amount,currency,stage,name\n"
+    row = (
+        f"{cell},ann,1,CNY,quotation,ok\n" if field == "id" else f"D2,ann,1,CNY,quotation,{cell}\n"
+    )
+    with pytest.raises(ValidationError) as caught:
+        read_opportunities(io.StringIO(head + "D1,ann,1,CNY,quotation,ok\n" + row))
+    assert caught.value.field == field
+    assert caught.value.where is not None
+    assert caught.value.where.startswith("line 3")

@@ -99,24 +99,11 @@ _EXPORTS: dict[str, str] = {
     "Payment": "salesflow.domain.billing",
     "ProgressCorrection": "salesflow.domain.billing",
     "Trigger": "salesflow.domain.billing",
-    "BestCallLibrary": "salesflow.domain.calls",
-    "CallLinker": "salesflow.domain.calls",
     "CallRecord": "salesflow.domain.calls",
     "CallSource": "salesflow.domain.calls",
-    "Contact": "salesflow.domain.calls",
     "Direction": "salesflow.domain.calls",
     "Disposition": "salesflow.domain.calls",
-    "feature_call": "salesflow.domain.calls",
-    "FollowUpTask": "salesflow.domain.calls",
-    "LibraryAuditRecord": "salesflow.domain.calls",
-    "LibraryEntry": "salesflow.domain.calls",
-    "link_call": "salesflow.domain.calls",
-    "LinkedCall": "salesflow.domain.calls",
     "MalformedRow": "salesflow.domain.calls",
-    "OpenTasks": "salesflow.domain.calls",
-    "search_library": "salesflow.domain.calls",
-    "TaskStatus": "salesflow.domain.calls",
-    "unfeature_entry": "salesflow.domain.calls",
     "unique_calls": "salesflow.domain.calls",
     "Bundle": "salesflow.domain.catalog",
     "BundleComponent": "salesflow.domain.catalog",
@@ -124,6 +111,12 @@ _EXPORTS: dict[str, str] = {
     "Category": "salesflow.domain.catalog",
     "PriceTier": "salesflow.domain.catalog",
     "Product": "salesflow.domain.catalog",
+    "MAX_CODE_LENGTH": "salesflow.domain.checks",
+    "MAX_ID_LENGTH": "salesflow.domain.checks",
+    "MAX_NAME_LENGTH": "salesflow.domain.checks",
+    "MAX_TERMS_LENGTH": "salesflow.domain.checks",
+    "MAX_TEXT_LENGTH": "salesflow.domain.checks",
+    "Contact": "salesflow.domain.contacts",
     "Contract": "salesflow.domain.contracts",
     "ContractState": "salesflow.domain.contracts",
     "SIGNED_STATES": "salesflow.domain.contracts",
@@ -136,6 +129,15 @@ _EXPORTS: dict[str, str] = {
     "route_quote": "salesflow.domain.discounts",
     "RouteDecision": "salesflow.domain.discounts",
     "Event": "salesflow.domain.events",
+    "BestCallLibrary": "salesflow.domain.library",
+    "feature_call": "salesflow.domain.library",
+    "LibraryAuditRecord": "salesflow.domain.library",
+    "LibraryEntry": "salesflow.domain.library",
+    "search_library": "salesflow.domain.library",
+    "unfeature_entry": "salesflow.domain.library",
+    "CallLinker": "salesflow.domain.linking",
+    "link_call": "salesflow.domain.linking",
+    "LinkedCall": "salesflow.domain.linking",
     "Money": "salesflow.domain.money",
     "RateSource": "salesflow.domain.money",
     "MAX_AMOUNT": "salesflow.domain.numbers",
@@ -155,6 +157,9 @@ _EXPORTS: dict[str, str] = {
     "Outcome": "salesflow.domain.stages",
     "Stage": "salesflow.domain.stages",
     "StagePlan": "salesflow.domain.stages",
+    "FollowUpTask": "salesflow.domain.tasks",
+    "OpenTasks": "salesflow.domain.tasks",
+    "TaskStatus": "salesflow.domain.tasks",
     "CallSourceType": "salesflow.plugins.hookspecs",
     "hookimpl": "salesflow.plugins.hookspecs",
     "StorageBackend": "salesflow.plugins.hookspecs",
@@ -167,8 +172,13 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "MAX_AMOUNT",
+    "MAX_CODE_LENGTH",
+    "MAX_ID_LENGTH",
+    "MAX_NAME_LENGTH",
     "MAX_PLACES",
     "MAX_QUANTITY",
+    "MAX_TERMS_LENGTH",
+    "MAX_TEXT_LENGTH",
     "MILESTONE_REACHED",
     "OVERDUE",
     "SIGNED_STATES",
@@ -433,24 +443,11 @@ if TYPE_CHECKING:
         allocate_milestones,
     )
     from salesflow.domain.calls import (
-        BestCallLibrary,
-        CallLinker,
         CallRecord,
         CallSource,
-        Contact,
         Direction,
         Disposition,
-        FollowUpTask,
-        LibraryAuditRecord,
-        LibraryEntry,
-        LinkedCall,
         MalformedRow,
-        OpenTasks,
-        TaskStatus,
-        feature_call,
-        link_call,
-        search_library,
-        unfeature_entry,
         unique_calls,
     )
     from salesflow.domain.catalog import (
@@ -461,6 +458,14 @@ if TYPE_CHECKING:
         PriceTier,
         Product,
     )
+    from salesflow.domain.checks import (
+        MAX_CODE_LENGTH,
+        MAX_ID_LENGTH,
+        MAX_NAME_LENGTH,
+        MAX_TERMS_LENGTH,
+        MAX_TEXT_LENGTH,
+    )
+    from salesflow.domain.contacts import Contact
     from salesflow.domain.contracts import SIGNED_STATES, Contract, ContractState
     from salesflow.domain.discounts import (
         CategoryLimit,
@@ -473,6 +478,15 @@ if TYPE_CHECKING:
         route_quote,
     )
     from salesflow.domain.events import Event
+    from salesflow.domain.library import (
+        BestCallLibrary,
+        LibraryAuditRecord,
+        LibraryEntry,
+        feature_call,
+        search_library,
+        unfeature_entry,
+    )
+    from salesflow.domain.linking import CallLinker, LinkedCall, link_call
     from salesflow.domain.money import Money, RateSource
     from salesflow.domain.numbers import MAX_AMOUNT, MAX_PLACES, MAX_QUANTITY
     from salesflow.domain.opportunities import Opportunity, StageChange
@@ -480,6 +494,7 @@ if TYPE_CHECKING:
     from salesflow.domain.phones import PhoneDirectory, PhoneSettings, normalise_number
     from salesflow.domain.quotes import Quote, QuoteExplanation, QuoteItem, QuoteLine, QuoteState
     from salesflow.domain.stages import Outcome, Stage, StagePlan
+    from salesflow.domain.tasks import FollowUpTask, OpenTasks, TaskStatus
     from salesflow.plugins.hookspecs import CallSourceType, StorageBackend, hookimpl
     from salesflow.plugins.manager import get_plugin_manager
     from salesflow.samples import generate_pipeline

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
@@ -24,15 +24,19 @@ from salesflow.domain.approvals import Workflow
 from salesflow.domain.discounts import DiscountPolicy
 from salesflow.domain.phones import PhoneSettings
 from salesflow.domain.stages import StagePlan
-from salesflow.errors import PluginError
+from salesflow.errors import PluginError, ValidationError
 from salesflow.plugins.manager import find_storage_backend, get_plugin_manager
 from salesflow.ports import Storage
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+    from sqlalchemy.orm import Session, scoped_session
 
 __all__ = ["CallImport", "CommandResult", "HandlerError", "SalesDesk", "open", "open_storage"]
 
 
 def open_storage(
-    url: str,
+    url: str | Engine | Connection | Session | scoped_session[Any],
     *,
     plugin_manager: pluggy.PluginManager | None = None,
     clock: Clock | None = None,
@@ -43,7 +47,25 @@ def open_storage(
     ``memory://``, ``sqlite:///path.db``, ``postgresql://user@host/db`` and ``mysql://user@host/db``
     are builtin; plugins add more. An unknown scheme raises
     :class:`~salesflow.errors.BackendNotFoundError` listing the registered ones.
+
+    ``url`` may also be your application's SQLAlchemy ``Engine``, ``Connection`` or ORM
+    ``Session`` (or ``scoped_session``): the SQL storage then shares your database. On a
+    connection in a transaction, and on a session (whose current transaction each command joins,
+    through ``session.connection()``), every command is a savepoint in *your* transaction, which
+    salesflow never begins, commits, rolls back or reconfigures; its events wait for your commit.
+    See :class:`~salesflow.adapters.sql.storage.SqlStorage`.
     """
+    if not isinstance(url, str):
+        from salesflow.adapters.sql.storage import SqlStorage, is_sql_target
+
+        if not is_sql_target(url):
+            raise ValidationError(
+                "url",
+                url,
+                "a storage URL such as 'sqlite:///salesflow.db', or an SQLAlchemy Engine, "
+                "Connection or Session",
+            )
+        return cast(Storage, SqlStorage(url, clock=clock, **options))
     manager = plugin_manager or get_plugin_manager()
     backend = find_storage_backend(manager, url)
     storage = backend.factory(url, clock=clock, **options)
@@ -53,7 +75,7 @@ def open_storage(
 
 
 def open(
-    url: str = "sqlite:///salesflow.db",
+    url: str | Engine | Connection | Session | scoped_session[Any] = "sqlite:///salesflow.db",
     *,
     plugins: Iterable[object] | None = None,
     clock: Clock | None = None,
@@ -69,7 +91,9 @@ def open(
     """Open a :class:`SalesDesk` on the storage at ``url`` (a SQLite file by default).
 
     Args:
-        url: the storage URL.
+        url: the storage URL, or your SQLAlchemy ``Engine``, ``Connection`` or ORM ``Session``
+            (see :func:`open_storage`: on a session or a connection in a transaction, commands
+            join your transaction).
         plugins: extra plugin objects to register (after the builtin and entry-point ones).
         clock: what "now" is (an aware datetime); the UTC wall clock by default.
         plan: the stage plan (``StagePlan.default()`` when omitted).

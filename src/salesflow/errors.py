@@ -285,7 +285,19 @@ class SchemaVersionError(StorageError):
 
 
 class PluginError(SalesflowError):
-    """A plugin failed to load or broke the hook contract."""
+    """A plugin failed to load or broke the hook contract.
+
+    Attributes:
+        plugins: the names of the plugins at fault, as registered (empty when not known).
+        scheme: the storage URL scheme concerned (two plugins claiming it), or ``None``.
+    """
+
+    def __init__(
+        self, message: str = "", *, plugins: tuple[str, ...] = (), scheme: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.plugins = plugins
+        self.scheme = scheme
 
 
 class BackendNotFoundError(PluginError, LookupError):

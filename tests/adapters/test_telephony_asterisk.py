@@ -11,7 +11,9 @@ import pytest
 
 from salesflow.adapters.telephony_asterisk import ASTERISK_COLUMNS, AsteriskCsvSource
 from salesflow.analytics.calls import call_stats
-from salesflow.domain.calls import CallLinker, CallSource, Contact, Direction, Disposition
+from salesflow.domain.calls import CallSource, Direction, Disposition
+from salesflow.domain.contacts import Contact
+from salesflow.domain.linking import CallLinker
 from salesflow.domain.phones import PhoneDirectory
 from salesflow.errors import InvalidTypeError, ValidationError
 from salesflow.testing.telephony import CallSourceContract
@@ -42,6 +44,15 @@ def cdr(**fields: Any) -> str:
         "userfield": "",
     }
     row.update(fields)
+    if "start" in fields and "end" not in fields:
+        # The end follows the start, as Asterisk logs it (an end before the start is malformed).
+        try:
+            start = datetime.fromisoformat(str(fields["start"]).strip())
+            seconds = int(row["duration"])
+        except ValueError:
+            pass
+        else:
+            row["end"] = (start + timedelta(seconds=seconds)).isoformat(sep=" ")
     cells = []
     for name in ASTERISK_COLUMNS:
         value = row[name]
@@ -268,6 +279,30 @@ def test_malformed_rows_reject_the_batch_when_asked(messy: Path) -> None:
     assert len(source.errors) == 8
 
 
+def test_absurd_durations_and_an_end_before_the_start_are_malformed_rows(tmp_path: Path) -> None:
+    absurd = (
+        (cdr(duration=86_401, billsec=0, uniqueid="a1"), "duration"),
+        (cdr(duration="99999999999999999999999", billsec=0, uniqueid="a2"), "duration"),
+        (cdr(duration="9" * 5000, billsec=0, uniqueid="a3"), "duration"),
+        (cdr(end="2026-11-24 09:00:00", uniqueid="a4"), "end"),
+        (cdr(end="tomorrow", uniqueid="a5"), "end"),
+    )
+    path = write(tmp_path / "Master.csv", GOOD[0], *(line for line, _ in absurd), GOOD[1])
+    source = AsteriskCsvSource(path, timezone="Asia/Shanghai")
+    records = list(source.fetch(None, None, on_error="skip"))
+    assert [r.external_id for r in records] == ["1763947805.18", "1763949600.20"]
+    assert [(e.line, e.field) for e in source.errors] == [
+        (i + 2, field) for i, (_line, field) in enumerate(absurd)
+    ]
+    # A day is the limit; a blank end (a customised log without it) is not checked.
+    edge = write(
+        tmp_path / "Edge.csv",
+        cdr(duration=86_400, billsec=86_400, end="", uniqueid="e1"),
+    )
+    (record,) = AsteriskCsvSource(edge, timezone="UTC").fetch(None, None)
+    assert record.talk_seconds == 86_400
+
+
 def test_line_numbers_survive_quoted_newlines_and_blank_lines(tmp_path: Path) -> None:
     path = write(
         tmp_path / "Master.csv",
@@ -375,3 +410,25 @@ class TestAsteriskCsvContract(CallSourceContract):
     @pytest.fixture
     def malformed_source(self, messy: Path) -> tuple[CallSource, int]:
         return AsteriskCsvSource(messy, timezone="Asia/Shanghai"), len(BAD)
+
+
+def test_a_field_beyond_the_csv_field_limit_is_a_malformed_row_at_its_line(tmp_path: Path) -> None:
+    import csv
+
+    from salesflow.tabular import CSV_FIELD_LIMIT
+
+    process_limit = csv.field_size_limit()
+    path = write(
+        tmp_path / "Master.csv",
+        cdr(uniqueid="1.1"),
+        cdr(uniqueid="1.2", userfield="u" * (CSV_FIELD_LIMIT + 1)),
+        cdr(uniqueid="1.3", userfield="u" * 200_000),  # beyond Python's default, within ours
+        cdr(uniqueid="1.4", lastdata="PJSIP/\x00@trunk", clid="x", accountcode="a\x00n"),
+    )
+    source = AsteriskCsvSource(path, timezone="Asia/Shanghai")
+    with pytest.raises(ValidationError, match=r"Master\.csv line 2"):
+        list(source.fetch(None, None))
+    records = list(source.fetch(None, None, on_error="skip"))
+    assert [r.external_id for r in records] == ["1.1", "1.3"]
+    assert [(e.line, e.field) for e in source.errors] == [(2, "field"), (4, "owner")]
+    assert csv.field_size_limit() == process_limit

@@ -167,6 +167,14 @@ def test_calls_that_have_not_ended_wait_for_the_next_fetch() -> None:
         ({"start_time": None, "date_created": None}, "date_created"),
         ({"duration": "4.5"}, "duration"),
         ({"duration": None}, "duration"),
+        ({"duration": "99999999999999999999999"}, "duration"),
+        ({"duration": "9" * 5000}, "duration"),
+        ({"duration": 10**5000}, "duration"),
+        ({"duration": "86401"}, "duration"),
+        ({"duration": -5}, "duration"),
+        ({"duration": "-5"}, "duration"),
+        ({"end_time": "Mon, 01 Jan 1990 00:00:00 +0000"}, "end_time"),
+        ({"end_time": "Thu, 26 Nov 2026 01:35:10 +0000"}, "end_time"),
         ({"price_unit": "XYZ"}, "currency"),
         ({"price": 0.2}, "price"),
         ({"price": "1e400"}, "price"),
@@ -325,3 +333,27 @@ class TestTwilioSamplePagesContract(CallSourceContract):
         first = json.loads((twilio_calls / "call_read_full_page1.json").read_text(encoding="utf-8"))
         bad = dict(first["calls"][0], sid="CAbad", start_time="18/10/2019 17:02")
         return TwilioJsonSource(dict(first, calls=[*first["calls"], bad])), 1
+
+
+def test_a_truncated_or_missing_page_is_reported_and_the_rest_imported(tmp_path: Path) -> None:
+    for i, data in enumerate(PAGES):
+        (tmp_path / f"p{i}.json").write_text(json.dumps(data), encoding="utf-8")
+    # The middle page was cut off while saving: not JSON any more.
+    text = (tmp_path / "p1.json").read_text(encoding="utf-8")
+    (tmp_path / "p1.json").write_text(text[: len(text) // 2], encoding="utf-8")
+    source = TwilioJsonSource(directory=tmp_path)
+    records = list(source.fetch(None, None, on_error="skip"))
+    assert [r.external_id for r in records] == ["CA1", "CA2", "CA4"]  # page 1 held CA3
+    locations = [e.location for e in source.errors]
+    assert locations == ["p1.json", f"page {PAGES[0]['next_page_uri']}"]
+    assert all(e.field == "page" for e in source.errors)
+    with pytest.raises(ValidationError, match=r"p1\.json"):
+        list(source.fetch(None, None))
+    # A loader that cannot find a page (a page URI typed wrong, a page that expired) is reported
+    # the same way, and the other chains are read.
+    load = loader(PAGES)
+    missing = TwilioJsonSource([f"{BASE}?Page=7", f"{BASE}?Page=2&PageSize=2"], load_page=load)
+    assert [r.external_id for r in missing.fetch(None, None, on_error="skip")] == ["CA4"]
+    ((error),) = missing.errors
+    assert (error.location, error.field) == (f"page {BASE}?Page=7", "page")
+    assert "KeyError" in error.expected

@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from salesflow.analytics.calls import CallGroupStats, CallStats, call_stats
-from salesflow.domain.calls import CallRecord, Contact, Disposition, unique_calls
+from salesflow.domain.calls import CallRecord, Disposition, unique_calls
+from salesflow.domain.contacts import Contact
 from salesflow.domain.periods import Period
 from salesflow.domain.phones import PhoneDirectory
 from salesflow.errors import InvalidTypeError, ValidationError
@@ -215,8 +216,12 @@ def test_tables_show_the_team_and_the_uncounted(directory: PhoneDirectory) -> No
     records = stats.to_records()
     assert records[0]["period"] == "2026-11" and records[0]["owner"] == "ann"
     shown = stats.display_records()
-    assert [r["owner"] for r in shown] == ["ann", "(none)", "(all)"]
-    assert shown[-1]["calls"] == 1 and shown[-1]["uncounted"] == 1
+    assert [r["owner"] for r in shown] == ["ann", "(none)"]
+    (team,) = stats.display_totals()
+    assert team["owner"] == "(all)"
+    assert team["calls"] == 1 and team["uncounted"] == 1
+    assert [r["owner"] for r in stats.total_records()] == ["(all)"]
+    assert "(all)" not in {r["owner"] for r in records}
     text = str(stats)
     assert "1 counted, 1 uncounted (unknown number 1)" in text
     assert "(all)" in text

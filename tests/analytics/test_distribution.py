@@ -214,14 +214,29 @@ def test_it_prints_renders_and_converts():
     d = distribution([opp(1, "ann", "retail"), opp(2, "bob", "energy")])
     text = str(d)
     assert text.splitlines()[0] == "Opportunities by industry per owner (2 opportunities)"
-    assert "100.0% (1)" in text
-    assert ALL in text
-    assert "<table" in d._repr_html_()
+    assert text.splitlines()[1].split() == [
+        "owner",
+        "opportunities",
+        "energy",
+        "%",
+        "energy",
+        "n",
+        "retail",
+        "%",
+        "retail",
+        "n",
+    ]
+    assert text.splitlines()[3].split() == ["ann", "1", "100.0", "1"]  # no energy: blank
+    assert text.splitlines()[-1].split() == [ALL, "2", "50.0", "1", "50.0", "1"]
+    html = d._repr_html_()
+    assert "<table" in html and '<th colspan="2"' in html  # share and count in cells of their own
     records = d.to_records()
-    assert records[-1][("owner")] == ALL
+    assert ALL not in {r["owner"] for r in records}  # the team's rows are totals
+    assert [r["owner"] for r in d.total_records()] == [ALL, ALL]
     assert {r["industry"] for r in records} == {"retail", "energy"}
     frame = d.to_frame()
     assert list(frame["count"]) == [r["count"] for r in records]
+    assert frame["share"].dtype == "float64"
 
 
 def test_to_frame_names_the_extra_when_pandas_is_missing(monkeypatch):

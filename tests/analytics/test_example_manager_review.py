@@ -76,8 +76,9 @@ def test_the_signed_total_is_every_deal_won_in_the_quarter(output, example):
     (all_row,) = [line for line in _lines(output, "Attainment 2026-Q4") if line.startswith("(all)")]
     words = all_row.split()
     assert words[1] == "total"
-    assert Decimal(words[4]) == total  # columns: name kind currency target signed ...
-    assert Decimal(words[3]) == 8 * Decimal(2_500_000)
+    # columns: name kind currency target signed ..., digits grouped by thousands
+    assert Decimal(words[4].replace(",", "")) == total
+    assert Decimal(words[3].replace(",", "")) == 8 * Decimal(2_500_000)
 
 
 def test_the_recommended_reps_have_the_best_smoothed_healthcare_win_rates(output, example):

@@ -152,13 +152,16 @@ def test_drill_down_lines_add_up_to_every_figure() -> None:
     assert [line.opportunity.id for line in fc.lines_for(group="cai")] == ["op-8"]
 
 
-def test_one_shot_iterators_need_keep_lines_for_the_drill_down() -> None:
+def test_one_shot_iterators_keep_the_drill_down_by_default() -> None:
     fc = forecast(iter(PIPELINE), as_of=AS_OF)
     assert fc.total == Money.of("1150.37", "CNY")
-    with pytest.raises(SalesflowError, match="keep_lines"):
-        list(fc.lines)
+    assert list(fc.lines) == list(forecast(PIPELINE, as_of=AS_OF).lines)
     kept = forecast(iter(PIPELINE), as_of=AS_OF, keep_lines=True)
     assert Money.sum(line.expected for line in kept.lines) == kept.total
+    # Told not to keep them, the drill-down of a one-shot input raises: never silently empty.
+    dropped = forecast(iter(PIPELINE), as_of=AS_OF, keep_lines=False)
+    with pytest.raises(SalesflowError, match="keep_lines"):
+        list(dropped.lines)
 
 
 def test_currencies_are_never_mixed() -> None:
@@ -265,9 +268,11 @@ def test_text_html_records_and_frame() -> None:
         "undated",
         "total",
     ]
-    assert "(all)" in text and "1150.37" in text
+    assert "(all)" in text and "1,150.37" in text  # the team row, below the rows
+    assert text.index("(all)") > text.index("cai")
     html = fc._repr_html_()
-    assert html.startswith('<table class="salesflow">') and "<td" in html
+    assert html.startswith('<table class="salesflow"') and "<td" in html
+    assert "<tfoot>" in html and "(all)" in html.split("<tfoot>")[1]
     records = fc.to_records()
     assert records[0] == {
         "bucket": "overdue",
@@ -277,9 +282,13 @@ def test_text_html_records_and_frame() -> None:
         "count": 1,
     }
     assert sum(r["expected"] for r in records) == Decimal("1150.37")
+    assert "(all)" not in {r["owner"] for r in records}  # totals are not data rows
+    assert sum(r["expected"] for r in fc.total_records()) == Decimal("1150.37")
     frame = fc.to_frame()
     assert list(frame.columns) == ["bucket", "owner", "currency", "expected", "count"]
-    assert frame["expected"].sum() == Decimal("1150.37")  # Decimal objects survive
+    assert frame["expected"].dtype == "float64"
+    exact = fc.to_frame(exact=True)
+    assert exact["expected"].sum() == Decimal("1150.37")  # Decimal objects survive
 
 
 def test_to_frame_without_pandas_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -255,7 +255,10 @@ def test_it_prints_renders_and_converts() -> None:
     assert records[2]["overdue_invoices"] == ("I1",)
     assert all(not isinstance(v, float) for r in records for v in r.values())
     assert "(all)" in str(listed.totals)
-    assert listed.totals.to_records()[-1]["amount"] == Decimal("3900.00")
+    assert listed.totals.total_records()[-1]["amount"] == Decimal("3900.00")
+    assert listed.total_records() == listed.totals.total_records()
+    assert [r["name"] for r in listed.totals.to_records()] == ["ann", "bob", "cid", "eve"]
+    assert [r["name"] for r in listed.totals.team_records()] == ["east", "west", None]
     assert len(listed) == 5
     assert [r.contract_id for r in listed] == [r["contract_id"] for r in records]
 

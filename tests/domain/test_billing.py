@@ -14,7 +14,6 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from salesflow.adapters.codec import dumps, loads
 from salesflow.domain.billing import (
     MILESTONE_REACHED,
     BillingLine,
@@ -38,6 +37,7 @@ from salesflow.errors import (
     TransitionNotAllowedError,
     ValidationError,
 )
+from salesflow.storage.codec import dumps, loads
 from salesflow.testing.strategies import money
 
 SIGNED = date(2026, 4, 1)

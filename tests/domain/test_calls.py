@@ -9,30 +9,27 @@ import attrs
 import pytest
 
 from salesflow.domain.actors import Actor
-from salesflow.domain.calls import (
+from salesflow.domain.calls import CallRecord, Direction, Disposition, MalformedRow, unique_calls
+from salesflow.domain.contacts import Contact
+from salesflow.domain.library import (
     BestCallLibrary,
-    CallLinker,
-    CallRecord,
-    Contact,
-    Direction,
-    Disposition,
-    FollowUpTask,
     LibraryAuditRecord,
     LibraryEntry,
-    MalformedRow,
-    OpenTasks,
-    TaskStatus,
     feature_call,
-    follow_up_for_missed_call,
-    followup_task_id,
-    link_call,
     normalise_tags,
     search_library,
     unfeature_entry,
-    unique_calls,
 )
+from salesflow.domain.linking import CallLinker, link_call
 from salesflow.domain.money import Money
 from salesflow.domain.phones import PhoneDirectory
+from salesflow.domain.tasks import (
+    FollowUpTask,
+    OpenTasks,
+    TaskStatus,
+    follow_up_for_missed_call,
+    followup_task_id,
+)
 from salesflow.errors import (
     InvalidTypeError,
     NotFoundError,

@@ -12,7 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from salesflow.adapters.codec import dumps, loads
 from salesflow.domain.catalog import Bundle, BundleComponent, Catalog, Product
 from salesflow.domain.contracts import SIGNED_STATES, Contract, ContractState
 from salesflow.domain.money import Money
@@ -25,6 +24,7 @@ from salesflow.errors import (
     TransitionNotAllowedError,
     ValidationError,
 )
+from salesflow.storage.codec import dumps, loads
 from salesflow.testing.quote_strategies import quotes
 
 DAY = date(2026, 3, 2)

@@ -23,15 +23,16 @@ def output() -> str:
 
 
 def _rows(output: str) -> list[list[str]]:
-    """The explanation's rows, split on runs of two or more spaces."""
+    """The explanation's rows (the lines', then the quote's totals below a rule), split on runs of
+    two or more spaces."""
     table = output.split("\n\n", 1)[0].splitlines()[3:]
-    return [re.split(r"\s{2,}", row.strip()) for row in table]
+    return [re.split(r"\s{2,}", row.strip()) for row in table if not row.startswith("-----")]
 
 
 def _amount(cell: str) -> Decimal:
     value, currency = cell.split()
     assert currency == "CNY"
-    return Decimal(value)
+    return Decimal(value.replace(",", ""))  # thousands are grouped for reading
 
 
 def test_every_line_is_explained_step_by_step(output: str) -> None:

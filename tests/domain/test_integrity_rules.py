@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from salesflow.adapters import codec
 from salesflow.domain.actors import Actor
 from salesflow.domain.approvals import (
     ApprovalRequest,
@@ -26,6 +25,7 @@ from salesflow.domain.contracts import Contract
 from salesflow.domain.money import Money
 from salesflow.domain.quotes import Quote
 from salesflow.errors import NotAuthorizedError, TransitionNotAllowedError, ValidationError
+from salesflow.storage import codec
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DAY0 = T0.date()

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from salesflow.domain.calls import Contact
+from salesflow.domain.contacts import Contact
 from salesflow.domain.phones import PhoneDirectory, PhoneSettings, normalise_number
 from salesflow.errors import InvalidTypeError, NotFoundError, ValidationError
 

@@ -58,7 +58,7 @@ def _race(url: str, race: Race) -> None:
     assert desk.quote("Q-1").state is QuoteState.APPROVED
     storage = desk.storage
     assert isinstance(storage, SqlStorage)
-    storage.drop_schema()
+    storage.destroy()
     desk.close()
 
 

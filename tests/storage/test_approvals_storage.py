@@ -10,7 +10,7 @@ from salesflow.testing.approval_machine import stored_approval_machine
 
 def _drop(storage: Storage) -> None:
     assert isinstance(storage, SqlStorage)
-    storage.drop_schema()
+    storage.destroy()
     storage.close()
 
 

@@ -10,12 +10,12 @@ import pytest
 from salesflow.adapters.sql.storage import SqlStorage
 from salesflow.adapters.storage_memory import MemoryStorage
 from salesflow.ports import Storage
-from salesflow.testing.storage import ManualClock, StorageContract, storage_machine
+from salesflow.testing.storage import ManualClock, Reopen, StorageContract, storage_machine
 
 
 def _drop(storage: Storage) -> None:
     assert isinstance(storage, SqlStorage)
-    storage.drop_schema()
+    storage.destroy()
     storage.close()
 
 
@@ -23,6 +23,10 @@ class TestMemory(StorageContract):
     @pytest.fixture
     def storage(self, clock: ManualClock) -> Storage:
         return MemoryStorage(clock=clock)
+
+    @pytest.fixture
+    def reopen(self) -> Reopen | None:
+        return None  # nothing survives the storage object
 
 
 class TestSqlite(StorageContract):
@@ -32,6 +36,10 @@ class TestSqlite(StorageContract):
         yield storage
         storage.close()
 
+    @pytest.fixture
+    def reopen(self, clock: ManualClock, tmp_path: Path) -> Reopen:
+        return lambda storage: SqlStorage(f"sqlite:///{tmp_path / 'sf.db'}", clock=clock)
+
 
 class TestPostgres(StorageContract):
     @pytest.fixture
@@ -40,6 +48,10 @@ class TestPostgres(StorageContract):
         yield storage
         _drop(storage)
 
+    @pytest.fixture
+    def reopen(self, clock: ManualClock, postgres_url: str) -> Reopen:
+        return lambda storage: SqlStorage(postgres_url, clock=clock)
+
 
 class TestMysql(StorageContract):
     @pytest.fixture
@@ -47,6 +59,10 @@ class TestMysql(StorageContract):
         storage = SqlStorage(mysql_url, clock=clock)
         yield storage
         _drop(storage)
+
+    @pytest.fixture
+    def reopen(self, clock: ManualClock, mysql_url: str) -> Reopen:
+        return lambda storage: SqlStorage(mysql_url, clock=clock)
 
 
 TestSqliteMachine = storage_machine(lambda clock: SqlStorage("sqlite://", clock=clock)).TestCase

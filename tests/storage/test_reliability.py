@@ -6,28 +6,37 @@ never with sleeps, so the tests are deterministic on a loaded machine.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.engine import make_url
 
 import salesflow
 from salesflow import Actor, Money, Opportunity
 from salesflow.adapters.sql.schema import SCHEMA_VERSION, UPGRADES, ensure_schema, stored_version
 from salesflow.adapters.sql.storage import SqlStorage
+from salesflow.analytics.forecast import forecast
+from salesflow.domain.contacts import Contact
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import (
     BackendNotFoundError,
     InvalidTypeError,
+    NotFoundError,
     SchemaVersionError,
     StorageError,
     ValidationError,
@@ -132,7 +141,7 @@ def _race(url: str, race: Race) -> None:
     with storage.transaction() as uow:
         stored = uow.opportunities.get("op-1")
     assert (stored.version, stored.owner) == (2, winner)  # the winner's update, not lost
-    storage.drop_schema()
+    storage.destroy()
     storage.close()
 
 
@@ -181,7 +190,7 @@ def test_amounts_beyond_mysql_scale_are_refused_not_rounded(mysql_url: str) -> N
         with storage.transaction() as uow:
             assert uow.opportunities.count() == 0
     finally:
-        storage.drop_schema()
+        storage.destroy()
         storage.close()
 
 
@@ -217,69 +226,142 @@ def test_salesflow_tables_without_their_meta_table_are_refused(tmp_path: Path) -
         SqlStorage(f"sqlite:///{tmp_path / 's.db'}")
 
 
-def _version_one(url: str) -> None:
+SERVERS = ("sqlite", "postgres", "mysql")
+
+
+def _server_url(server: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if server == "sqlite":
+        return f"sqlite:///{tmp_path / f'{server}.db'}"
+    return str(request.getfixturevalue("postgres_url" if server == "postgres" else "mysql_url"))
+
+
+def _prefix() -> str:
+    """A table prefix of its own: the servers' databases are shared by the run's tests."""
+    return f"u{uuid.uuid4().hex[:8]}_"
+
+
+def _sql(url: str, *statements: str, prefix: str = "salesflow_") -> list[Any]:
+    """Run ``statements`` in one transaction; return the last one's rows (if it has any)."""
+    storage = SqlStorage(url, create=False, table_prefix=prefix)
+    rows: list[Any] = []
+    try:
+        with storage.transaction() as uow:
+            for statement in statements:
+                result = uow.connection.execute(text(statement))
+                rows = list(result.all()) if result.returns_rows else []
+    finally:
+        storage.close()
+    return rows
+
+
+def _drop_all(url: str, prefix: str, *extra: str) -> None:
+    storage = SqlStorage(url, create=False, table_prefix=prefix)
+    with storage.transaction() as uow:
+        storage.tables.metadata.drop_all(uow.connection)
+        for name in extra:
+            uow.connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    storage.close()
+
+
+ROWS = (("op-1", "12.30", "CNY"), ("op-2", "1201", "JPY"), ("op-3", "1.235", "KWD"))
+"""Version-1 rows whose forecast shows a minor unit left unfilled: 70 % of 1201 JPY is 841 JPY,
+not 840.70, and of 1.235 KWD 0.865 KWD, not 0.86."""
+
+
+def _version_one(url: str, prefix: str = "salesflow_") -> None:
     """A database as a version-1 salesflow left it: no document tables, no minor_unit column,
-    and two opportunities."""
-    storage = SqlStorage(url, create=False)
+    and three opportunities."""
+    storage = SqlStorage(url, create=False, table_prefix=prefix)
     with storage.transaction() as uow:
         ensure_schema(uow.connection, storage.tables, target=1)
-        for id, amount, code in (("op-1", "12.30", "CNY"), ("op-2", "1200", "JPY")):
+        for id, amount, code in ROWS:
             uow.opportunities.add(
-                Opportunity(id=id, owner="ann", amount=Money.of(amount, code), stage="won")
+                Opportunity(
+                    id=id,
+                    owner="ann",
+                    amount=Money.of(amount, code),
+                    stage="quotation",
+                    expected_close=date(2026, 12, 1),
+                )
             )
-        uow.connection.execute(text("ALTER TABLE salesflow_opportunities DROP COLUMN minor_unit"))
+        uow.connection.execute(text(f"ALTER TABLE {prefix}opportunities DROP COLUMN minor_unit"))
     storage.close()
 
 
-def _upgrade_checks(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    _version_one(url)
+def _places(uow: Any, prefix: str) -> dict[str, int]:
+    query = text(f"SELECT id, minor_unit FROM {prefix}opportunities")
+    return {id: int(places) for id, places in uow.connection.execute(query).all()}
 
-    def broken(conn: object, tables: object) -> None:
-        raise RuntimeError("disk full half-way through the upgrade")
 
-    monkeypatch.setitem(UPGRADES, 2, broken)
-    with pytest.raises(StorageError):
-        SqlStorage(url)
-    storage = SqlStorage(url, create=False)
-    with storage.transaction() as uow:
-        assert stored_version(uow.connection, storage.tables) == 1  # nothing half-done
-        assert (
-            storage.tables.documents["quotes"].name not in inspect(uow.connection).get_table_names()
-        )
-    monkeypatch.undo()  # the real upgrade step again
-    assert storage.upgrade() == 1  # upgraded from version 1
+def _check_upgraded(storage: SqlStorage, prefix: str) -> None:
+    """The schema is current, honest and complete: the minor units are filled in, the new tables
+    work, no step is left half-done, and the stored forecast is the pure one."""
     with storage.transaction() as uow:
         assert stored_version(uow.connection, storage.tables) == SCHEMA_VERSION
+        step = uow.connection.execute(
+            text(f"SELECT value FROM {prefix}meta WHERE {_key(storage)} = 'schema_step'")
+        ).scalar()
+        assert step is None
+        assert _places(uow, prefix) == {"op-1": 2, "op-2": 0, "op-3": 3}
         assert uow.opportunities.get("op-1").amount == Money.of("12.30", "CNY")
         assert uow.quotes.count() == 0  # the new tables work
-        places = dict(
-            uow.connection.execute(text("SELECT id, minor_unit FROM salesflow_opportunities")).all()
-        )
-        assert places == {"op-1": 2, "op-2": 0}  # filled in from each row's currency
-        places = dict(
-            uow.connection.execute(text("SELECT id, minor_unit FROM salesflow_opportunities")).all()
-        )
-        assert places == {"op-1": 2, "op-2": 0}  # filled in from each row's currency
-    storage.drop_schema()
+        stored = list(uow.opportunities.query())
+        for currency in ("JPY", "KWD"):
+            ours = uow.opportunities.forecast(PLAN, as_of=date(2026, 11, 26), currency=currency)
+            pure = forecast(
+                [o for o in stored if o.amount.currency == currency],
+                PLAN,
+                as_of=date(2026, 11, 26),
+                currency=currency,
+            )
+            assert (
+                ours.to_records()
+                == forecast(stored, PLAN, as_of=date(2026, 11, 26), currency=currency).to_records()
+            )
+            assert pure.total in (Money.of(841, "JPY"), Money.of("0.865", "KWD"))
+
+
+def _key(storage: SqlStorage) -> str:
+    """The meta table's ``key`` column, quoted as the server wants a reserved word."""
+    return "`key`" if storage.dialect in ("mysql", "mariadb") else '"key"'
+
+
+PLAN = StagePlan.default()
+
+
+def _broken(conn: object, tables: object) -> None:
+    raise RuntimeError("disk full half-way through the upgrade")
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_an_older_schema_is_upgraded_and_a_failed_upgrade_never_lies_about_its_version(
+    server: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = _server_url(server, tmp_path, request)
+    prefix = _prefix()
+    _version_one(url, prefix)
+    monkeypatch.setitem(UPGRADES, 2, _broken)
+    with pytest.raises(StorageError):
+        SqlStorage(url, table_prefix=prefix)
+    storage = SqlStorage(url, create=False, table_prefix=prefix)
+    with storage.transaction() as uow:
+        assert stored_version(uow.connection, storage.tables) == 1  # never more than is there
+        quotes = storage.tables.documents["quotes"].name
+        created = quotes in inspect(uow.connection).get_table_names()
+    # SQLite and PostgreSQL roll the whole upgrade back; MariaDB keeps what the step made.
+    assert created is (server == "mysql")
+    monkeypatch.undo()  # the real upgrade step again
+    assert storage.upgrade() == 1  # upgraded from version 1
+    _check_upgraded(storage, prefix)
+    assert storage.upgrade() == SCHEMA_VERSION  # opening again changes nothing
+    storage.destroy()
     storage.close()
 
 
-def test_an_older_schema_is_upgraded_in_one_transaction_on_sqlite(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _upgrade_checks(f"sqlite:///{tmp_path / 'old.db'}", monkeypatch)
-
-
-def test_an_older_schema_is_upgraded_in_one_transaction_on_postgres(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _upgrade_checks(postgres_url, monkeypatch)
-
-
-def _version_two(url: str) -> None:
+def _version_two(url: str, prefix: str) -> None:
     """A database as a version-2 salesflow left it: stage changes without reason and note, and an
     opportunity that moved once."""
-    storage = SqlStorage(url, create=False)
+    storage = SqlStorage(url, create=False, table_prefix=prefix)
     with storage.transaction() as uow:
         ensure_schema(uow.connection, storage.tables, target=2)
         moved = Opportunity(
@@ -287,39 +369,28 @@ def _version_two(url: str) -> None:
         ).move_to("quotation", datetime(2026, 10, 1, tzinfo=UTC))
         uow.opportunities.add(moved)
         for column in ("reason", "note"):
-            uow.connection.execute(
-                text(f"ALTER TABLE salesflow_stage_changes DROP COLUMN {column}")
-            )
+            uow.connection.execute(text(f"ALTER TABLE {prefix}stage_changes DROP COLUMN {column}"))
     storage.close()
 
 
-@pytest.mark.parametrize("server", ["sqlite", "postgres", "mysql"])
+@pytest.mark.parametrize("server", SERVERS)
 def test_a_version_two_schema_gains_the_lost_reason_columns(
     server: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if server == "sqlite":
-        url = f"sqlite:///{tmp_path / 'v2.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url" if server == "postgres" else "mysql_url")
-    _version_two(url)
-    if server != "mysql":  # MySQL commits DDL at once: no transaction can undo an ALTER there
-
-        def broken(conn: object, tables: object) -> None:
-            raise RuntimeError("disk full half-way through the upgrade")
-
-        monkeypatch.setitem(UPGRADES, 3, broken)
-        with pytest.raises(StorageError):
-            SqlStorage(url)
-        monkeypatch.undo()
-    storage = SqlStorage(url, create=False)
+    url = _server_url(server, tmp_path, request)
+    prefix = _prefix()
+    _version_two(url, prefix)
+    monkeypatch.setitem(UPGRADES, 3, _broken)
+    with pytest.raises(StorageError):
+        SqlStorage(url, table_prefix=prefix)
+    monkeypatch.undo()
+    storage = SqlStorage(url, create=False, table_prefix=prefix)
     with storage.transaction() as uow:
         assert stored_version(uow.connection, storage.tables) == 2
     assert storage.upgrade() == 2  # upgraded from version 2
     with storage.transaction() as uow:
-        assert stored_version(uow.connection, storage.tables) == SCHEMA_VERSION == 3
-        columns = {
-            c["name"] for c in inspect(uow.connection).get_columns("salesflow_stage_changes")
-        }
+        assert stored_version(uow.connection, storage.tables) == SCHEMA_VERSION
+        columns = {c["name"] for c in inspect(uow.connection).get_columns(f"{prefix}stage_changes")}
         assert {"reason", "note"} <= columns
         stored = uow.opportunities.get("op-1")
         assert [(c.to_stage, c.reason, c.note) for c in stored.history] == [
@@ -328,7 +399,7 @@ def test_a_version_two_schema_gains_the_lost_reason_columns(
         lost = stored.move_to(
             "lost",
             datetime(2026, 11, 1, tzinfo=UTC),
-            plan=StagePlan.default(),
+            plan=PLAN,
             reason="no_budget",
             note="frozen",
         )
@@ -336,5 +407,238 @@ def test_a_version_two_schema_gains_the_lost_reason_columns(
     with storage.transaction() as uow:
         assert uow.opportunities.get("op-1").history[-1] == lost.history[-1]
     assert storage.upgrade() == SCHEMA_VERSION  # opening again changes nothing
-    storage.drop_schema()
+    storage.destroy()
     storage.close()
+
+
+def test_an_upgrade_that_failed_midway_on_mariadb_is_completed_by_the_next_open(
+    mysql_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The reported case: MariaDB commits each CREATE/ALTER TABLE at once, and the data fill of
+    # version 2 fails (here a trigger refuses it) after the document tables and the minor_unit
+    # column exist.
+    prefix = _prefix()
+    _version_one(mysql_url, prefix)
+    trigger = f"{prefix}refuse"
+    _sql(
+        mysql_url,
+        f"CREATE TRIGGER {trigger} BEFORE UPDATE ON {prefix}opportunities FOR EACH ROW "
+        "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'disk full half-way'",
+    )
+    with pytest.raises(StorageError) as failed:
+        SqlStorage(mysql_url, table_prefix=prefix)
+    assert "version 2" in str(failed.value)
+    storage = SqlStorage(mysql_url, create=False, table_prefix=prefix)
+    with storage.transaction() as uow:
+        assert stored_version(uow.connection, storage.tables) == 1  # honest: step 2 unfinished
+        names = set(inspect(uow.connection).get_table_names())
+        assert {t.name for t in storage.tables.metadata.sorted_tables} <= names  # kept
+        assert set(_places(uow, prefix).values()) == {2}  # the column is there, not filled
+    _sql(mysql_url, f"DROP TRIGGER {trigger}")  # the cause is fixed
+    with caplog.at_level(logging.WARNING, logger="salesflow.storage.sql"):
+        assert storage.upgrade() == 1
+    assert "completing the schema step to version 2" in caplog.text
+    _check_upgraded(storage, prefix)
+    storage.destroy()
+    storage.close()
+
+
+def test_a_failed_first_creation_on_mariadb_does_not_poison_later_opens(
+    mysql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = _prefix()
+    monkeypatch.setitem(UPGRADES, 3, _broken)
+    with pytest.raises(StorageError):
+        SqlStorage(mysql_url, table_prefix=prefix)
+    monkeypatch.undo()
+    storage = SqlStorage(mysql_url, table_prefix=prefix)  # resumes the creation
+    with storage.transaction() as uow:
+        assert stored_version(uow.connection, storage.tables) == SCHEMA_VERSION
+        uow.opportunities.add(
+            Opportunity(id="op-1", owner="ann", amount=Money.of(1, "CNY"), stage="won")
+        )
+        assert uow.quotes.count() == 0
+    storage.destroy()
+    storage.close()
+    # What an older salesflow left when its first creation failed: a meta table with no version.
+    prefix = _prefix()
+    half = SqlStorage(mysql_url, create=False, table_prefix=prefix)
+    with half.transaction() as uow:
+        half.tables.meta.create(uow.connection)
+        half.tables.opportunities.create(uow.connection)
+    half.close()
+    storage = SqlStorage(mysql_url, table_prefix=prefix)
+    with storage.transaction() as uow:
+        assert stored_version(uow.connection, storage.tables) == SCHEMA_VERSION
+        assert uow.opportunities.count() == 0
+    storage.destroy()
+    storage.close()
+
+
+def test_mariadb_schema_changes_never_commit_the_callers_transaction(mysql_url: str) -> None:
+    prefix = _prefix()
+    engine = SqlStorage(mysql_url, create=False)._engine
+    with engine.connect() as conn, conn.begin():
+        with pytest.raises(StorageError):
+            SqlStorage(conn, table_prefix=prefix)
+        assert f"{prefix}meta" not in inspect(conn).get_table_names()
+    SqlStorage(engine, table_prefix=prefix)  # on the Engine: created
+    with engine.connect() as conn, conn.begin():
+        storage = SqlStorage(conn, table_prefix=prefix)  # current: nothing to change
+        with storage.transaction() as uow:
+            uow.opportunities.add(
+                Opportunity(id="op-1", owner="ann", amount=Money.of(1, "CNY"), stage="won")
+            )
+    _drop_all(mysql_url, prefix)
+    engine.dispose()
+
+
+def test_two_processes_creating_one_mariadb_schema_at_once_both_succeed(mysql_url: str) -> None:
+    prefix = _prefix()
+    start = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            SqlStorage(mysql_url, table_prefix=prefix).close()
+            outcomes.append("opened")
+        except Exception as error:
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=open_it) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert outcomes == ["opened", "opened"]
+    _drop_all(mysql_url, prefix)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_host_table_named_like_salesflows_is_refused_not_taken_over(
+    server: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = _server_url(server, tmp_path, request)
+    fresh, older = _prefix(), _prefix()
+    _version_one(url, older)
+    for prefix in (fresh, older):
+        _sql(
+            url,
+            f"CREATE TABLE {prefix}quotes (quote_no INTEGER PRIMARY KEY, customer VARCHAR(80))",
+            f"INSERT INTO {prefix}quotes VALUES (1, 'ACME')",
+        )
+        with pytest.raises(StorageError) as refused:
+            SqlStorage(url, table_prefix=prefix)
+        assert f"{prefix}quotes" in str(refused.value)
+        assert "quote_no" in str(refused.value)
+        assert "table_prefix=" in str(refused.value)
+        assert _sql(url, f"SELECT quote_no, customer FROM {prefix}quotes") == [(1, "ACME")]
+    storage = SqlStorage(url, create=False, table_prefix=older)
+    with storage.transaction() as uow:
+        assert stored_version(uow.connection, storage.tables) == 1  # nothing was changed
+    storage.close()
+    storage = SqlStorage(url, create=False, table_prefix=fresh)
+    with storage.transaction() as uow:
+        assert inspect(uow.connection).get_table_names().count(f"{fresh}meta") == 0
+    storage.close()
+    _drop_all(url, fresh, f"{fresh}quotes")
+    _drop_all(url, older, f"{older}quotes")
+
+
+def test_a_mariadb_database_in_utf8mb3_stores_emoji(mysql_url: str) -> None:
+    import pymysql
+
+    server = make_url(mysql_url)
+    name = f"{server.database}_mb3"
+    admin = pymysql.connect(host=server.host, port=server.port or 3306, user="root", password="")
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(
+                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb3 COLLATE utf8mb3_general_ci"
+            )
+        desk = salesflow.open(
+            server.set(database=name).render_as_string(hide_password=False),
+            load_entrypoints=False,
+        )
+        launch = Opportunity(
+            id="op-🚀",
+            owner="ann",
+            name="Launch 🚀 华为 ERP",
+            amount=Money.of(1, "CNY"),
+            stage="won",
+        )
+        desk.add_opportunity(ADMIN, launch)
+        assert desk.opportunity("op-🚀").name == "Launch 🚀 华为 ERP"
+        assert [e.subject_id for e in desk.events()] == ["op-🚀"]
+        desk.storage.close()
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+def test_an_older_mariadb_schema_is_converted_to_exact_comparisons(mysql_url: str) -> None:
+    prefix = _prefix()
+    old = SqlStorage(mysql_url, create=False, table_prefix=prefix)
+    for table in old.tables.metadata.tables.values():  # as salesflow <= 0.x made them
+        for option in ("mysql_charset", "mysql_collate", "mariadb_charset", "mariadb_collate"):
+            del table.dialect_kwargs[option]
+    with old.transaction() as uow:
+        old.tables.metadata.create_all(uow.connection)
+        uow.connection.execute(old.tables.meta.insert().values(key="schema_version", value="3"))
+        moved = Opportunity(
+            id="O-1", owner="mia", amount=Money.of(1, "JPY"), stage="quotation"
+        ).move_to("lost", datetime(2026, 11, 1, tzinfo=UTC), plan=PLAN, reason="price")
+        uow.opportunities.add(moved)
+    old.close()
+    collations = (
+        "SELECT DISTINCT COLLATION_NAME FROM information_schema.COLUMNS WHERE "
+        f"TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE '{prefix}%' AND COLLATION_NAME IS NOT NULL"
+    )
+    assert [c for (c,) in _sql(mysql_url, collations)] != ["utf8mb4_nopad_bin"]
+    storage = SqlStorage(mysql_url, table_prefix=prefix)
+    assert [c for (c,) in _sql(mysql_url, collations)] == ["utf8mb4_nopad_bin"]
+    with storage.transaction() as uow:
+        assert stored_version(uow.connection, storage.tables) == SCHEMA_VERSION
+        (key,) = inspect(uow.connection).get_foreign_keys(f"{prefix}stage_changes")
+        assert key["referred_table"] == f"{prefix}opportunities"
+        assert uow.opportunities.get("O-1").history == moved.history
+        assert uow.opportunities.find("o-1") is None
+        assert uow.opportunities.find("O-1 ") is None
+        assert list(uow.opportunities.query(owner="MIA")) == []
+        uow.opportunities.add(attrs.evolve(moved, id="o-1", owner="MIA", history=(), version=0))
+    with storage.transaction() as uow:
+        assert [o.owner for o in uow.opportunities.query(owner="MIA")] == ["MIA"]
+        uow.opportunities.delete("O-1", version=1)  # the foreign key still cascades
+    storage.destroy()
+    storage.close()
+
+
+def test_ids_keys_and_filters_compare_exactly_on_every_backend(open_desk: Any) -> None:
+    desk = open_desk()
+
+    def add(id: str, owner: str) -> None:
+        desk.add_opportunity(
+            ADMIN, Opportunity(id=id, owner=owner, amount=Money.of(1, "CNY"), stage="quotation")
+        )
+
+    add("O-1", "mia")
+    for other in ("o-1", "O-1 "):
+        with pytest.raises(NotFoundError):
+            desk.opportunity(other)
+    assert desk.opportunities(owner="MIA") == []
+    assert desk.opportunities(owner="mia ") == []
+    add("o-1", "MIA")  # another id: no ConcurrencyError
+    add("O-1 ", "mia ")  # a trailing space makes another id too
+    assert sorted(o.id for o in desk.opportunities()) == ["O-1", "O-1 ", "o-1"]
+    assert [o.id for o in desk.opportunities(owner="MIA")] == ["o-1"]
+    assert [o.id for o in desk.opportunities(owner="mia")] == ["O-1"]
+    assert desk.opportunity("O-1 ").owner == "mia "
+    with desk.storage.transaction() as uow:  # document keys and indexed fields too
+        uow.contacts.add(Contact(id="K-1", name="Wang", owner="mia"))
+        uow.contacts.add(Contact(id="k-1", name="Wang", owner="MIA"))
+    with desk.storage.transaction() as uow:
+        assert uow.contacts.find("K-1 ") is None
+        assert uow.contacts.get("k-1").owner == "MIA"
+        assert [c.id for c in uow.contacts.query(owner="mia")] == ["K-1"]

@@ -10,6 +10,8 @@ become a :class:`~salesflow.domain.calls.CallRecord`, and the base class
 * yields each ``(source, external_id)`` once per fetch: a repeat equal to the first is counted in
   :attr:`CallSourceBase.duplicates` and skipped (the same call listed twice is still one call), a
   repeat that differs is reported as a malformed row;
+* offers :data:`MAX_CALL_SECONDS` and :func:`check_seconds`, the bound every builtin source puts
+  on a duration (a row beyond it is malformed, like an end before the start);
 * with ``on_error="raise"`` reads the whole window first and raises the first problem as a
   :class:`~salesflow.errors.ValidationError` before yielding anything, so an importer that streams
   the records into storage never imports half a batch; with ``on_error="skip"`` streams the good
@@ -22,13 +24,42 @@ import abc
 import re
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Final
 
 from salesflow.domain.calls import CallKey, CallRecord, MalformedRow, OnError
 from salesflow.errors import InvalidTypeError, ValidationError
 
-__all__ = ["CallSourceBase", "check_window"]
+__all__ = ["MAX_CALL_SECONDS", "CallSourceBase", "check_seconds", "check_window"]
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._:-]*")
+
+MAX_CALL_SECONDS: Final = 86_400
+"""The longest call a source accepts, in seconds (a day). A longer duration, ring time or talk
+time is an absurd value (a unit mix-up, a corrupt row), reported as a malformed row."""
+
+
+def check_seconds(value: object, field: str) -> int:
+    """``value`` as whole seconds from 0 to :data:`MAX_CALL_SECONDS`: an ``int``, or a string of
+    ASCII digits (surrounding blanks ignored). Anything else (a sign, a fraction, more than a day)
+    raises :class:`~salesflow.errors.ValidationError` naming ``field``."""
+    expected = f"whole seconds from 0 to {MAX_CALL_SECONDS:,} (a day)"
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()):
+            raise ValidationError(field, value, expected)
+        if len(text) > len(str(MAX_CALL_SECONDS)):
+            long = f"{text[:20]}... ({len(text)} digits)"
+            raise ValidationError(field, text if len(text) <= 40 else long, expected)
+        seconds = int(text)
+    elif type(value) is int:
+        seconds = value
+    else:
+        raise InvalidTypeError(field, value, expected)
+    if not 0 <= seconds <= MAX_CALL_SECONDS:
+        # repr() of a huge int is slow, and refused beyond 4,300 digits.
+        big = f"an integer of {seconds.bit_length()} bits"
+        raise ValidationError(field, value if abs(seconds) < 10**40 else big, expected)
+    return seconds
 
 
 def check_window(since: object, until: object) -> tuple[datetime | None, datetime | None]:

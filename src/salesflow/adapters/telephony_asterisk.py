@@ -18,7 +18,10 @@ How a row becomes a :class:`~salesflow.domain.calls.CallRecord` (decisions pinne
 * ``started_at`` is ``start``, a naive local time in the CSV, read in the configured ``timezone``
   (``"UTC"`` when cdr.conf has ``usegmtime=yes``). In the hour repeated when clocks go back, the
   first occurrence is taken (``fold=0``).
-* ``talk_seconds`` is ``billsec``; ``ring_seconds`` is ``duration - billsec``.
+* ``talk_seconds`` is ``billsec``; ``ring_seconds`` is ``duration - billsec``. Absurd values are
+  malformed rows: ``duration`` or ``billsec`` that is not whole seconds from 0 to a day
+  (:data:`~salesflow.adapters.telephony.MAX_CALL_SECONDS`), ``billsec`` above ``duration``, and
+  an ``end`` (when the file has the column and the cell is not blank) before ``start``.
 * ``disposition``: ``ANSWERED`` -> answered, ``NO ANSWER`` -> no_answer, ``BUSY`` -> busy,
   ``FAILED`` and ``CONGESTION`` -> failed.
 * ``direction``: inbound when ``dcontext`` is one of ``inbound_contexts`` (the contexts where calls
@@ -36,6 +39,12 @@ How a row becomes a :class:`~salesflow.domain.calls.CallRecord` (decisions pinne
 A customised CSV (cdr_custom, FreePBX exports) is read through ``column_mapping`` (field name ->
 0-based column position, or column name) and, when its first line names the columns,
 ``header=True``.
+
+Text follows the domain's rules (:mod:`salesflow.domain.checks`: no NUL, no lone surrogate, the
+length limit of each field), and a CSV field longer than
+:data:`~salesflow.tabular.CSV_FIELD_LIMIT` is a malformed row at its line: like any other bad row,
+it is refused with ``on_error="raise"`` and reported in ``errors`` with ``on_error="skip"``. The
+limit is set around each row read, not for the whole process (see :func:`salesflow.tabular.next_row`).
 """
 
 from __future__ import annotations
@@ -49,9 +58,10 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from salesflow.adapters.telephony import CallSourceBase
+from salesflow.adapters.telephony import CallSourceBase, check_seconds
 from salesflow.domain.calls import CallRecord, Direction, Disposition
 from salesflow.errors import InvalidTypeError, ValidationError
+from salesflow.tabular import csv_error, next_row
 
 __all__ = [
     "ASTERISK_COLUMNS",
@@ -157,13 +167,6 @@ def _peer(channel: str) -> str:
         return resource.split("@", 1)[0]
     head, _, tail = resource.rpartition("-")
     return head if head and tail else resource
-
-
-def _seconds(text: str, field: str) -> int:
-    value = text.strip()
-    if not (value.isascii() and value.isdigit()):
-        raise ValidationError(field, text, "whole seconds (digits only)")
-    return int(value)
 
 
 class AsteriskCsvSource(CallSourceBase):
@@ -309,13 +312,12 @@ class AsteriskCsvSource(CallSourceBase):
             previous = 0
             if self._header:
                 try:
-                    names = tuple(c.strip() for c in next(reader))
+                    names = tuple(c.strip() for c in next_row(reader))
                 except StopIteration:
                     return
                 except csv.Error as exc:
-                    self.report(
-                        f"{self._label} line 1", ValidationError("header", str(exc), "CSV"), 1
-                    )
+                    where = f"{self._label} line 1"
+                    self.report(where, csv_error(exc, where), 1)
                     return
                 previous = reader.line_num
             else:
@@ -345,16 +347,17 @@ class AsteriskCsvSource(CallSourceBase):
         i_context = positions.get("dcontext")
         optional = {f: positions.get(f) for f in ("recording", "task_id", "opportunity_id")}
         i_contact = positions.get("contact_id")
+        i_end = positions.get("end")
         occurrences: dict[str, list[int]] = {}
         while True:
             try:
-                row = next(reader)
+                row = next_row(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
                 line = reader.line_num
                 where = f"{label} line {line}"
-                self.report(where, ValidationError("row", str(exc), "a CSV row"), line)
+                self.report(where, csv_error(exc, where), line)
                 previous = line
                 continue
             line = previous + 1
@@ -381,15 +384,7 @@ class AsteriskCsvSource(CallSourceBase):
                 else:
                     seen.append(digest)
                     external = f"{uid}#{len(seen)}"
-                text = row[i_start].strip()
-                try:
-                    started = datetime.fromisoformat(text)
-                except ValueError:
-                    raise ValidationError(
-                        "start", text, "a time like 2026-11-24 09:30:05"
-                    ) from None
-                if started.tzinfo is None:
-                    started = started.replace(tzinfo=tz)
+                started = _local_time(row[i_start], tz, "start")
                 if (since is not None and started < since) or (
                     until is not None and started >= until
                 ):
@@ -397,10 +392,15 @@ class AsteriskCsvSource(CallSourceBase):
                 if repeat:
                     self._duplicates += 1
                     continue
-                duration = _seconds(row[i_duration], "duration")
-                billsec = _seconds(row[i_billsec], "billsec")
+                duration = check_seconds(row[i_duration], "duration")
+                billsec = check_seconds(row[i_billsec], "billsec")
                 if billsec > duration:
                     raise ValidationError("billsec", billsec, f"at most duration ({duration})")
+                end = _cell(row, i_end)
+                if end is not None and _local_time(end, tz, "end") < started:
+                    raise ValidationError(
+                        "end", end, f"a time at or after the start ({row[i_start].strip()})"
+                    )
                 disposition = _DISPOSITIONS.get(row[i_disposition].strip().upper())
                 if disposition is None:
                     raise ValidationError(
@@ -476,6 +476,15 @@ class AsteriskCsvSource(CallSourceBase):
 
     def __repr__(self) -> str:
         return f"<AsteriskCsvSource {self.name!r} {self._label!r} tz={self._tz}>"
+
+
+def _local_time(text: str, tz: tzinfo, field: str) -> datetime:
+    """A CDR time (``2026-11-24 09:30:05``), read in ``tz`` unless it carries an offset."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(field, text.strip(), "a time like 2026-11-24 09:30:05") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
 
 
 def _cell(row: list[str], index: int | None) -> str | None:

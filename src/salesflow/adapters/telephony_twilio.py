@@ -18,15 +18,27 @@ How a call object becomes a :class:`~salesflow.domain.calls.CallRecord` (pinned 
   ``date_created`` for a call that was never dialled.
 * ``duration`` (a string of seconds) is the talk time of a completed call; ``ring_seconds`` is the
   rest of ``end_time - start_time``. A call that was not answered has no talk time: its
-  ``duration`` (or ``end_time - start_time``) is ring time.
+  ``duration`` (or ``end_time - start_time``) is ring time. Absurd values are malformed rows: a
+  ``duration`` that is not whole seconds from 0 to a day
+  (:data:`~salesflow.adapters.telephony.MAX_CALL_SECONDS`), an ``end_time`` before the start, or
+  more than a day after it.
 * ``price`` with ``price_unit`` (``"-0.200"``, ``"USD"``) becomes :class:`~salesflow.domain.money.Money`
-  exactly as reported (Twilio reports charges as negative amounts); no price, no Money.
+  exactly as reported (Twilio reports charges as negative amounts); no price, no Money. A price
+  beyond the money bounds (:data:`~salesflow.domain.numbers.MAX_AMOUNT`) is a malformed row.
 * ``owner``: Twilio knows no reps. ``owners`` maps the company-side number (``from`` of an outbound
   call, ``to`` of an inbound one, e.g. a rep's direct line or ``client:alice``) to a user id, or is a
   callable that gets the call object.
 * ``recording``: the Call resource does not say whether a recording exists (``subresource_uris``
   lists a recordings URI for every call), so ``recordings`` supplies references: a mapping
   sid -> reference or a callable that gets the call object.
+
+Pages that cannot be read are reported, never fatal by themselves: a page the loader cannot load
+(a missing or truncated file, a ``next_page_uri`` that leads nowhere; the loader raising
+``LookupError``, ``ValueError`` or ``OSError``) is a malformed entry whose location names the page
+(``page <uri>``), and so is a saved file that is not JSON (its file name). With
+``on_error="skip"`` the other pages are imported: a chain stops at the missing page, and the pages
+after it, which no loaded page names any more, start chains of their own in a directory. With
+``on_error="raise"`` the fetch raises a :class:`~salesflow.errors.ValidationError` naming it.
 """
 
 from __future__ import annotations
@@ -40,7 +52,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from salesflow.adapters.telephony import CallSourceBase
+from salesflow.adapters.telephony import MAX_CALL_SECONDS, CallSourceBase, check_seconds
 from salesflow.domain.calls import CallRecord, Direction, Disposition
 from salesflow.domain.money import Money
 from salesflow.domain.numbers import to_amount
@@ -59,6 +71,7 @@ _STATUSES = {
     "canceled": Disposition.NO_ANSWER,
 }
 _NOT_ENDED = frozenset({"queued", "ringing", "in-progress"})
+_MISSING: Any = object()  # a page the loader could not load (already reported)
 _DIRECTIONS = {
     "inbound": Direction.INBOUND,
     "trunking-terminating": Direction.INBOUND,
@@ -157,11 +170,9 @@ def _rfc2822(value: object, field: str) -> datetime:
 def _duration(value: object) -> int | None:
     if value is None or value == "":
         return None
-    if type(value) is int and value >= 0:
-        return value
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
-    raise ValidationError("duration", value, "whole seconds as a string of digits")
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise InvalidTypeError("duration", value, "whole seconds as a string of digits")
+    return check_seconds(value, "duration")
 
 
 def _price(call: Mapping[str, Any]) -> Money | None:
@@ -273,6 +284,8 @@ class TwilioJsonSource(CallSourceBase):
         for start in self._starts:
             uri: str | None = start if isinstance(start, str) else None
             page: Any = self._fetch_page(uri) if uri is not None else start
+            if page is _MISSING:
+                continue
             while page is not None:
                 label = self._label(page, uri, self._pages_read)
                 if not isinstance(page, Mapping):
@@ -313,10 +326,22 @@ class TwilioJsonSource(CallSourceBase):
                     break
                 uri = following
                 page = self._fetch_page(uri)
+                if page is _MISSING:
+                    break
 
     def _fetch_page(self, uri: str) -> Any:
+        """The page ``uri``, or :data:`_MISSING` after reporting why the loader could not load it."""
         assert self._load is not None
-        return self._load(uri)
+        try:
+            return self._load(uri)
+        except (LookupError, ValueError, OSError) as exc:
+            self.report(
+                f"page {uri}",
+                ValidationError(
+                    "page", uri, f"a page the loader can load ({type(exc).__name__}: {exc})"
+                ),
+            )
+            return _MISSING
 
     def _records(self, calls: list[Any], label: str) -> Iterator[CallRecord]:
         for i, call in enumerate(calls):
@@ -351,7 +376,19 @@ class TwilioJsonSource(CallSourceBase):
         else:
             started = _rfc2822(call.get("date_created"), "date_created")
         ended = _rfc2822(call["end_time"], "end_time") if call.get("end_time") else None
-        span = None if ended is None else max(0, int((ended - started).total_seconds()))
+        span = None
+        if ended is not None:
+            if ended < started:
+                raise ValidationError(
+                    "end_time", call["end_time"], f"a time at or after the start ({started})"
+                )
+            span = int((ended - started).total_seconds())
+            if span > MAX_CALL_SECONDS:
+                raise ValidationError(
+                    "end_time",
+                    call["end_time"],
+                    f"a time at most a day after the start ({started}): no call lasts longer",
+                )
         duration = _duration(call.get("duration"))
         if disposition is Disposition.ANSWERED:
             if duration is None:

@@ -29,14 +29,18 @@ import operator
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from salesflow.analytics.table import Table
+from salesflow.analytics.inputs import Fields, check_fields, mapped
 from salesflow.domain.periods import Period, PeriodKind
 from salesflow.domain.phones import PhoneDirectory
 from salesflow.errors import InvalidTypeError, ValidationError
+from salesflow.tables import Table, plot_bars
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = [
     "UNCOUNTED_REASONS",
@@ -199,6 +203,7 @@ def call_stats(
     directory: PhoneDirectory | None = None,
     tz: tzinfo | None = None,
     fiscal_year_start: int = 1,
+    fields: Fields | None = None,
 ) -> CallStats:
     """Count calls and talk time per group, counting only calls to known contacts (R7).
 
@@ -213,6 +218,8 @@ def call_stats(
             contact id it does not know does not count.
         tz: the zone that decides a call's period.
         fiscal_year_start: first month of the fiscal year, for quarters and years.
+        fields: where each field comes from in your call rows, e.g. ``{"owner": "agent",
+            "talk_seconds": "billsec"}`` (see :mod:`salesflow.analytics.inputs`).
 
     Raises:
         ValidationError: a bad argument, or a call with a naive time or negative seconds.
@@ -242,7 +249,8 @@ def call_stats(
     reasons = dict.fromkeys(UNCOUNTED_REASONS, 0)
     outside = 0
     need_month = kind is not None or window is not None
-    rows: Iterable[Any] = calls  # direction and numbers are read only when a directory is given
+    # direction and numbers are read only when a directory is given
+    rows: Iterable[Any] = mapped(calls, check_fields(fields))
     try:
         for item in rows:
             month: int | None = None
@@ -428,24 +436,73 @@ class CallStats(Table):
             records.append(record)
         return records
 
+    def total_records(self) -> list[dict[str, Any]]:
+        """The team's figures: one record per period when split by a kind (``period``, then
+        ``(all)`` in the first group column), else one record; the counts and seconds are the
+        sums of :meth:`to_records`' (averages and rates are the team's own)."""
+        per_period: dict[int | None, CallGroupStats] = {}
+        for (month, _group), cell in self._cells.items():
+            per_period[month] = per_period.get(month, _ZERO_STATS) + _stats(cell)
+        if not per_period:
+            per_period[None] = _ZERO_STATS
+        records = []
+        for month in sorted(per_period, key=lambda m: m or 0):
+            record: dict[str, Any] = {}
+            if self.kind is not None:
+                record["period"] = self._period(month).label if month is not None else _ALL
+            record.update(dict.fromkeys(self.by))
+            if self.by:
+                record[self.by[0]] = _ALL
+            record.update(per_period[month].to_record())
+            records.append(record)
+        return records
+
+    def record_columns(self) -> list[str]:
+        """``period`` (when split by a kind), the group attributes, then the figures."""
+        period = ["period"] if self.kind is not None else []
+        return [*period, *self.by, *_ZERO_STATS.to_record()]
+
     def display_records(self) -> list[dict[str, Any]]:
-        """The records plus a team line (``(all)``), with groups without a value shown as
-        ``(none)``."""
+        """The records, with groups without a value shown as ``(none)``; the team's lines are
+        :meth:`display_totals`."""
         records = []
         for record in self.to_records():
             for name in self.by:
                 if record[name] is None:
                     record[name] = "(none)"
             records.append(record)
+        return records
+
+    def display_totals(self) -> list[dict[str, Any]]:
+        """The team's line: every period together, ``(all)`` in the first columns."""
         total: dict[str, Any] = {}
         if self.kind is not None:
-            total["period"] = "(all)"
+            total["period"] = _ALL
         total.update(dict.fromkeys(self.by, ""))
         if self.by:
-            total[self.by[0]] = "(all)"
+            total[self.by[0]] = _ALL
         total.update(self.team.to_record())
-        records.append(total)
-        return records
+        return [total]
+
+    def plot(self, ax: Axes | None = None, **kw: Any) -> Axes:
+        """Per group, counted calls (answered and not) and uncounted calls, stacked."""
+        groups = self.groups
+        figures = list(groups.values())
+        series = {
+            "answered": [float(g.answered) for g in figures],
+            "not answered": [float(g.calls - g.answered) for g in figures],
+            "uncounted": [float(g.uncounted) for g in figures],
+        }
+        labels = [
+            "(none)"
+            if g is None
+            else " / ".join("(none)" if p is None else str(p) for p in g)
+            if isinstance(g, tuple)
+            else str(g)
+            for g in groups
+        ]
+        title = kw.pop("title", self.caption)
+        return plot_bars(ax, labels, series, stacked=True, title=title, value_label="calls", **kw)
 
     @property
     def caption(self) -> str:
@@ -458,6 +515,9 @@ class CallStats(Table):
         if self.outside_period:
             text += f"; {self.outside_period} outside the period"
         return text
+
+
+_ALL = "(all)"
 
 
 def _sort_key(value: Any) -> tuple[Any, ...]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from salesflow.analytics.grouping import (
     ALL,
@@ -36,10 +36,14 @@ from salesflow.analytics.grouping import (
     team_fields,
     to_by,
 )
-from salesflow.analytics.table import Table
+from salesflow.analytics.inputs import Fields, check_fields, mapped
 from salesflow.domain.money import Money
 from salesflow.domain.numbers import EXACT, ZERO
 from salesflow.errors import InvalidTypeError, ValidationError
+from salesflow.tables import Table, plot_bars
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = [
     "ALL",
@@ -327,18 +331,17 @@ class Distribution(Table):
         per = f" per {', '.join(self.by)}" if self.by else ""
         return f"Opportunities by {self.dimension}{per} ({self.total()} opportunities)"
 
-    def _record_rows(self) -> list[tuple[dict[str, Any], Any]]:
-        rows = [(group_fields(self.by, g), g) for g in self._groups]
-        rows.append((team_fields(self.by), None))
-        return rows
+    def _record_rows(self, totals: bool) -> list[tuple[dict[str, Any], Any]]:
+        if totals:
+            return [(team_fields(self.by), None)]
+        if not self.by:  # grouped by nothing: the team is the one group
+            return [({}, None)]
+        return [(group_fields(self.by, g), g) for g in self._groups]
 
-    def to_records(self) -> list[dict[str, Any]]:
-        """One record per (group, value) and per team value: the group columns (:data:`ALL` on
-        team rows), the dimension, ``count``, ``share`` (percent) and the amount columns
-        (``amount`` and ``currency``; ``amount_<CODE>`` per currency when there are several)."""
+    def _records(self, totals: bool) -> list[dict[str, Any]]:
         currencies = self.currencies
         records = []
-        for fields, group in self._record_rows():
+        for fields, group in self._record_rows(totals):
             counts, amounts = self._row(group)
             shares = self.shares(group)
             for value in self._listed(counts):
@@ -353,19 +356,81 @@ class Distribution(Table):
                 )
         return records
 
-    def display_records(self) -> list[dict[str, Any]]:
-        """Groups as rows and values as columns, each cell ``share% (count)``; a team row last."""
+    def to_records(self) -> list[dict[str, Any]]:
+        """One record per (group, value): the group columns, the dimension, ``count``, ``share``
+        (percent of the group) and the amount columns (``amount`` and ``currency``;
+        ``amount_<CODE>`` per currency when there are several). The team's rows are
+        :meth:`total_records` (grouped by nothing, the team's rows are the data rows too)."""
+        return self._records(totals=False)
+
+    def total_records(self) -> list[dict[str, Any]]:
+        """The team's record per value (:data:`ALL` in the first group column): counts and
+        amounts are the sums of the groups', shares are of the team's opportunities."""
+        return self._records(totals=True)
+
+    def record_columns(self) -> list[str]:
+        """The group columns, the dimension, ``count``, ``share`` and the amount columns."""
+        codes = self.currencies
+        amounts = ["amount", "currency"] if len(codes) <= 1 else [f"amount_{c}" for c in codes]
+        return [*self.by, self.dimension, "count", "share", *amounts]
+
+    def _display(self, totals: bool) -> list[dict[str, Any]]:
         records = []
-        for fields, group in self._record_rows():
+        for fields, group in self._record_rows(totals):
             counts = self._row(group)[0]
             shares = self.shares(group)
             record: dict[str, Any] = {**fields, "opportunities": self.total(group)}
             for value in self._values:
-                record[str(value)] = (
-                    f"{shares[value]}% ({counts.get(value, 0)})" if value in shares else ""
-                )
+                listed = value in shares
+                record[f"{value}\t%"] = shares[value] if listed else None
+                record[f"{value}\tn"] = counts.get(value, 0) if listed else None
             records.append(record)
         return records
+
+    def display_columns(self) -> list[str]:
+        """The group columns, ``opportunities``, then share and count of each value."""
+        return [
+            *self.by,
+            "opportunities",
+            *(f"{value}\t{part}" for value in self._values for part in ("%", "n")),
+        ]
+
+    def _header(self, column: str) -> tuple[str, str]:
+        value, tab, part = column.rpartition("\t")
+        return (value, part) if tab else ("", column)
+
+    def display_records(self) -> list[dict[str, Any]]:
+        """Groups as rows and values as columns: each value's share (percent) and count in
+        cells of their own."""
+        return self._display(totals=False)
+
+    def display_totals(self) -> list[dict[str, Any]]:
+        """The team's row (none when grouped by nothing: the one row is the team)."""
+        return self._display(totals=True) if self.by else []
+
+    def plot(self, ax: Axes | None = None, **kw: Any) -> Axes:
+        """Each group's mix as a 100 % stacked bar (the team's first), one colour per value."""
+        rows = [(ALL, None)] if self.by else [("", None)]
+        rows += [(_label(g), g) for g in self._groups]
+        shares = [self.shares(group) for _name, group in rows]
+        series = {str(value): [float(s.get(value, 0)) for s in shares] for value in self._values}
+        title = kw.pop("title", self.caption)
+        return plot_bars(
+            ax,
+            [name for name, _group in rows],
+            series,
+            stacked=True,
+            horizontal=True,
+            title=title,
+            value_label=f"share of opportunities (%) by {self.dimension}",
+            **kw,
+        )
+
+
+def _label(group: Any) -> str:
+    if isinstance(group, tuple):
+        return " / ".join(str(part) for part in group)
+    return str(group)
 
 
 def distribution(
@@ -376,6 +441,7 @@ def distribution(
     missing: str = MISSING,
     places: int = 1,
     currency: str | None = None,
+    fields: Fields | None = None,
 ) -> Distribution:
     """Count, amount and share of ``opportunities`` per value of ``dimension``, per group and for
     the team (R5: "which industries does my team work?").
@@ -390,6 +456,8 @@ def distribution(
         places: decimal places of the shares (0 to 6).
         currency: the currency of ``Decimal`` amounts without a ``currency`` attribute, and of an
             empty result.
+        fields: where each field comes from in your rows, e.g. ``{"industry": "sector",
+            "amount": lambda row: Decimal(row.value)}`` (see :mod:`salesflow.analytics.inputs`).
 
     Values are listed by how many opportunities the team has in each (most first, ties by name),
     with ``missing`` last.
@@ -403,7 +471,8 @@ def distribution(
     check_label(missing, "missing")
     check_places(places)
     check_currency(currency)
-    cells, others = tally(opportunities, group_by, dimension, currency)
+    rows = mapped(opportunities, check_fields(fields))
+    cells, others = tally(rows, group_by, dimension, currency)
     counts, amounts = merge(cells, others, missing)
     team: dict[Any, int] = {}
     for row in counts.values():

@@ -28,12 +28,19 @@ import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from salesflow.analytics.grouping import group_fields, sort_key
-from salesflow.analytics.table import Table
+from salesflow.analytics.grouping import ALL, group_fields, sort_key, team_fields
+from salesflow.analytics.inputs import (
+    Fields,
+    StageNames,
+    check_fields,
+    is_reiterable,
+    mapped,
+    row_of,
+)
 from salesflow.domain.money import Money, RateSource, currency_exponent
 from salesflow.domain.numbers import EXACT, HUNDRED, ZERO, check_bounds, exact_sum, to_percent
 from salesflow.domain.periods import Period, PeriodKind, month_index
@@ -45,6 +52,10 @@ from salesflow.errors import (
     StageError,
     ValidationError,
 )
+from salesflow.tables import WARNING, Table, plot_bars
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = [
     "OVERDUE",
@@ -133,8 +144,10 @@ class _Rules:
         as_of: date,
         rates: RateSource | None,
         currency: str | None,
+        names: StageNames | None = None,
     ) -> None:
         counted = plan.forecast_stages(threshold)
+        self.names = StageNames(plan, defaulted=False) if names is None else names
         self.threshold = threshold
         self.probabilities = {s.key: s.probability for s in counted}
         self.factors = {s.key: EXACT.divide(s.probability, HUNDRED) for s in counted}
@@ -188,16 +201,16 @@ class _Rules:
             return check_bounds(amount, "amount", where=_where(item)), code
         raise InvalidTypeError("amount", amount, "Money or a finite Decimal", where=_where(item))
 
+    def key_of(self, item: Any) -> str:
+        """The key of ``item``'s stage (given by key or display name)."""
+        return self.names.key(item.stage, where=_where(item))
+
     def exclusion(self, item: Any) -> str:
         """Why ``item`` does not count (its stage is closed or below the threshold)."""
-        reason = self.excluded.get(item.stage)
-        if reason is None:
-            raise self.unknown_stage(item)
-        return reason
+        return self.excluded[self.key_of(item)]
 
     def unknown_stage(self, item: Any) -> StageError:
-        known = [*self.factors, *self.excluded]
-        return StageError("stage", item.stage, f"one of {known}", where=_where(item))
+        return self.names.error(item.stage, where=_where(item))
 
     def bucket_index(self, item: Any) -> int:
         close = item.expected_close
@@ -215,7 +228,10 @@ class _Rules:
         """
         factor = self.factors.get(item.stage)
         if factor is None:
-            return self.exclusion(item)
+            key = self.key_of(item)
+            factor = self.factors.get(key)
+            if factor is None:
+                return self.excluded[key]
         return self.contribution(item, factor)
 
     def contribution(self, item: Any, factor: Decimal) -> tuple[int, str, Decimal]:
@@ -277,14 +293,17 @@ def forecast(
     fiscal_year_start: int = 1,
     rates: RateSource | None = None,
     currency: str | None = None,
-    keep_lines: bool = False,
+    keep_lines: bool | None = None,
+    fields: Fields | None = None,
 ) -> Forecast:
     """Compute the weighted forecast of ``opportunities`` as of the date ``as_of``.
 
     Args:
         opportunities: any iterable of objects with ``id``, ``stage``, ``amount`` and
-            ``expected_close`` (see :class:`ForecastItem`), plus the attributes named in ``by``.
-        plan: the stage plan (``StagePlan.default()`` when omitted).
+            ``expected_close`` (see :class:`ForecastItem`), plus the attributes named in ``by``;
+            a stage may be given by its key or its display name.
+        plan: the stage plan (``StagePlan.default()`` when omitted: pass yours whenever your
+            stages are not the default ones).
         as_of: "today": decides this month, next month and what is overdue.
         threshold: minimum stage probability (percent, inclusive); the plan's own when omitted.
         by: attribute(s) to group by, e.g. ``"owner"`` or ``("team", "owner")``; ``()`` for the
@@ -293,20 +312,31 @@ def forecast(
         rates: converts every contribution into ``currency`` at ``as_of``; without it totals are
             kept per currency. ``currency`` alone names the currency of ``Decimal`` amounts and of
             an empty forecast.
-        keep_lines: keep the drill-down lines in memory. Only needed when ``opportunities`` is a
-            one-shot iterator; for lists and other collections :attr:`Forecast.lines` re-reads
-            the input lazily.
+        keep_lines: keep the drill-down lines in memory. By default (``None``) they are kept
+            when ``opportunities`` can be read only once (a generator, a cursor, a SQLAlchemy
+            ``Result``: anything that is not a collection), and a collection is re-read lazily
+            by :attr:`Forecast.lines`. ``True`` always keeps them; ``False`` never does (then
+            :attr:`Forecast.lines` raises for a one-shot input instead of coming back empty).
+        fields: where each field comes from in your rows, e.g. ``{"amount": "value",
+            "stage": lambda row: row.phase.name}`` (see :mod:`salesflow.analytics.inputs`).
 
     Raises:
         StageError: an opportunity's stage is not in the plan.
         ValidationError: a bad argument or a malformed opportunity (named in the message).
     """
+    given = plan
     plan, limit, group_by = _arguments(
         plan, as_of, threshold, by, fiscal_year_start, rates, currency
     )
-    rules = _Rules(plan, limit, group_by, as_of, rates, currency)
-    one_shot = iter(opportunities) is opportunities
-    kept: list[ForecastLine] | None = [] if keep_lines else None
+    mapping = check_fields(fields)
+    if keep_lines is not None and type(keep_lines) is not bool:
+        raise InvalidTypeError("keep_lines", keep_lines, "True, False or None")
+    names = StageNames(plan, defaulted=given is None)
+    rules = _Rules(plan, limit, group_by, as_of, rates, currency, names)
+    reiterable = is_reiterable(opportunities)
+    keep = not reiterable if keep_lines is None else keep_lines
+    items = mapped(opportunities, mapping)
+    kept: list[ForecastLine] | None = [] if keep else None
     cells: dict[tuple[int, Any, str], list[Any]] = {}  # key -> [sum, count]
     skipped = dict.fromkeys(rules.excluded, 0)  # excluded stage -> count
     last_skipped: Any = None
@@ -323,16 +353,20 @@ def forecast(
     last_code: str | None = None
     quantum = Decimal(1)
     try:
-        for item in opportunities:
+        for item in items:
             stage = item.stage
             factor = factors.get(stage)
             if factor is None:
                 try:
                     skipped[stage] += 1
                 except (KeyError, TypeError):
-                    raise rules.unknown_stage(item) from None
-                last_skipped = item
-                continue
+                    stage_key = rules.key_of(item)  # a display name, or an unknown stage (raises)
+                    factor = factors.get(stage_key)
+                    if factor is None:
+                        skipped[stage_key] += 1
+                if factor is None:
+                    last_skipped = item
+                    continue
             money = item.amount
             close = item.expected_close
             if simple and type(money) is Money and (close is None or type(close) is date):
@@ -381,7 +415,7 @@ def forecast(
         counts=counts,
         excluded=excluded,
         fallback_currency=fallback,
-        source=None if one_shot else opportunities,
+        source=items if reiterable else None,
         lines=kept,
     )
 
@@ -453,10 +487,10 @@ def forecast_from_totals(
 def _line(rules: _Rules, item: Any, index: int, code: str, expected: Decimal) -> ForecastLine:
     value, original = rules.money_of(item)
     return ForecastLine(
-        opportunity=item,
+        opportunity=row_of(item),
         group=rules.group_of(item),
         bucket=_bucket(index),
-        probability=rules.probabilities[item.stage],
+        probability=rules.probabilities[rules.key_of(item)],
         amount=Money._trusted(value, original),
         expected=Money._trusted(expected, code),
     )
@@ -709,25 +743,33 @@ class Forecast(Table):
     def lines(self) -> Iterator[ForecastLine]:
         """The contributing opportunities with their expected amounts, in input order.
 
-        Re-reads the input lazily (nothing is copied), so it needs a re-iterable input (a list, a
-        query) or ``keep_lines=True``.
+        Kept during the forecast's one pass when the input could be read only once; otherwise
+        re-read lazily from the input (nothing is copied). Never silently empty: an input that
+        gives nothing when read again raises :class:`~salesflow.errors.SalesflowError`.
         """
         if self._lines is not None:
             return iter(self._lines)
         if self._source is None:
             raise SalesflowError(
-                "the forecast's input was a one-shot iterator: pass a list, or "
-                "forecast(..., keep_lines=True) to keep the drill-down"
+                "the forecast's input could be read only once and its lines were not kept "
+                "(keep_lines=False): pass a list, or leave keep_lines at its default"
             )
         return self._iter_lines(self._source)
 
     def _iter_lines(self, source: Iterable[Any]) -> Iterator[ForecastLine]:
         rules = self._rules
+        found = 0
         for item in source:
             result = rules.evaluate(item)
             if not isinstance(result, str):
                 index, code, expected = result
+                found += 1
                 yield _line(rules, item, index, code, expected)
+        if not found and self.count:
+            raise SalesflowError(
+                f"the forecast's input gave nothing when read again for its {self.count} lines: "
+                "it can be read only once; pass a list, or forecast(..., keep_lines=True)"
+            )
 
     def lines_for(self, bucket: Bucket | None = None, group: Any = None) -> list[ForecastLine]:
         """The lines of one bucket and/or one group (``None`` = any)."""
@@ -744,7 +786,8 @@ class Forecast(Table):
 
     def to_records(self) -> list[dict[str, Any]]:
         """One record per (bucket, group, currency): ``bucket`` (label), the group attributes,
-        ``currency``, ``expected`` (Decimal) and ``count``."""
+        ``currency``, ``expected`` (Decimal) and ``count``. The team's totals are
+        :meth:`total_records`."""
         records = []
         for key in sorted(self._sums, key=lambda k: (_bucket_sort(k[0]), sort_key(k[1]), k[2])):
             index, group, code = key
@@ -760,6 +803,32 @@ class Forecast(Table):
             )
         return records
 
+    def total_records(self) -> list[dict[str, Any]]:
+        """The team's totals: one record per (bucket, currency), with :data:`ALL
+        <salesflow.analytics.grouping.ALL>` in the first group column; ``expected`` and
+        ``count`` add up to those of :meth:`to_records`."""
+        sums: dict[tuple[int, str], Decimal] = {}
+        counts: dict[tuple[int, str], int] = {}
+        for (index, _group, code), value in self._sums.items():
+            sums[(index, code)] = EXACT.add(sums.get((index, code), ZERO), value)
+            counts[(index, code)] = (
+                counts.get((index, code), 0) + self._counts[(index, _group, code)]
+            )
+        return [
+            {
+                "bucket": str(_bucket(index)),
+                **team_fields(self.by),
+                "currency": code,
+                "expected": sums[(index, code)],
+                "count": counts[(index, code)],
+            }
+            for index, code in sorted(sums, key=lambda k: (_bucket_sort(k[0]), k[1]))
+        ]
+
+    def record_columns(self) -> list[str]:
+        """``bucket``, the group attributes, ``currency``, ``expected``, ``count``."""
+        return ["bucket", *self.by, "currency", "expected", "count"]
+
     @property
     def caption(self) -> str:
         """Title of the printed table."""
@@ -768,11 +837,18 @@ class Forecast(Table):
             f"(threshold {self.threshold}%, {self.count} opportunities)"
         )
 
+    def _pivot_columns(self) -> tuple[list[int], list[str]]:
+        indexes = sorted({k[0] for k in self._sums}, key=_bucket_sort)
+        return indexes, [str(_bucket(i)) for i in indexes]
+
+    def display_columns(self) -> list[str]:
+        """The group attributes, ``currency``, each bucket (overdue, months, undated), total."""
+        return [*self.by, "currency", *self._pivot_columns()[1], "total"]
+
     def display_records(self) -> list[dict[str, Any]]:
         """Groups as rows, buckets as columns (overdue, months, undated, total), one row per group
-        and currency, and a team total row per currency."""
-        indexes = sorted({k[0] for k in self._sums}, key=_bucket_sort)
-        columns = [str(_bucket(i)) for i in indexes]
+        and currency; the team's rows are :meth:`display_totals`."""
+        indexes, columns = self._pivot_columns()
         rows: dict[tuple[Any, str], dict[int, Decimal]] = {}
         for (index, group, code), value in self._sums.items():
             rows.setdefault((group, code), {})[index] = value
@@ -784,11 +860,14 @@ class Forecast(Table):
                 record[label] = cells.get(index)
             record["total"] = exact_sum(cells.values())
             records.append(record)
+        return records
+
+    def display_totals(self) -> list[dict[str, Any]]:
+        """The team's row per currency: every bucket and the total."""
+        indexes, columns = self._pivot_columns()
+        records = []
         for code in self.currencies:
-            total: dict[str, Any] = dict.fromkeys(self.by)
-            if self.by:
-                total[self.by[0]] = "(all)"
-            record = {**total, "currency": code}
+            record: dict[str, Any] = {**team_fields(self.by), "currency": code}
             for index, label in zip(indexes, columns, strict=True):
                 record[label] = exact_sum(
                     v for (i, _g, c), v in self._sums.items() if i == index and c == code
@@ -796,6 +875,44 @@ class Forecast(Table):
             record["total"] = exact_sum(v for (_i, _g, c), v in self._sums.items() if c == code)
             records.append(record)
         return records
+
+    def _tone(self, column: str, value: Any, record: dict[str, Any]) -> str | None:
+        # Money that slipped past its expected close month needs a look.
+        return WARNING if column == OVERDUE and value else None
+
+    def plot(self, ax: Axes | None = None, **kw: Any) -> Axes:
+        """Expected amount per bucket (overdue, each month, undated), stacked by group: the bar
+        chart of "what will we sign, when, and who brings it". One currency at a time: use
+        :meth:`in_currency` (or ``rates=``) for a forecast in several."""
+        codes = self.currencies
+        if len(codes) > 1:
+            raise CurrencyMismatchError(*codes, operation="plot a forecast across")
+        indexes, labels = self._pivot_columns()
+        groups = sorted({g for (_i, g, _c) in self._sums}, key=sort_key)
+        title = kw.pop("title", f"Expected signing amount as of {self.as_of.isoformat()}")
+        unit = f"expected ({codes[0]})" if codes else "expected"
+        if len(indexes) == 1 and len(groups) > 1:  # one bucket (all undated...): a bar per group
+            per_group = {
+                labels[0]: [float(self._sums.get((indexes[0], g, codes[0]), ZERO)) for g in groups]
+            }
+            names = [_group_label(g, self.by) for g in groups]
+            return plot_bars(ax, names, per_group, title=title, value_label=unit, **kw)
+        series = {
+            _group_label(group, self.by): [
+                float(self._sums.get((i, group, code), ZERO)) for i in indexes
+            ]
+            for group in groups
+            for code in codes
+        }
+        return plot_bars(ax, labels, series, stacked=True, title=title, value_label=unit, **kw)
+
+
+def _group_label(group: Any, by: tuple[str, ...]) -> str:
+    if not by:
+        return ALL
+    if isinstance(group, tuple):
+        return " / ".join(str(part) for part in group)
+    return str(group)
 
 
 class _InCurrency:

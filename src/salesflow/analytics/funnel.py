@@ -26,24 +26,27 @@ import decimal
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 
-from salesflow.analytics.distribution import Distribution, merge, tally
+from salesflow.analytics.distribution import Cells, Distribution, Others, merge, tally
 from salesflow.analytics.grouping import (
     ALL,
     check_currency,
     check_places,
-    check_plan,
     group_fields,
     to_by,
 )
-from salesflow.analytics.table import Table
+from salesflow.analytics.inputs import Fields, StageNames, check_fields, mapped, stage_names
 from salesflow.domain.money import Money
-from salesflow.domain.numbers import HUNDRED, ZERO, to_decimal, to_percent
+from salesflow.domain.numbers import EXACT, HUNDRED, ZERO, to_decimal, to_percent
 from salesflow.domain.stages import StagePlan
-from salesflow.errors import InvalidTypeError, StageError, ValidationError
+from salesflow.errors import InvalidTypeError, ValidationError
+from salesflow.tables import NEGATIVE, WARNING, Table, plot_bars
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = [
     "ABOVE",
@@ -204,6 +207,32 @@ class FunnelDeviations(Table, list[FunnelDeviation]):
                 record["p_value"] = f"{record['p_value']:.3g}"
         return records
 
+    def record_columns(self) -> list[str]:
+        """The group columns, ``stage``, ``direction``, the shares, counts and ``p_value``."""
+        by = list(self._by) or ["group"]
+        shares = ["actual_share", "target_share", "count", "opportunities", "p_value"]
+        return [*by, "stage", "direction", *shares]
+
+    def _tone(self, column: str, value: Any, record: dict[str, Any]) -> str | None:
+        if column in ("direction", "actual_share"):
+            return NEGATIVE if record.get("direction") == BELOW else WARNING
+        return None
+
+    def plot(self, ax: Axes | None = None, **kw: Any) -> Axes:
+        """Actual against target share for every deviation, one pair of bars each."""
+        labels = [
+            f"{' / '.join(map(str, d.group)) if isinstance(d.group, tuple) else d.group}: {d.stage}"
+            for d in self
+        ]
+        series = {
+            "actual": [float(d.actual_share) for d in self],
+            "target": [float(d.target_share) for d in self],
+        }
+        title = kw.pop("title", self.caption)
+        return plot_bars(
+            ax, labels, series, horizontal=True, title=title, value_label="share (%)", **kw
+        )
+
     def __str__(self) -> str:
         return Table.__str__(self)
 
@@ -256,10 +285,18 @@ class Funnel(Distribution):
         return f"Stage funnel{per} ({self.total()} opportunities, {lost})"
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One record per (group, stage) and per team stage: the group columns (:data:`ALL` on
-        team rows), ``stage``, ``count``, ``share`` (percent) and the amount columns (``amount``
-        and ``currency``; ``amount_<CODE>`` per currency when there are several)."""
+        """One record per (group, stage): the group columns, ``stage``, ``count``, ``share``
+        (percent) and the amount columns (``amount`` and ``currency``; ``amount_<CODE>`` per
+        currency when there are several). The team's funnel is :meth:`total_records`."""
         return super().to_records()
+
+    def count(self, value: Any, group: Any = None) -> int:
+        """Opportunities at stage ``value`` (a key or a display name) in ``group``."""
+        return super().count(self.plan.resolve(value).key, group)
+
+    def share(self, value: Any, group: Any = None) -> Decimal:
+        """Share of stage ``value`` (a key or a display name) in ``group`` (percent)."""
+        return super().share(self.plan.resolve(value).key, group)
 
     # -- deviations ------------------------------------------------------------------------------
 
@@ -267,8 +304,8 @@ class Funnel(Distribution):
         if not isinstance(target, Mapping):
             raise InvalidTypeError("target", target, "a mapping of stage key to percent")
         parsed: dict[str, Decimal] = {}
-        for key, value in target.items():
-            self.plan[key]  # raises StageError for a key the plan does not know
+        for given, value in target.items():
+            key = self.plan.resolve(given).key  # a key or a display name; raises StageError
             if key not in self.stages:
                 raise ValidationError(
                     "target", key, f"a stage of this funnel, one of {list(self.stages)}"
@@ -371,34 +408,37 @@ def funnel(
     include_lost: bool = False,
     places: int = 1,
     currency: str | None = None,
+    fields: Fields | None = None,
 ) -> Funnel:
     """Count ``opportunities`` per stage, per group and for the team (R4's stage funnel).
 
     Args:
-        opportunities: any iterable of objects with ``stage`` and ``amount`` (see
-            :class:`FunnelItem`), plus the attributes named in ``by``.
-        plan: the stage plan (``StagePlan.default()`` when omitted).
+        opportunities: any iterable of objects with ``stage`` (a key or a display name) and
+            ``amount`` (see :class:`FunnelItem`), plus the attributes named in ``by``.
+        plan: the stage plan (``StagePlan.default()`` when omitted: pass yours whenever your
+            stages are not the default ones).
         by: attribute(s) to group by, e.g. ``"owner"`` or ``("team", "owner")``; ``()`` for the
             team only. A missing group value (``None``, blank) is reported as ``"unknown"``.
         include_lost: count lost opportunities as a stage of the funnel too.
         places: decimal places of the shares (0 to 6).
         currency: the currency of ``Decimal`` amounts without a ``currency`` attribute, and of an
             empty funnel.
+        fields: where each field comes from in your rows, e.g. ``{"stage": "deal_stage",
+            "owner": "sales_agent"}`` (see :mod:`salesflow.analytics.inputs`).
 
     Raises:
         StageError: an opportunity's stage is not in the plan.
         ValidationError: a bad argument or a malformed opportunity (named in the message).
     """
-    plan = check_plan(plan)
+    plan, names = stage_names(plan)
     group_by = to_by(by)
     if type(include_lost) is not bool:
         raise InvalidTypeError("include_lost", include_lost, "True or False")
     check_places(places)
     check_currency(currency)
-    cells, others = tally(opportunities, group_by, "stage", currency)
-    for _group, stage in cells:
-        if stage not in plan:
-            raise StageError("stage", stage, f"one of {list(plan.keys)}")
+    rows = mapped(opportunities, check_fields(fields))
+    cells, others = tally(rows, group_by, "stage", currency)
+    cells, others = _by_key(cells, others, names)
     counts, amounts = merge(cells, others, _MISSING_GROUP)
     lost = {s.key for s in plan if s.is_lost}
     excluded: dict[Any, int] = {}
@@ -423,3 +463,27 @@ def funnel(
         places=places,
         currency=currency,
     )
+
+
+def _by_key(cells: Cells, others: Others, names: StageNames) -> tuple[Cells, Others]:
+    """The tally with every stage under its key (display names merged into their stage)."""
+    if all(stage in names.plan for _group, stage in cells) and not others:
+        return cells, others
+    keyed: Cells = {}
+    extra: Others = {}
+    for (group, stage), (count, amount, code) in cells.items():
+        key = (group, names.key(stage))
+        cell = keyed.get(key)
+        if cell is None:
+            keyed[key] = [count, amount, code]
+            continue
+        cell[0] += count
+        if cell[2] == code:
+            cell[1] = EXACT.add(cell[1], amount)
+        else:
+            other = (key[0], key[1], code)
+            extra[other] = EXACT.add(extra.get(other, ZERO), amount)
+    for (group, stage, code), amount in others.items():
+        other = (group, names.key(stage), code)
+        extra[other] = EXACT.add(extra.get(other, ZERO), amount)
+    return keyed, extra

@@ -36,18 +36,18 @@ from salesflow.analytics.grouping import (
     check_currency,
     check_label,
     check_places,
-    check_plan,
     label,
     money_of,
     sort_key,
     to_by,
     where,
 )
+from salesflow.analytics.inputs import Fields, check_fields, mapped, stage_names
 from salesflow.analytics.performance import _teams
 from salesflow.domain.money import Money
 from salesflow.domain.numbers import ZERO
 from salesflow.domain.stages import StagePlan
-from salesflow.errors import InvalidTypeError, StageError, ValidationError
+from salesflow.errors import InvalidTypeError, ValidationError
 
 __all__ = ["DIED_IN", "LostReasonItem", "LostReasons", "lost_reasons"]
 
@@ -125,10 +125,10 @@ class LostReasons(Distribution):
         return f"Lost reasons{per} ({self.total()} lost opportunities{without})"
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One record per (group, reason) and per reason of all lost deals: the group columns
-        (:data:`~salesflow.analytics.grouping.ALL` on the rows of all deals), ``reason``,
-        ``count``, ``share`` (percent) and the amount columns (``amount`` and ``currency``;
-        ``amount_<CODE>`` per currency when there are several)."""
+        """One record per (group, reason): the group columns, ``reason``, ``count``, ``share``
+        (percent) and the amount columns (``amount`` and ``currency``; ``amount_<CODE>`` per
+        currency when there are several). The rows of all lost deals are :meth:`total_records`
+        (:data:`~salesflow.analytics.grouping.ALL` in the first group column)."""
         return super().to_records()
 
 
@@ -157,6 +157,7 @@ def lost_reasons(
     missing: str = MISSING,
     places: int = 1,
     currency: str | None = None,
+    fields: Fields | None = None,
 ) -> LostReasons:
     """Count, amount and share of the lost ``opportunities`` per reason, per group and for all of
     them ("why do we lose, and who loses what, where?").
@@ -176,13 +177,15 @@ def lost_reasons(
         places: decimal places of the shares (0 to 6).
         currency: the currency of ``Decimal`` amounts without a ``currency`` attribute, and of an
             empty result.
+        fields: where each field comes from in your rows, e.g. ``{"stage": "phase"}`` (see
+            :mod:`salesflow.analytics.inputs`). Stages may be keys or display names.
 
     Raises:
         StageError: an opportunity's stage is not in the plan.
         ValidationError: a bad argument or a malformed opportunity (named in the message), e.g. a
             lost deal whose last stage change does not end in its stage.
     """
-    plan = check_plan(plan)
+    plan, names = stage_names(plan)
     group_by = to_by(by)
     members = _teams(teams)
     team_of: dict[str, str] | None = None
@@ -200,19 +203,21 @@ def lost_reasons(
     readers = [_group_reader(name, team_of) for name in group_by]
     single = len(readers) == 1
     cells: dict[tuple[Any, Any], Cell] = {}
-    for item in opportunities:
+    for item in mapped(opportunities, check_fields(fields)):
         try:
             stage = item.stage
             if stage not in lost:
-                if stage not in known:
-                    raise StageError("stage", stage, f"one of {list(plan.keys)}", where=where(item))
-                continue
+                if stage in known:
+                    continue
+                stage = names.key(stage, where=where(item))  # a display name, or raises
+                if stage not in lost:
+                    continue
             history = getattr(item, "history", None)
             reason: str | None = None
             died_in: str | None = None
             if history:
                 last = history[-1]
-                if last.to_stage != stage:
+                if names.find(last.to_stage) != stage:
                     raise ValidationError(
                         "history",
                         last.to_stage,
@@ -220,6 +225,7 @@ def lost_reasons(
                         where=where(item),
                     )
                 reason, died_in = getattr(last, "reason", None), last.from_stage
+                died_in = names.find(died_in) or died_in
             if single:
                 group: Any = readers[0](item, died_in)
             else:

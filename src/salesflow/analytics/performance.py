@@ -29,18 +29,29 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from salesflow.analytics.forecast import Forecast
 from salesflow.analytics.grouping import ALL, check_currency, check_places, percent_of
-from salesflow.analytics.table import Table
+from salesflow.analytics.inputs import (
+    Fields,
+    StageNames,
+    check_fields,
+    mapped,
+    row_of,
+    stage_names,
+)
 from salesflow.domain.money import Money
 from salesflow.domain.numbers import EXACT, ZERO, exact_sum
 from salesflow.domain.periods import Period
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import CurrencyMismatchError, InvalidTypeError, ValidationError
+from salesflow.tables import NEGATIVE, POSITIVE, WARNING, Table, outside_legend, plot_bars
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = [
     "REP",
@@ -133,29 +144,29 @@ class Target:
 
 
 def signed_deals(
-    opportunities: Iterable[Any], plan: StagePlan | None = None
+    opportunities: Iterable[Any], plan: StagePlan | None = None, *, fields: Fields | None = None
 ) -> Iterator[SignedDeal]:
     """The won opportunities of ``opportunities`` as :class:`SignedDeal` values, lazily.
 
     The signing date is the date (in its own time zone) of the last move into the plan's won stage
     in the opportunity's ``history``; without one, its ``expected_close``. A won opportunity with
     neither raises :class:`~salesflow.errors.ValidationError`: it cannot be put in a period, and
-    dropping it would understate what was signed.
+    dropping it would understate what was signed. Stages may be keys or display names;
+    ``fields`` maps the fields read (see :mod:`salesflow.analytics.inputs`).
     """
-    plan = StagePlan.default() if plan is None else plan
-    if not isinstance(plan, StagePlan):
-        raise InvalidTypeError("plan", plan, "a StagePlan")
-    won = plan.won_stage.key
-    return _signed(opportunities, won)
+    plan, names = stage_names(plan)
+    return _signed(mapped(opportunities, check_fields(fields)), names)
 
 
-def _signed(opportunities: Iterable[Any], won: str) -> Iterator[SignedDeal]:
+def _signed(opportunities: Iterable[Any], names: StageNames) -> Iterator[SignedDeal]:
+    won = names.plan.won_stage.key
     for item in opportunities:
-        if item.stage != won:
+        stage = item.stage
+        if stage != won and (stage in names.plan or names.key(stage) != won):
             continue
         signed_on: date | None = None
         for change in reversed(tuple(getattr(item, "history", ()) or ())):
-            if change.to_stage == won:
+            if change.to_stage == won or names.find(change.to_stage) == won:
                 at = change.at
                 signed_on = at.date() if isinstance(at, datetime) else at
                 break
@@ -241,25 +252,104 @@ class Attainment(Table):
         return f"Attainment {self.period.label} ({self.currency})"
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One record per row: ``name``, ``kind``, ``team``, ``currency``, then ``target``,
+        """One record per rep: ``name``, ``kind``, ``team``, ``currency``, then ``target``,
         ``signed``, ``gap``, ``expected``, ``projected`` (Decimal) and ``coverage``,
-        ``attainment`` (percent or ``None``)."""
-        return [
-            {
-                "name": r.name,
-                "kind": r.kind,
-                "team": r.team,
-                "currency": r.target.currency,
-                "target": r.target.amount,
-                "signed": r.signed.amount,
-                "gap": r.gap.amount,
-                "expected": r.expected.amount,
-                "projected": r.projected.amount,
-                "coverage": r.coverage,
-                "attainment": r.attainment,
-            }
-            for r in self.rows
-        ]
+        ``attainment`` (percent or ``None``). The teams' rows are :meth:`team_records`, the
+        ``(all)`` row :meth:`total_records`."""
+        return _records(self.reps)
+
+    def team_records(self) -> list[dict[str, Any]]:
+        """One record per team, as :meth:`to_records` (each the sum of its members')."""
+        return _records(self.teams)
+
+    def total_records(self) -> list[dict[str, Any]]:
+        """The ``(all)`` record: every rep once (so its target, signed, gap... are the sums of
+        the reps' records, except gap, coverage and attainment, computed from the sums)."""
+        return _records([self.total])
+
+    def record_columns(self) -> list[str]:
+        """The columns of every record."""
+        return list(_COLUMNS)
+
+    def display_records(self) -> list[dict[str, Any]]:
+        """Each team's members then the team, then the reps in no team (the ``(all)`` row is
+        :meth:`display_totals`)."""
+        return _records([r for r in self.rows if r.kind != TOTAL])
+
+    def _tone(self, column: str, value: Any, record: dict[str, Any]) -> str | None:
+        if column == "gap" and value:
+            return NEGATIVE
+        if column == "attainment" and value is not None and value >= 100:
+            return POSITIVE
+        if column == "coverage" and value is not None and value < 100:
+            return WARNING
+        return None
+
+    def plot(self, ax: Axes | None = None, **kw: Any) -> Axes:
+        """Per rep, signed and expected stacked against the target (a black tick): who will
+        make it and who will not."""
+        reps = self.reps
+        labels = [r.name for r in reps]
+        series = {
+            "signed": [float(r.signed.amount) for r in reps],
+            "expected": [float(r.expected.amount) for r in reps],
+        }
+        title = kw.pop("title", self.caption)
+        axes = plot_bars(
+            ax,
+            labels,
+            series,
+            stacked=True,
+            horizontal=True,
+            title=title,
+            value_label=f"amount ({self.currency})",
+            **kw,
+        )
+        axes.scatter(
+            [float(r.target.amount) for r in reps],
+            range(len(reps)),
+            marker="|",
+            s=300,
+            color="black",
+            label="target",
+            zorder=3,
+        )
+        outside_legend(axes)
+        return axes
+
+
+_COLUMNS = (
+    "name",
+    "kind",
+    "team",
+    "currency",
+    "target",
+    "signed",
+    "gap",
+    "expected",
+    "projected",
+    "coverage",
+    "attainment",
+)
+
+
+def _records(rows: Iterable[AttainmentRow]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": r.name,
+            "kind": r.kind,
+            "team": r.team,
+            "currency": r.target.currency,
+            "target": r.target.amount,
+            "signed": r.signed.amount,
+            "gap": r.gap.amount,
+            "expected": r.expected.amount,
+            "projected": r.projected.amount,
+            "coverage": r.coverage,
+            "attainment": r.attainment,
+        }
+        for r in rows
+    ]
 
 
 # -- the calculator -----------------------------------------------------------------------------
@@ -332,7 +422,9 @@ def _read_signed(signed: Iterable[SignedItem], period: Period, sums: _Sums) -> N
         raise InvalidTypeError("signed", signed, "an iterable of signed deals")
     first, last = period.first, period.first + period.length
     for item in signed:
-        where = f"signed deal {getattr(item, 'source', None) or getattr(item, 'id', item)!r}"
+        where = (
+            f"signed deal {getattr(item, 'source', None) or getattr(item, 'id', row_of(item))!r}"
+        )
         try:
             owner, money, day = item.owner, item.amount, item.signed_on
         except AttributeError as exc:
@@ -408,6 +500,7 @@ def attainment(
     teams: Mapping[str, Iterable[str]] | None = None,
     currency: str | None = None,
     places: int = 1,
+    fields: Fields | None = None,
 ) -> Attainment:
     """Target, signed, gap, expected, projected, coverage and attainment per rep and team for
     ``period`` (R15).
@@ -424,6 +517,8 @@ def attainment(
         teams: team name -> its reps' names. A target whose owner is a team name is that team's.
         currency: the currency when nothing else names one (an empty input).
         places: decimal places of coverage and attainment (0 to 6).
+        fields: where ``owner``, ``amount`` and ``signed_on`` come from in the signed deals,
+            e.g. ``{"signed_on": "close_date"}`` (see :mod:`salesflow.analytics.inputs`).
 
     Raises:
         ValidationError: a bad argument, a duplicate target, or a team target that is not the sum
@@ -436,7 +531,9 @@ def attainment(
     check_places(places)
     sums = _Sums(currency)
     _read_targets(targets, period, sums)
-    _read_signed(signed, period, sums)
+    if not isinstance(signed, Iterable):
+        raise InvalidTypeError("signed", signed, "an iterable of signed deals")
+    _read_signed(mapped(signed, check_fields(fields)), period, sums)
     _read_expected(forecast, period, sums)
     if sums.currency is None:
         raise ValidationError("currency", None, "attainment(currency=...) for an empty input")

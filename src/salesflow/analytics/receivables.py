@@ -44,16 +44,20 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from operator import itemgetter
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import attrs
 
+from salesflow.analytics.inputs import Fields, check_fields, mapped
 from salesflow.analytics.performance import SignedDeal
-from salesflow.analytics.table import Table, render_html, render_text
 from salesflow.domain.dates import to_date
 from salesflow.domain.money import Money, currency_exponent
 from salesflow.domain.numbers import EXACT, ZERO, exact_sum
 from salesflow.errors import CurrencyMismatchError, InvalidTypeError, ValidationError
+from salesflow.tables import NEGATIVE, WARNING, Table, plot_bars
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = [
     "BUCKETS",
@@ -314,8 +318,82 @@ class ReceivablesTotals(Table):
         return self.rows[-1]
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One record per total: kind, name, count, currency, then every sum (Decimal)."""
-        return _total_records(self.rows)
+        """One record per owner: kind, name, count, currency, then every sum (Decimal). The
+        teams' rows are :meth:`team_records`, everyone's :meth:`total_records`."""
+        return _total_records(self.owners)
+
+    def team_records(self) -> list[dict[str, Any]]:
+        """One record per team (``None``: the contracts without a team), as :meth:`to_records`."""
+        return _total_records(self.teams)
+
+    def total_records(self) -> list[dict[str, Any]]:
+        """Everyone's record, the sum of the owners' (and of the teams')."""
+        return _total_records([self.everyone])
+
+    def record_columns(self) -> list[str]:
+        """kind, name, count, currency, then every sum."""
+        return list(_TOTAL_COLUMNS)
+
+    def display_records(self) -> list[dict[str, Any]]:
+        """The owners' rows, then the teams'."""
+        return _total_records([*self.owners, *self.teams])
+
+    def _tone(self, column: str, value: Any, record: dict[str, Any]) -> str | None:
+        return _tone(column, value)
+
+    def plot(self, ax: Axes | None = None, **kw: Any) -> Axes:
+        """Per owner, what is still to come: uninvoiced, not yet due, and overdue by age."""
+        return _plot_owners(self.owners, ax, kw.pop("title", self.caption), kw)
+
+
+_TOTAL_COLUMNS: Final = (
+    "kind",
+    "name",
+    "count",
+    "currency",
+    "amount",
+    "invoiced",
+    "paid",
+    "uninvoiced",
+    "unpaid",
+    "not_due",
+    *(f"overdue_{b}" for b in BUCKETS),
+    "overdue",
+)
+
+
+def _tone(column: str, value: Any) -> str | None:
+    if column in ("overdue", "overdue_90+") and value:
+        return NEGATIVE
+    if column.startswith("overdue_") and value:
+        return WARNING
+    if column == "days" and value is not None and value > 90:
+        return NEGATIVE
+    return None
+
+
+def _plot_owners(
+    owners: Iterable[ReceivablesTotal], ax: Axes | None, title: str, kw: dict[str, Any]
+) -> Axes:
+    rows = list(owners)
+    series = {
+        "uninvoiced": [float(t.uninvoiced.amount) for t in rows],
+        "not due": [float(t.not_due.amount) for t in rows],
+        **{
+            f"overdue {b}": [float(t.ageing[i].amount) for t in rows] for i, b in enumerate(BUCKETS)
+        },
+    }
+    code = rows[0].amount.currency if rows else ""
+    return plot_bars(
+        ax,
+        [str(t.name) for t in rows],
+        series,
+        stacked=True,
+        horizontal=True,
+        title=title,
+        value_label=f"still to collect ({code})" if code else "still to collect",
+        **kw,
+    )
 
 
 # One listed contract, as the calculator keeps it until rows are read:
@@ -462,12 +540,45 @@ class Receivables(Table):
             for r in self.rows
         ]
 
-    def __str__(self) -> str:
-        # The columns are named even when no contract is listed.
-        return f"{self.caption}\n{render_text(self.display_records(), _DISPLAY)}"
+    def total_records(self) -> list[dict[str, Any]]:
+        """Everyone's totals (kind ``total``, name ``(all)``, count, currency, every sum): each
+        sum equals that column summed over :meth:`to_records`. Per owner and per team:
+        :attr:`totals`."""
+        return self.totals.total_records()
 
-    def _repr_html_(self) -> str:
-        return render_html(self.display_records(), _DISPLAY, caption=self.caption)
+    def record_columns(self) -> list[str]:
+        """The columns of every contract record."""
+        return list(_ROW_COLUMNS)
+
+    def total_columns(self) -> list[str]:
+        """The columns of the total record."""
+        return list(_TOTAL_COLUMNS)
+
+    def display_columns(self) -> list[str]:
+        """The printed columns (named even when no contract is listed)."""
+        return list(_DISPLAY)
+
+    def display_totals(self) -> list[dict[str, Any]]:
+        """Everyone's row, in the printed columns."""
+        t = self.totals.everyone
+        return [
+            {
+                "contract": f"(all: {t.count})",
+                "amount": t.amount.amount,
+                "invoiced": t.invoiced.amount,
+                "paid": t.paid.amount,
+                "uninvoiced": t.uninvoiced.amount,
+                "unpaid": t.unpaid.amount,
+                "overdue": t.overdue.amount,
+            }
+        ]
+
+    def _tone(self, column: str, value: Any, record: dict[str, Any]) -> str | None:
+        return _tone(column, value)
+
+    def plot(self, ax: Axes | None = None, **kw: Any) -> Axes:
+        """Per owner, what is still to come: uninvoiced, not yet due, and overdue by age."""
+        return _plot_owners(self.totals.owners, ax, kw.pop("title", self.caption), kw)
 
     def display_records(self) -> list[dict[str, Any]]:
         """The printed columns: contract, owner, team, signed, amount, invoiced, paid,
@@ -489,6 +600,27 @@ class Receivables(Table):
             }
             for r in self.rows
         ]
+
+
+_ROW_COLUMNS: Final = (
+    "contract_id",
+    "owner",
+    "team",
+    "state",
+    "signed_on",
+    "currency",
+    "amount",
+    "invoiced",
+    "paid",
+    "uninvoiced",
+    "unpaid",
+    "not_due",
+    *(f"overdue_{b}" for b in BUCKETS),
+    "overdue",
+    "max_days_overdue",
+    "overdue_invoices",
+    "due_milestones",
+)
 
 
 # -- the calculator -----------------------------------------------------------------------------------
@@ -529,6 +661,7 @@ def receivables(
     not_invoiced: bool = False,
     not_paid: bool = False,
     currency: str | None = None,
+    fields: Fields | None = None,
 ) -> Receivables:
     """The collections list (R16) on ``as_of``: one row per signed contract, oldest signing first.
 
@@ -541,6 +674,8 @@ def receivables(
         not_paid: keep only contracts with invoiced money not yet paid (with ``not_invoiced``:
             contracts matching either).
         currency: the currency when no contract is signed (an empty list).
+        fields: where each field comes from in your contract rows, e.g. ``{"owner":
+            "sales_rep", "signed_on": "signing_date"}`` (see :mod:`salesflow.analytics.inputs`).
 
     Raises:
         ValidationError: a bad argument, a duplicate contract or billing, or a billing that breaks
@@ -559,6 +694,7 @@ def receivables(
     if isinstance(contracts, str) or not isinstance(contracts, Iterable):
         raise InvalidTypeError("contracts", contracts, "an iterable of contracts")
     by_contract = _billings_by_contract(billings)
+    contracts = mapped(contracts, check_fields(fields))
     code = currency
     zero = ZERO if currency is None else currency_exponent(currency) * 0
     today = day.toordinal()

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -36,20 +36,25 @@ from salesflow.analytics.grouping import (
     check_currency,
     check_label,
     check_places,
-    check_plan,
     compile_loop,
     group_fields,
     label,
     money_of,
     percent_of,
     sort_key,
+    team_fields,
     to_by,
+    where,
 )
-from salesflow.analytics.table import Table
+from salesflow.analytics.inputs import Fields, check_fields, mapped, stage_names
 from salesflow.domain.money import Money
 from salesflow.domain.numbers import EXACT, ZERO, to_decimal
 from salesflow.domain.stages import StagePlan
-from salesflow.errors import InvalidTypeError, StageError, ValidationError
+from salesflow.errors import InvalidTypeError, ValidationError
+from salesflow.tables import NEGATIVE, POSITIVE, Table, matplotlib_axes, plot_bars
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = [
     "DEFAULT_PRIOR_STRENGTH",
@@ -71,7 +76,7 @@ DEFAULT_PRIOR_STRENGTH = Decimal(10)
 # a later amount Decimal cannot add (a float) fails before anything is stored. ``add`` is
 # EXACT.add: a sum of amounts with 25 significant digits outgrows the default context's 28.
 _MATRIX = """
-def loop(items, cells, open_keys, won_key, lost_keys, zero, won_slowly, unknown_stage, add):
+def loop(items, cells, open_keys, won_key, lost_keys, zero, won_slowly, other_stage, add):
     for item in items:
         key = ({group}, item.{value})
         cell = cells.get(key)
@@ -93,7 +98,7 @@ def loop(items, cells, open_keys, won_key, lost_keys, zero, won_slowly, unknown_
         elif stage in lost_keys:
             cell[2] += 1
         else:
-            unknown_stage(stage)
+            other_stage(key, cell, item, stage)
 """
 
 
@@ -308,6 +313,80 @@ class RepIndustryMatrix(Table):
             )
         return records
 
+    def total_records(self) -> list[dict[str, Any]]:
+        """The team's record per industry (:data:`~salesflow.analytics.grouping.ALL` in the
+        first rep column): deals and won amounts are the sums of the reps'; every rate is the
+        team's win rate there."""
+        currencies = self.currencies
+        records = []
+        for industry in self._industries:
+            deals = [0, 0, 0]
+            won_amount: dict[str, Decimal] = {}
+            for (_owner, value), cell in self._cells.items():
+                if value != industry:
+                    continue
+                deals[0] += cell.open
+                deals[1] += cell.won
+                deals[2] += cell.lost
+                for code, amount in cell.won_amount.items():
+                    won_amount[code] = EXACT.add(won_amount.get(code, ZERO), amount)
+            rate = self.team_win_rate(industry)
+            records.append(
+                {
+                    **team_fields(self.by),
+                    self.dimension: industry,
+                    "open": deals[0],
+                    "closed": deals[1] + deals[2],
+                    "won": deals[1],
+                    "lost": deals[2],
+                    "win_rate": rate,
+                    "smoothed_win_rate": rate,
+                    "team_win_rate": rate,
+                    **amount_fields(won_amount, currencies, "won_amount"),
+                }
+            )
+        return records
+
+    def record_columns(self) -> list[str]:
+        """The rep columns, the dimension, deal counts, rates and the won amount columns."""
+        codes = self.currencies
+        amounts = (
+            ["won_amount", "currency"] if len(codes) <= 1 else [f"won_amount_{c}" for c in codes]
+        )
+        rates = ["win_rate", "smoothed_win_rate", "team_win_rate"]
+        return [*self.by, self.dimension, "open", "closed", "won", "lost", *rates, *amounts]
+
+    def _tone(self, column: str, value: Any, record: dict[str, Any]) -> str | None:
+        team = record.get("team_win_rate")
+        if column != "smoothed_win_rate" or value is None or team is None or value == team:
+            return None
+        return POSITIVE if value > team else NEGATIVE
+
+    def plot(self, ax: Axes | None = None, **kw: Any) -> Axes:
+        """A heat map of the smoothed win rate per rep (rows) and industry (columns), each cell
+        labelled with its rate; blank where neither the rep nor the team has closed a deal."""
+        axes = matplotlib_axes(ax)
+        grid = [
+            [_float(self.cell(owner, industry).exact_smoothed) for industry in self._industries]
+            for owner in self._owners
+        ]
+        kw.setdefault("cmap", "RdYlGn")
+        kw.setdefault("vmin", 0.0)
+        kw.setdefault("vmax", 100.0)
+        title = kw.pop("title", "Smoothed win rate (%) per rep and " + self.dimension)
+        image = axes.imshow(grid or [[float("nan")]], aspect="auto", **kw)
+        axes.set_xticks(range(len(self._industries)), [str(i) for i in self._industries])
+        axes.tick_params(axis="x", labelrotation=45)
+        axes.set_yticks(range(len(self._owners)), [_label(o) for o in self._owners])
+        if len(self._owners) * len(self._industries) <= 400:
+            for y, row in enumerate(grid):
+                for x, value in enumerate(row):
+                    if value == value:  # not NaN
+                        axes.text(x, y, f"{value:.0f}", ha="center", va="center", fontsize=7)
+        axes.figure.colorbar(image, ax=axes, label="smoothed win rate (%)")
+        axes.set_title(title)
+        return axes
+
 
 @attrs.frozen(kw_only=True)
 class OwnerScore:
@@ -377,6 +456,27 @@ class Recommendation(Table):
             for s in self.scores
         ]
 
+    def record_columns(self) -> list[str]:
+        """``rank``, ``owner``, ``smoothed_win_rate``, ``win_rate``, ``closed``, ``won``."""
+        return ["rank", "owner", "smoothed_win_rate", "win_rate", "closed", "won"]
+
+    def plot(self, ax: Axes | None = None, **kw: Any) -> Axes:
+        """The ranked reps' smoothed and raw win rates, best first."""
+        series = {
+            "smoothed win rate": [_float(s.smoothed_win_rate) for s in self.scores],
+            "win rate": [_float(s.win_rate) for s in self.scores],
+        }
+        title = kw.pop("title", self.caption)
+        return plot_bars(
+            ax,
+            [_label(s.owner) for s in self.scores],
+            series,
+            horizontal=True,
+            title=title,
+            value_label="win rate (%)",
+            **kw,
+        )
+
 
 def rep_industry_matrix(
     opportunities: Iterable[StrengthItem],
@@ -388,6 +488,7 @@ def rep_industry_matrix(
     missing: str = MISSING,
     places: int = 1,
     currency: str | None = None,
+    fields: Fields | None = None,
 ) -> RepIndustryMatrix:
     """Win record per rep and industry, with a smoothed win rate (R17).
 
@@ -403,12 +504,15 @@ def rep_industry_matrix(
         missing: the key under which ``None`` and blank industries are reported.
         places: decimal places of the rates shown (0 to 6).
         currency: the currency of ``Decimal`` amounts without a ``currency`` attribute.
+        fields: where each field comes from in your rows, e.g. ``{"owner": "sales_agent",
+            "industry": lambda row: sectors[row.account]}`` (see
+            :mod:`salesflow.analytics.inputs`). Stages may be keys or display names.
 
     Raises:
         StageError: an opportunity's stage is not in the plan.
         ValidationError: a bad argument or a malformed opportunity (named in the message).
     """
-    plan = check_plan(plan)
+    plan, names = stage_names(plan)
     group_by = to_by(by)
     if not isinstance(dimension, str) or not dimension.isidentifier():
         raise ValidationError("dimension", dimension, "an attribute name such as 'industry'")
@@ -431,21 +535,30 @@ def rep_industry_matrix(
             other = (key[0], key[1], code)
             others[other] = EXACT.add(others.get(other, ZERO), amount)
 
-    def unknown_stage(stage: object) -> None:
-        raise StageError("stage", stage, f"one of {list(plan.keys)}")
+    def other_stage(key: tuple[Any, Any], cell: list[Any], item: Any, stage: object) -> None:
+        # A display name (or a stage the plan does not know: raises, saying so).
+        found = names.key(stage, where=where(item))
+        if found in open_keys:
+            cell[0] += 1
+        elif found == won_key:
+            cell[1] += 1
+            won_slowly(key, cell, item)
+        else:
+            cell[2] += 1
 
     open_keys = frozenset(s.key for s in plan.open_stages)
     lost_keys = frozenset(s.key for s in plan if s.is_lost)
+    won_key = plan.won_stage.key
     try:
         loop(
-            opportunities,
+            mapped(opportunities, check_fields(fields)),
             cells,
             open_keys,
-            plan.won_stage.key,
+            won_key,
             lost_keys,
             ZERO,
             won_slowly,
-            unknown_stage,
+            other_stage,
             EXACT.add,
         )
     except AttributeError as exc:
@@ -571,3 +684,15 @@ def recommend_owners(
         for rank, cell in enumerate(cells[:top], start=1)
     ]
     return Recommendation(industry, scores, team_rate)
+
+
+def _float(value: Fraction | Decimal | None) -> float:
+    if value is None:
+        return float("nan")
+    return float(value * 100) if isinstance(value, Fraction) else float(value)
+
+
+def _label(owner: Any) -> str:
+    if isinstance(owner, tuple):
+        return " / ".join(str(part) for part in owner)
+    return str(owner)

@@ -28,13 +28,12 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from salesflow.analytics.grouping import (
     check_places,
-    check_plan,
     getter,
     group_fields,
     label,
@@ -43,9 +42,13 @@ from salesflow.analytics.grouping import (
     team_fields,
     to_by,
 )
-from salesflow.analytics.table import Table
+from salesflow.analytics.inputs import Fields, StageNames, check_fields, mapped, stage_names
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import InvalidTypeError, StageError, ValidationError
+from salesflow.tables import NEGATIVE, POSITIVE, Table, plot_bars
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = [
     "HistoryItem",
@@ -88,7 +91,8 @@ def _cutoff(as_of: datetime | date | None) -> datetime | None:
 class _History:
     """Reads and checks one opportunity's history against the plan, up to the cutoff."""
 
-    def __init__(self, plan: StagePlan, cutoff: datetime | None) -> None:
+    def __init__(self, plan: StagePlan, cutoff: datetime | None, names: StageNames) -> None:
+        self.names = names
         self.order = {s.key: i for i, s in enumerate(plan)}
         self.lost = {s.key for s in plan if s.is_lost}
         self.won = plan.won_stage.key
@@ -117,14 +121,10 @@ class _History:
                 raise ValidationError(
                     f"history[{i}].at", at, "a timezone-aware datetime", where=where
                 )
-            if target not in self.order:
-                raise StageError(
-                    f"history[{i}].to_stage", target, f"one of {self.keys}", where=where
-                )
+            if target not in self.order:  # a display name, or a stage the plan does not know
+                target = self.names.key(target, f"history[{i}].to_stage", where)
             if source is not None and source not in self.order:
-                raise StageError(
-                    f"history[{i}].from_stage", source, f"one of {self.keys}", where=where
-                )
+                source = self.names.key(source, f"history[{i}].from_stage", where)
             if previous is not None:
                 if at < previous[0]:
                     raise ValidationError(
@@ -292,9 +292,9 @@ class StageVelocity(Table):
         return dict(self._team if group is None else self._rows[group])
 
     def stage(self, key: str, group: Any = None) -> StageVisits:
-        """The visits of stage ``key`` for ``group`` (``None``: the team)."""
-        self.plan[key]
-        return self.stages(group)[key]
+        """The visits of stage ``key`` (a key or a display name) for ``group`` (``None``: the
+        team)."""
+        return self.stages(group)[self.plan.resolve(key).key]
 
     def transitions(self, group: Any = None) -> dict[tuple[str | None, str], int]:
         """How many moves went from one stage to another: ``{(from, to): count}``; ``from`` is
@@ -305,8 +305,8 @@ class StageVelocity(Table):
 
     def conversion(self, source: str, target: str, group: Any = None) -> Decimal | None:
         """Of the visits of ``source`` that ended, the share (percent) that moved to ``target``."""
+        source, target = self.plan.resolve(source).key, self.plan.resolve(target).key
         ended = self.stage(source, group).ended
-        self.plan[target]
         if not ended:
             return None
         moved = self.transitions(group).get((source, target), 0)
@@ -320,12 +320,13 @@ class StageVelocity(Table):
         )
         return f"Stage velocity and conversion{skipped}"
 
-    def to_records(self) -> list[dict[str, Any]]:
-        """One record per (group, stage) and per team stage: the group columns (:data:`ALL` on
-        team rows), ``stage``, ``entered``, ``advanced``, ``moved_back``, ``lost``, ``current``,
-        ``mean_days``, ``median_days`` and ``conversion`` (percent)."""
-        rows = [(group_fields(self.by, g), self._rows[g]) for g in self._groups]
-        rows.append((team_fields(self.by), self._team))
+    def _records(self, totals: bool) -> list[dict[str, Any]]:
+        if totals:
+            rows = [(team_fields(self.by), self._team)]
+        elif not self.by:  # grouped by nothing: the team is the one group
+            rows = [({}, self._team)]
+        else:
+            rows = [(group_fields(self.by, g), self._rows[g]) for g in self._groups]
         records = []
         for fields, row in rows:
             for visits in row.values():
@@ -345,6 +346,56 @@ class StageVelocity(Table):
                 )
         return records
 
+    def to_records(self) -> list[dict[str, Any]]:
+        """One record per (group, stage): the group columns, ``stage``, ``entered``,
+        ``advanced``, ``moved_back``, ``lost``, ``current``, ``mean_days``, ``median_days`` and
+        ``conversion`` (percent). The team's rows are :meth:`total_records`."""
+        return self._records(totals=False)
+
+    def total_records(self) -> list[dict[str, Any]]:
+        """The team's record per stage (:data:`~salesflow.analytics.grouping.ALL` in the first
+        group column): visit counts are the sums of the groups'; days and conversion are the
+        team's own."""
+        return self._records(totals=True)
+
+    def record_columns(self) -> list[str]:
+        """The group columns, ``stage``, the visit counts, days and ``conversion``."""
+        return [*self.by, "stage", *_VISIT_COLUMNS]
+
+    def display_totals(self) -> list[dict[str, Any]]:
+        """The team's rows (none when grouped by nothing: the rows are the team's)."""
+        return self.total_records() if self.by else []
+
+    def plot(self, ax: Axes | None = None, **kw: Any) -> Axes:
+        """The team's mean and median days per stage (stages in plan order, where visits
+        ended), with each stage's conversion in its label."""
+        visits = [v for v in self._team.values() if v.ended]
+        labels = [
+            f"{v.stage} ({v.conversion}%)" if v.conversion is not None else v.stage for v in visits
+        ]
+        series = {
+            "mean days": [_number(v.mean_days) for v in visits],
+            "median days": [_number(v.median_days) for v in visits],
+        }
+        title = kw.pop("title", "Days per stage (conversion in brackets)")
+        return plot_bars(ax, labels, series, title=title, value_label="days", **kw)
+
+
+_VISIT_COLUMNS = (
+    "entered",
+    "advanced",
+    "moved_back",
+    "lost",
+    "current",
+    "mean_days",
+    "median_days",
+    "conversion",
+)
+
+
+def _number(value: Decimal | None) -> float:
+    return float("nan") if value is None else float(value)
+
 
 def stage_velocity(
     opportunities: Iterable[HistoryItem],
@@ -353,6 +404,7 @@ def stage_velocity(
     by: Sequence[str] | str = (),
     as_of: datetime | date | None = None,
     places: int = 1,
+    fields: Fields | None = None,
 ) -> StageVelocity:
     """How long opportunities stay in each stage and where they go next, from their history.
 
@@ -363,22 +415,25 @@ def stage_velocity(
         by: attribute(s) to group by, e.g. ``"owner"``; ``()`` (the default) for the team only.
         as_of: ignore the changes after this moment (a date: the end of that day, UTC).
         places: decimal places of the conversion rates (0 to 6).
+        fields: where each field comes from in your rows, e.g. ``{"history": history_of}``
+            for a function that builds the stage changes from date columns (see
+            :mod:`salesflow.analytics.inputs`). Stages may be keys or display names.
 
     Raises:
         StageError: a change names a stage the plan does not know.
         ValidationError: a bad argument or a malformed history (named in the message).
     """
-    plan = check_plan(plan)
+    plan, names = stage_names(plan)
     group_by = to_by(by)
     check_places(places)
-    reader = _History(plan, _cutoff(as_of))
+    reader = _History(plan, _cutoff(as_of), names)
     group_of = getter(group_by)
     order, lost, won = reader.order, reader.lost, reader.won
     cells: dict[Any, dict[str, _Cell]] = {}
     transitions: dict[Any, dict[tuple[str | None, str], int]] = {}
     without = 0
     try:
-        for item in opportunities:
+        for item in mapped(opportunities, check_fields(fields)):
             moves = reader.moves(item)
             if not moves:
                 without += 1
@@ -456,7 +511,10 @@ class LearnedProbabilities(Table):
         rows: Sequence[LearnedProbability],
         closed: int,
         without_history: int,
+        plan: StagePlan | None = None,
     ) -> None:
+        self.plan = plan
+        """The stage plan used."""
         self.rows = tuple(rows)
         """One row per open stage, in plan order."""
         self.closed = closed
@@ -465,6 +523,10 @@ class LearnedProbabilities(Table):
         """Opportunities skipped because they had no stage history."""
 
     def __getitem__(self, stage: str) -> LearnedProbability:
+        """The row of open stage ``stage`` (a key, or a display name)."""
+        if self.plan is not None and isinstance(stage, str):
+            found = self.plan.resolve(stage) if stage not in self.plan else None
+            stage = stage if found is None else found.key
         for row in self.rows:
             if row.stage == stage:
                 return row
@@ -494,6 +556,31 @@ class LearnedProbabilities(Table):
             for row in self.rows
         ]
 
+    def record_columns(self) -> list[str]:
+        """``stage``, ``configured``, ``reached``, ``won``, ``learned``, ``difference``."""
+        return ["stage", "configured", "reached", "won", "learned", "difference"]
+
+    def _tone(self, column: str, value: Any, record: dict[str, Any]) -> str | None:
+        if column == "difference" and value:
+            return POSITIVE if value > 0 else NEGATIVE
+        return None
+
+    def plot(self, ax: Axes | None = None, **kw: Any) -> Axes:
+        """Configured against learned win probability, per open stage."""
+        series = {
+            "configured": [float(row.configured) for row in self.rows],
+            "learned": [_number(row.learned) for row in self.rows],
+        }
+        title = kw.pop("title", self.caption)
+        return plot_bars(
+            ax,
+            [row.stage for row in self.rows],
+            series,
+            title=title,
+            value_label="win probability (%)",
+            **kw,
+        )
+
 
 def learned_probabilities(
     opportunities: Iterable[HistoryItem],
@@ -501,19 +588,21 @@ def learned_probabilities(
     *,
     as_of: datetime | date | None = None,
     places: int = 1,
+    fields: Fields | None = None,
 ) -> LearnedProbabilities:
     """The win probability of each open stage as history shows it, beside the configured one.
 
     Only opportunities closed (won or lost) by ``as_of`` count: for each open stage, the share
-    of those that reached it (or a later open stage) that were won.
+    of those that reached it (or a later open stage) that were won. ``fields`` maps the fields
+    read (``history`` and the stages of its changes) as for :func:`stage_velocity`.
 
     Raises:
         StageError: a change names a stage the plan does not know.
         ValidationError: a bad argument or a malformed history (named in the message).
     """
-    plan = check_plan(plan)
+    plan, names = stage_names(plan)
     check_places(places)
-    reader = _History(plan, _cutoff(as_of))
+    reader = _History(plan, _cutoff(as_of), names)
     open_order, lost, won_key = reader.open_order, reader.lost, reader.won
     n_open = len(open_order)
     # lost_at[i] counts the lost deals whose furthest open stage was the i-th.
@@ -522,7 +611,7 @@ def learned_probabilities(
     without = 0
     closed = 0
     try:
-        for item in opportunities:
+        for item in mapped(opportunities, check_fields(fields)):
             moves = reader.moves(item)
             if not moves:
                 without += 1
@@ -555,4 +644,4 @@ def learned_probabilities(
                 learned=percent_of(Fraction(won, reached), places) if reached else None,
             )
         )
-    return LearnedProbabilities(rows=rows, closed=closed, without_history=without)
+    return LearnedProbabilities(rows=rows, closed=closed, without_history=without, plan=plan)

@@ -34,10 +34,11 @@ from salesflow.domain.approvals import (
     waiting_for,
 )
 from salesflow.domain.events import Event
-from salesflow.errors import InvalidTypeError, NotFoundError, ValidationError
+from salesflow.errors import InvalidTypeError, NotFoundError, StorageError, ValidationError
 from salesflow.ports import Between, UnitOfWork
+from salesflow.storage.invariants import check_approval_add
 
-__all__ = ["REVIEWED", "ApprovalCommands", "Reviewed", "request_id"]
+__all__ = ["REVIEWED", "ApprovalCommands", "Reviewed", "replayed", "request_id"]
 
 
 @attrs.frozen(kw_only=True)
@@ -87,6 +88,23 @@ def request_id(kind: str, subject_id: str) -> str:
     return f"{kind}:{subject_id}"
 
 
+def replayed(request: ApprovalRequest) -> ApprovalRequest:
+    """``request`` as loaded from storage, once checked to be exactly what its audit replays to
+    (the desk never acts on, or shows, a request whose decisions or state its audit does not
+    explain).
+
+    Raises:
+        StorageError: the stored request is corrupt; the message names it and what is wrong.
+    """
+    try:
+        check_approval_add(request)
+    except ValidationError as error:
+        raise StorageError(
+            f"stored approval request {request.id!r} is corrupt and was not used: {error}"
+        ) from error
+    return request
+
+
 class ApprovalCommands(DeskCore):
     """Approvals on the desk: decide, withdraw, delegate, and see what waits for whom."""
 
@@ -111,7 +129,9 @@ class ApprovalCommands(DeskCore):
         digest = reviewed.content_hash(subject)
         # The engine refuses the subject's owner (and the submitter) as a decider of any step.
         owner = getattr(subject, "owner", None)
-        earlier = list(uow.approvals.query(subject_kind=kind, subject_id=subject.id))
+        earlier = [
+            replayed(r) for r in uow.approvals.query(subject_kind=kind, subject_id=subject.id)
+        ]
         latest: ApprovalRequest | None = max(earlier, key=lambda r: r.audit[0].at, default=None)
         if latest is not None and latest.state is ApprovalState.PENDING:
             # Submitted again while pending: the subject changed (else there is nothing to do).
@@ -150,9 +170,10 @@ class ApprovalCommands(DeskCore):
     ) -> None:
         """Withdraw the pending request of a subject that changed: its approvers would approve
         content that is gone."""
-        for request in uow.approvals.query(
+        for stored in uow.approvals.query(
             subject_kind=kind, subject_id=subject_id, state=ApprovalState.PENDING.value
         ):
+            request = replayed(stored)
             withdrawn, happened = request.withdraw(
                 actor, at=self.now(), version=request.version, comment=comment
             )
@@ -201,7 +222,7 @@ class ApprovalCommands(DeskCore):
         role: str | None = None,
     ) -> CommandResult[ApprovalRequest]:
         def work(uow: UnitOfWork, events: list[Event]) -> ApprovalRequest:
-            request: ApprovalRequest = uow.approvals.get(key)
+            request = replayed(uow.approvals.get(key))
             reviewed = REVIEWED.get(request.subject_kind)
             if reviewed is None:
                 raise NotFoundError(
@@ -401,7 +422,7 @@ class ApprovalCommands(DeskCore):
         """The approval request ``request`` (``"<kind>:<subject id>"``); for ``actor``, if given,
         refused unless they may read its subject."""
         with self.storage.transaction() as uow:
-            found: ApprovalRequest = uow.approvals.get(request)
+            found = replayed(uow.approvals.get(request))
             if actor is not None:
                 self.readable(actor, found.subject_kind, self._subject(uow, found))
             return found
@@ -416,9 +437,10 @@ class ApprovalCommands(DeskCore):
         """Stored approval requests matching ``filters`` (``subject_kind``, ``subject_id``,
         ``state``, ``submitter``); with ``actor``, only those whose subject the actor may read."""
         with self.storage.transaction() as uow:
+            found = [replayed(request) for request in uow.approvals.query(**filters)]
             return [
                 request
-                for request in uow.approvals.query(**filters)
+                for request in found
                 if actor is None
                 or self.allows(actor, f"{request.subject_kind}.read", self._subject(uow, request))
             ]
@@ -466,7 +488,7 @@ class ApprovalCommands(DeskCore):
             raise InvalidTypeError("who", who, "an Actor or a role name")
         day = self.today() if on is None else on
         with self.storage.transaction() as uow:
-            pending = list(uow.approvals.query(state=ApprovalState.PENDING.value))
+            pending = [replayed(r) for r in uow.approvals.query(state=ApprovalState.PENDING.value)]
             grants = self._delegations(uow, day) if isinstance(who, Actor) else []
             found = waiting_for(pending, who, on=day, delegations=grants)
             if not isinstance(who, Actor):

@@ -12,23 +12,14 @@ import attrs
 from salesflow.analytics.calls import CallStats, call_stats
 from salesflow.commands.core import CommandResult, DeskCore
 from salesflow.domain.actors import Actor
-from salesflow.domain.calls import (
-    CallLinker,
-    CallRecord,
-    CallSource,
-    Contact,
-    FollowUpTask,
-    LibraryEntry,
-    MalformedRow,
-    TaskStatus,
-    feature_call,
-    search_library,
-    unfeature_entry,
-    unique_calls,
-)
+from salesflow.domain.calls import CallRecord, CallSource, MalformedRow, unique_calls
+from salesflow.domain.contacts import Contact
 from salesflow.domain.events import Event
+from salesflow.domain.library import LibraryEntry, feature_call, search_library, unfeature_entry
+from salesflow.domain.linking import CallLinker
 from salesflow.domain.periods import Period, PeriodKind
 from salesflow.domain.phones import PhoneDirectory
+from salesflow.domain.tasks import FollowUpTask, TaskStatus
 from salesflow.errors import (
     BackendNotFoundError,
     ConcurrencyError,

@@ -144,12 +144,16 @@ class OpportunityCommands(DeskCore):
         *,
         mapping: Mapping[str, Column] | None = None,
         currency: str | None = None,
-        dayfirst: bool = False,
+        dayfirst: bool | None = None,
+        year_pivot: int | None = None,
+        history: Mapping[str, Column] | None = None,
         batch_size: int = 10_000,
     ) -> CommandResult[int]:
         """Import a CSV file of new opportunities in one unit of work, streaming in batches (memory
         stays flat however large the file). A bad row, an unknown stage, a duplicate id or an
-        opportunity the actor may not create rolls the whole import back."""
+        opportunity the actor may not create rolls the whole import back. ``dayfirst``,
+        ``year_pivot`` and ``history`` are read as :func:`salesflow.iter_opportunities` reads
+        them (``dayfirst=None``: the file decides, and an ambiguous file is refused)."""
 
         def authorized(rows: Iterable[Opportunity]) -> Iterable[Opportunity]:
             for opportunity in rows:
@@ -158,7 +162,13 @@ class OpportunityCommands(DeskCore):
 
         def work(uow: UnitOfWork, events: list[Event]) -> int:
             rows = iter_opportunities(
-                source, plan=self.plan, mapping=mapping, currency=currency, dayfirst=dayfirst
+                source,
+                plan=self.plan,
+                mapping=mapping,
+                currency=currency,
+                dayfirst=dayfirst,
+                year_pivot=year_pivot,
+                history=history,
             )
             count = uow.opportunities.add_many(authorized(rows), batch_size=batch_size)
             events.append(

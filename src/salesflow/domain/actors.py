@@ -8,11 +8,10 @@ name any other role string.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 
 import attrs
 
-from salesflow.errors import InvalidTypeError, ValidationError
+from salesflow.domain.checks import as_ids, check_id
 
 __all__ = ["Actor", "Role"]
 
@@ -29,32 +28,6 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
-def _names(value: Iterable[str] | str, field: str) -> frozenset[str]:
-    if isinstance(value, str):
-        value = (value,)
-    try:
-        names = frozenset(str(v) if isinstance(v, Role) else v for v in value)
-    except TypeError:
-        raise InvalidTypeError(field, value, "an iterable of strings") from None
-    for name in names:
-        if not isinstance(name, str) or not name.strip():
-            raise ValidationError(field, name, "non-empty strings")
-    return names
-
-
-def _to_roles(value: Iterable[str] | str) -> frozenset[str]:
-    return _names(value, "roles")
-
-
-def _to_teams(value: Iterable[str] | str) -> frozenset[str]:
-    return _names(value, "teams")
-
-
-def _check_id(_instance: object, _attribute: object, value: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError("id", value, "a non-empty string")
-
-
 @attrs.frozen
 class Actor:
     """A person (or system) acting: ``Actor("u-7", roles={"sales_rep"}, teams={"east"})``.
@@ -62,9 +35,9 @@ class Actor:
     An actor with no roles is valid but may do nothing that needs a role.
     """
 
-    id: str = attrs.field(validator=_check_id)
-    roles: frozenset[str] = attrs.field(default=frozenset(), converter=_to_roles)
-    teams: frozenset[str] = attrs.field(default=frozenset(), converter=_to_teams)
+    id: str = attrs.field(validator=check_id)
+    roles: frozenset[str] = attrs.field(default=frozenset(), converter=as_ids)
+    teams: frozenset[str] = attrs.field(default=frozenset(), converter=as_ids)
 
     def has_role(self, role: str) -> bool:
         """Whether the actor holds ``role``."""

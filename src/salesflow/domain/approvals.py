@@ -42,13 +42,25 @@ import attrs
 
 from salesflow.domain.actors import Actor, Role
 from salesflow.domain.checks import (
+    MAX_ID_LENGTH,
+    MAX_TEXT_LENGTH,
+    as_date,
+    as_datetime,
+    as_enum,
+    as_optional_datetime,
+    as_tuple,
     check_bool,
+    check_code,
+    check_comment,
     check_count,
-    check_optional_text,
+    check_id,
+    check_name,
+    check_optional_id,
+    check_optional_name,
     check_positive,
-    check_text,
+    check_string,
 )
-from salesflow.domain.dates import to_aware_datetime, to_date
+from salesflow.domain.dates import to_aware_datetime
 from salesflow.errors import (
     ApprovalError,
     ConcurrencyError,
@@ -80,7 +92,6 @@ __all__ = [
 
 
 _T = TypeVar("_T")
-_E = TypeVar("_E", bound=enum.Enum)
 
 
 class ApprovalState(enum.StrEnum):
@@ -136,26 +147,13 @@ _HINTS: Mapping[ApprovalState, str] = {
 # -- converters and validators ------------------------------------------------------------------
 
 
-def _check_optional_comment(
-    _instance: object, attribute: attrs.Attribute[Any], value: object
-) -> None:
-    if value is not None and not isinstance(value, str):
-        raise InvalidTypeError(attribute.name, value, "a string or None")
-
-
 def _role_name(value: object, field: str = "role") -> str:
+    """``value`` as a role name (a converter of the fields called ``role``)."""
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(field, value, "a non-empty role name")
+    check_string(value, field, MAX_ID_LENGTH)
     # A Role member is a str subclass; plain str keeps equality, hashing and dumps uniform.
     return str(value)
-
-
-def _to_role(value: object) -> str:
-    return _role_name(value)
-
-
-def _to_optional_role(value: object) -> str | None:
-    return None if value is None else _role_name(value)
 
 
 def _to_roles(value: object) -> tuple[str, ...]:
@@ -172,49 +170,6 @@ def _to_roles(value: object) -> tuple[str, ...]:
     if not roles:
         raise ValidationError("roles", (), "at least one role")
     return tuple(roles)
-
-
-def _to_at(value: object) -> datetime:
-    return to_aware_datetime(value, "at")
-
-
-def _to_enum(kind: type[_E], value: object, field: str) -> _E:
-    if isinstance(value, kind):
-        return value
-    if isinstance(value, str):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    raise ValidationError(field, value, f"one of {[member.value for member in kind]}")
-
-
-def _to_state(value: object) -> ApprovalState:
-    return _to_enum(ApprovalState, value, "state")
-
-
-def _to_action(value: object) -> ApprovalAction:
-    return _to_enum(ApprovalAction, value, "action")
-
-
-def _to_event_name(value: object) -> ApprovalEventName:
-    return _to_enum(ApprovalEventName, value, "name")
-
-
-def _to_valid_from(value: object) -> date:
-    return to_date(value, "valid_from")
-
-
-def _to_valid_until(value: object) -> date:
-    return to_date(value, "valid_until")
-
-
-def _to_optional_granted_at(value: object) -> datetime | None:
-    return None if value is None else to_aware_datetime(value, "granted_at")
-
-
-def _to_optional_revoked_at(value: object) -> datetime | None:
-    return None if value is None else to_aware_datetime(value, "revoked_at")
 
 
 def _day_of(value: object) -> date:
@@ -263,16 +218,12 @@ class Step:
     each at most once.
     """
 
-    name: str = attrs.field(validator=check_text)
+    name: str = attrs.field(validator=check_name)
     roles: tuple[str, ...] = attrs.field(converter=_to_roles)
 
     def to_dict(self) -> dict[str, Any]:
         """This step as a plain dict: ``{"name": ..., "roles": [...]}``."""
         return {"name": self.name, "roles": list(self.roles)}
-
-
-def _to_steps(value: object) -> tuple[Step, ...]:
-    return _tuple_of(value, Step, "steps")
 
 
 @attrs.frozen
@@ -291,8 +242,8 @@ class Workflow:
     its audit entry (:attr:`AuditEntry.self_approval`).
     """
 
-    name: str = attrs.field(validator=check_text)
-    steps: tuple[Step, ...] = attrs.field(converter=_to_steps)
+    name: str = attrs.field(validator=check_name)
+    steps: tuple[Step, ...] = attrs.field(converter=as_tuple, metadata={"items": Step})
     allow_self_approval: bool = attrs.field(default=False, kw_only=True, validator=check_bool)
     """Whether the subject's owner and submitter may decide its steps (``False``: never)."""
 
@@ -408,23 +359,31 @@ class Delegation:
     or an admin, on the desk: ``desk.revoke_delegation``). A revocation is kept, never deleted.
     """
 
-    delegator: str = attrs.field(validator=check_text)
-    delegate: str = attrs.field(validator=check_text)
-    role: str = attrs.field(converter=_to_role)
-    valid_from: date = attrs.field(converter=_to_valid_from)
-    valid_until: date = attrs.field(converter=_to_valid_until)
-    granted_at: datetime | None = attrs.field(default=None, converter=_to_optional_granted_at)
+    delegator: str = attrs.field(validator=check_id)
+    delegate: str = attrs.field(validator=check_id)
+    role: str = attrs.field(converter=_role_name)
+    valid_from: date = attrs.field(converter=as_date)
+    valid_until: date = attrs.field(converter=as_date)
+    granted_at: datetime | None = attrs.field(default=None, converter=as_optional_datetime)
     """When it was granted (``None`` for grants stored before this was recorded)."""
-    revoked_at: datetime | None = attrs.field(default=None, converter=_to_optional_revoked_at)
+    revoked_at: datetime | None = attrs.field(default=None, converter=as_optional_datetime)
     """When it was revoked; from that moment it no longer counts (``None``: not revoked)."""
-    revoked_by: str | None = attrs.field(default=None, validator=check_optional_text)
+    revoked_by: str | None = attrs.field(default=None, validator=check_optional_id)
     """Who revoked it (an actor id), when revoked."""
-    revocation_reason: str | None = attrs.field(default=None, validator=_check_optional_comment)
+    revocation_reason: str | None = attrs.field(default=None, validator=check_comment)
     """Why it was revoked, when a reason was given."""
 
     def __attrs_post_init__(self) -> None:
         if self.delegate == self.delegator:
             raise ValidationError("delegate", self.delegate, "someone other than the delegator")
+        if len(self.id) > MAX_ID_LENGTH:
+            # The id keys the stored grant: it must fit an id column like any other id.
+            raise ValidationError(
+                "id",
+                f"{self.id[:40]}...",
+                f"a delegator, role and delegate short enough for an id of at most "
+                f"{MAX_ID_LENGTH} characters (delegator/role/delegate/valid_from@granted_at)",
+            )
         if self.valid_until < self.valid_from:
             raise ValidationError(
                 "valid_until", self.valid_until, f"a date on or after {self.valid_from.isoformat()}"
@@ -635,12 +594,12 @@ def overlapping(grant: Delegation, grants: Iterable[Delegation]) -> Delegation |
 class Decision:
     """One approval within the current cycle: which step, which role, who, for whom, when."""
 
-    step: str = attrs.field(validator=check_text)
-    role: str = attrs.field(converter=_to_role)
-    actor: str = attrs.field(validator=check_text)
-    at: datetime = attrs.field(converter=_to_at)
-    on_behalf_of: str | None = attrs.field(default=None, validator=check_optional_text)
-    comment: str | None = attrs.field(default=None, validator=_check_optional_comment)
+    step: str = attrs.field(validator=check_name)
+    role: str = attrs.field(converter=_role_name)
+    actor: str = attrs.field(validator=check_id)
+    at: datetime = attrs.field(converter=as_datetime)
+    on_behalf_of: str | None = attrs.field(default=None, validator=check_optional_id)
+    comment: str | None = attrs.field(default=None, validator=check_comment)
 
     @property
     def participants(self) -> frozenset[str]:
@@ -665,10 +624,6 @@ class Decision:
         """A decision from :meth:`to_dict`'s shape."""
         _check_keys(data, "decision", {"step", "role", "actor", "at"}, {"on_behalf_of", "comment"})
         return cls(**dict(data))
-
-
-def _to_decisions(value: object) -> tuple[Decision, ...]:
-    return _tuple_of(value, Decision, "decisions")
 
 
 _SELF_APPROVAL = ("owner", "submitter")
@@ -710,19 +665,19 @@ class AuditEntry:
     """
 
     seq: int = attrs.field(validator=check_positive)
-    at: datetime = attrs.field(converter=_to_at)
-    actor: str = attrs.field(validator=check_text)
-    action: ApprovalAction = attrs.field(converter=_to_action)
-    state_before: ApprovalState = attrs.field(converter=_to_state)
-    state_after: ApprovalState = attrs.field(converter=_to_state)
+    at: datetime = attrs.field(converter=as_datetime)
+    actor: str = attrs.field(validator=check_id)
+    action: ApprovalAction = attrs.field(converter=as_enum, metadata={"enum": ApprovalAction})
+    state_before: ApprovalState = attrs.field(converter=as_enum, metadata={"enum": ApprovalState})
+    state_after: ApprovalState = attrs.field(converter=as_enum, metadata={"enum": ApprovalState})
     version: int = attrs.field(validator=check_positive)
     cycle: int = attrs.field(validator=check_count)
-    role: str | None = attrs.field(default=None, converter=_to_optional_role)
-    on_behalf_of: str | None = attrs.field(default=None, validator=check_optional_text)
-    step: str | None = attrs.field(default=None, validator=check_optional_text)
-    comment: str | None = attrs.field(default=None, validator=_check_optional_comment)
-    content_hash: str | None = attrs.field(default=None, validator=check_optional_text)
-    owner: str | None = attrs.field(default=None, validator=check_optional_text)
+    role: str | None = attrs.field(default=None, converter=attrs.converters.optional(_role_name))
+    on_behalf_of: str | None = attrs.field(default=None, validator=check_optional_id)
+    step: str | None = attrs.field(default=None, validator=check_optional_name)
+    comment: str | None = attrs.field(default=None, validator=check_comment)
+    content_hash: str | None = attrs.field(default=None, validator=check_optional_id)
+    owner: str | None = attrs.field(default=None, validator=check_optional_id)
     self_approval: tuple[str, ...] = attrs.field(default=(), converter=_to_self_approval)
 
     def to_dict(self) -> dict[str, Any]:
@@ -764,10 +719,6 @@ class AuditEntry:
         return cls(**dict(data))
 
 
-def _to_audit(value: object) -> tuple[AuditEntry, ...]:
-    return _tuple_of(value, AuditEntry, "audit")
-
-
 def _to_event_roles(value: object) -> tuple[str, ...]:
     return tuple(_role_name(role, "roles") for role in _tuple_of(value, str, "roles"))
 
@@ -782,18 +733,18 @@ class ApprovalEvent:
     is the request's version after the action, so a listener can tell which state it describes.
     """
 
-    name: ApprovalEventName = attrs.field(converter=_to_event_name)
-    request_id: str = attrs.field(validator=check_text)
-    subject_id: str = attrs.field(validator=check_text)
-    subject_kind: str = attrs.field(validator=check_text)
-    at: datetime = attrs.field(converter=_to_at)
-    actor: str = attrs.field(validator=check_text)
+    name: ApprovalEventName = attrs.field(converter=as_enum, metadata={"enum": ApprovalEventName})
+    request_id: str = attrs.field(validator=check_id)
+    subject_id: str = attrs.field(validator=check_id)
+    subject_kind: str = attrs.field(validator=check_code)
+    at: datetime = attrs.field(converter=as_datetime)
+    actor: str = attrs.field(validator=check_id)
     version: int = attrs.field(validator=check_positive)
     cycle: int = attrs.field(validator=check_positive)
-    step: str | None = attrs.field(default=None, validator=check_optional_text)
+    step: str | None = attrs.field(default=None, validator=check_optional_name)
     roles: tuple[str, ...] = attrs.field(default=(), converter=_to_event_roles)
-    on_behalf_of: str | None = attrs.field(default=None, validator=check_optional_text)
-    comment: str | None = attrs.field(default=None, validator=_check_optional_comment)
+    on_behalf_of: str | None = attrs.field(default=None, validator=check_optional_id)
+    comment: str | None = attrs.field(default=None, validator=check_comment)
 
     def to_dict(self) -> dict[str, Any]:
         """This event as a plain dict, ready for a notification hook or a message queue."""
@@ -837,13 +788,13 @@ def _check_hash(value: object) -> str:
         raise ValidationError(
             "content_hash", value, "the subject's content hash, a non-empty string"
         )
-    return value
+    return check_string(value, "content_hash", MAX_ID_LENGTH)
 
 
 def _check_comment(value: object, field: str = "comment") -> str | None:
     if value is not None and not isinstance(value, str):
         raise InvalidTypeError(field, value, "a string or None")
-    return value
+    return None if value is None else check_string(value, field, MAX_TEXT_LENGTH)
 
 
 def _check_delegations(value: Iterable[Delegation]) -> tuple[Delegation, ...]:
@@ -879,19 +830,25 @@ class ApprovalRequest:
         audit: every action ever taken, oldest first; only ever appended to.
     """
 
-    id: str = attrs.field(validator=check_text)
-    subject_id: str = attrs.field(validator=check_text)
-    subject_kind: str = attrs.field(validator=check_text)
+    id: str = attrs.field(validator=check_id)
+    subject_id: str = attrs.field(validator=check_id)
+    subject_kind: str = attrs.field(validator=check_code)
     workflow: Workflow = attrs.field(validator=attrs.validators.instance_of(Workflow))
-    state: ApprovalState = attrs.field(default=ApprovalState.DRAFT, converter=_to_state)
-    submitter: str | None = attrs.field(default=None, validator=check_optional_text)
+    state: ApprovalState = attrs.field(
+        default=ApprovalState.DRAFT, converter=as_enum, metadata={"enum": ApprovalState}
+    )
+    submitter: str | None = attrs.field(default=None, validator=check_optional_id)
     step_index: int = attrs.field(default=0, validator=check_count)
-    decisions: tuple[Decision, ...] = attrs.field(default=(), converter=_to_decisions)
+    decisions: tuple[Decision, ...] = attrs.field(
+        default=(), converter=as_tuple, metadata={"items": Decision}
+    )
     cycle: int = attrs.field(default=0, validator=check_count)
     version: int = attrs.field(default=0, validator=check_count)
-    content_hash: str | None = attrs.field(default=None, validator=check_optional_text)
-    audit: tuple[AuditEntry, ...] = attrs.field(default=(), converter=_to_audit)
-    owner: str | None = attrs.field(default=None, validator=check_optional_text)
+    content_hash: str | None = attrs.field(default=None, validator=check_optional_id)
+    audit: tuple[AuditEntry, ...] = attrs.field(
+        default=(), converter=as_tuple, metadata={"items": AuditEntry}
+    )
+    owner: str | None = attrs.field(default=None, validator=check_optional_id)
 
     def __attrs_post_init__(self) -> None:
         last = len(self.workflow.steps)
@@ -1064,7 +1021,7 @@ class ApprovalRequest:
         """
         actor = _check_actor(actor)
         role = _role_name(role)
-        moment = _to_at(at)
+        moment = to_aware_datetime(at, "at")
         content_hash = _check_hash(content_hash)
         comment = _check_comment(comment)
         grants = _check_delegations(delegations)
@@ -1100,7 +1057,7 @@ class ApprovalRequest:
         """
         actor = _check_actor(actor)
         role = _role_name(role)
-        moment = _to_at(at)
+        moment = to_aware_datetime(at, "at")
         if not isinstance(reason, str) or not reason.strip():
             raise ValidationError("reason", reason, "a non-empty reason telling the submitter why")
         grants = _check_delegations(delegations)
@@ -1124,7 +1081,7 @@ class ApprovalRequest:
         resubmitted, which starts a new cycle.
         """
         actor = _check_actor(actor)
-        moment = _to_at(at)
+        moment = to_aware_datetime(at, "at")
         comment = _check_comment(comment)
         self._check_version(version)
         new = _transition(
@@ -1218,7 +1175,7 @@ class ApprovalRequest:
         version: int | None,
     ) -> ActionResult:
         actor = _check_actor(actor)
-        moment = _to_at(at)
+        moment = to_aware_datetime(at, "at")
         content_hash = _check_hash(content_hash)
         if owner is not None and (not isinstance(owner, str) or not owner.strip()):
             raise ValidationError("owner", owner, "the subject owner's actor id, or None")

@@ -59,15 +59,32 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple
 
 import attrs
 
-from salesflow.domain.checks import check_optional_text, check_text
+from salesflow.domain.checks import (
+    MAX_ID_LENGTH,
+    as_date,
+    as_datetime,
+    as_optional_datetime,
+    as_optional_percent,
+    as_percent,
+    as_quantity,
+    as_quantity_or_zero,
+    as_tuple,
+    check_id,
+    check_instance,
+    check_name,
+    check_optional_name,
+    check_positive,
+    check_string,
+    check_text,
+)
 from salesflow.domain.contracts import Contract
 from salesflow.domain.dates import to_aware_datetime, to_date
 from salesflow.domain.events import Event
-from salesflow.domain.money import Money, currency_exponent
+from salesflow.domain.money import Money, check_currency
 from salesflow.domain.numbers import (
     EXACT,
     HUNDRED,
@@ -108,9 +125,6 @@ PROGRESS_PLACES: Final = 2
 MILESTONE_REACHED: Final = "milestone_reached"
 """The name of the :class:`~salesflow.domain.events.Event` a :class:`MilestoneReached` becomes."""
 
-_T = TypeVar("_T")
-
-
 # -- converters and validators ----------------------------------------------------------------------
 
 
@@ -140,57 +154,6 @@ def _check_optional_money(
         _check_money(_instance, attribute, value)
 
 
-def _check_version(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError("version", value, "an int of 1 or more")
-
-
-def _to_percent(value: object) -> Decimal:
-    return to_percent(value, "percent")
-
-
-def _to_optional_share(value: object) -> Decimal | None:
-    return None if value is None else to_percent(value, "share")
-
-
-def _to_quantity(value: object) -> Decimal:
-    number = to_decimal(value, "quantity")
-    if number <= 0:
-        raise ValidationError("quantity", value, "a quantity greater than zero")
-    return number
-
-
-def _to_delivered(value: object) -> Decimal:
-    number = to_decimal(value, "delivered")
-    if number < 0:
-        raise ValidationError("delivered", value, "a delivered quantity of zero or more")
-    return number
-
-
-def _to_due_on(value: object) -> date:
-    return to_date(value, "due_on")
-
-
-def _to_issued_on(value: object) -> date:
-    return to_date(value, "issued_on")
-
-
-def _to_received_on(value: object) -> date:
-    return to_date(value, "received_on")
-
-
-def _to_signed_on(value: object) -> date:
-    return to_date(value, "signed_on")
-
-
-def _to_at(value: object) -> datetime:
-    return to_aware_datetime(value, "at")
-
-
-def _to_optional_at(value: object) -> datetime | None:
-    return None if value is None else to_aware_datetime(value, "reached_at")
-
-
 def _to_trigger_lines(value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         value = (value,)
@@ -202,9 +165,13 @@ def _to_trigger_lines(value: object) -> tuple[str, ...]:
     for line in lines:
         if not isinstance(line, str) or not line.strip():
             raise ValidationError("lines", lines, "quote line ids as non-empty strings")
+        check_string(line, "lines", MAX_ID_LENGTH)
     if len(set(lines)) != len(lines):
         raise ValidationError("lines", lines, "each line named once")
     return lines
+
+
+_optional_trigger = attrs.validators.optional(check_instance)
 
 
 def _to_threshold(value: object) -> Decimal:
@@ -212,16 +179,6 @@ def _to_threshold(value: object) -> Decimal:
     if not number:
         raise ValidationError("percent", value, "a threshold above 0 and at most 100")
     return number
-
-
-def _tuple_of(value: object, cls: type[_T], field: str) -> tuple[_T, ...]:
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        raise InvalidTypeError(field, value, f"a sequence of {cls.__name__}")
-    items = tuple(value)
-    for i, item in enumerate(items):
-        if not isinstance(item, cls):
-            raise InvalidTypeError(f"{field}[{i}]", item, f"a {cls.__name__}")
-    return items
 
 
 def _half_up(value: Fraction, places: int) -> Decimal:
@@ -238,21 +195,21 @@ def _half_up(value: Fraction, places: int) -> Decimal:
 class BillingLine:
     """Execution of one quote line: its weight, how far it is done and how much was delivered."""
 
-    line_id: str = attrs.field(validator=check_text)
+    line_id: str = attrs.field(validator=check_id)
     """The quote line (``"L1"``, ``"L3.2"``)."""
-    item_id: str = attrs.field(validator=check_text)
+    item_id: str = attrs.field(validator=check_id)
     """The quote item it comes from (``"L3"`` for the components of bundle line L3)."""
-    sku: str = attrs.field(validator=check_text)
+    sku: str = attrs.field(validator=check_id)
     """The product sold."""
     amount: Money = attrs.field(validator=_check_money)
     """The line's net plus tax: its weight in the overall progress."""
-    quantity: Decimal = attrs.field(converter=_to_quantity)
+    quantity: Decimal = attrs.field(converter=as_quantity)
     """Units sold on the line."""
-    percent: Decimal = attrs.field(default=ZERO, converter=_to_percent)
+    percent: Decimal = attrs.field(default=ZERO, converter=as_percent)
     """Percent complete, 0..100."""
-    delivered: Decimal = attrs.field(default=ZERO, converter=_to_delivered)
+    delivered: Decimal = attrs.field(default=ZERO, converter=as_quantity_or_zero)
     """Units delivered, 0..quantity (whole for a countable line)."""
-    updated_at: datetime | None = attrs.field(default=None, converter=_to_optional_at)
+    updated_at: datetime | None = attrs.field(default=None, converter=as_optional_datetime)
     """When progress or delivery last changed (``None``: never)."""
 
     def __attrs_post_init__(self) -> None:
@@ -275,21 +232,21 @@ class BillingLine:
 class ProgressCorrection:
     """An audited correction of a line's progress or delivery (the only way either goes down)."""
 
-    line_id: str = attrs.field(validator=check_text)
+    line_id: str = attrs.field(validator=check_id)
     """The corrected line."""
-    percent_before: Decimal = attrs.field(converter=_to_percent)
+    percent_before: Decimal = attrs.field(converter=as_percent)
     """Percent complete before the correction."""
-    percent_after: Decimal = attrs.field(converter=_to_percent)
+    percent_after: Decimal = attrs.field(converter=as_percent)
     """Percent complete after it."""
-    delivered_before: Decimal = attrs.field(converter=_to_delivered)
+    delivered_before: Decimal = attrs.field(converter=as_quantity_or_zero)
     """Delivered units before the correction."""
-    delivered_after: Decimal = attrs.field(converter=_to_delivered)
+    delivered_after: Decimal = attrs.field(converter=as_quantity_or_zero)
     """Delivered units after it."""
     reason: str = attrs.field(validator=check_text)
     """Why, in words."""
-    by: str = attrs.field(validator=check_text)
+    by: str = attrs.field(validator=check_id)
     """Who corrected it (an actor id)."""
-    at: datetime = attrs.field(converter=_to_at)
+    at: datetime = attrs.field(converter=as_datetime)
     """When."""
 
 
@@ -308,24 +265,19 @@ class Trigger:
     percent: Decimal = attrs.field(default=HUNDRED, converter=_to_threshold)
 
 
-def _check_optional_trigger(
-    _instance: object, _attribute: attrs.Attribute[Any], value: object
-) -> None:
-    if value is not None and not isinstance(value, Trigger):
-        raise InvalidTypeError("trigger", value, "a Trigger or None")
-
-
 @attrs.frozen(kw_only=True)
 class MilestoneSpec:
     """A milestone as planned: a name, a due date, exactly one of ``share`` (percent of the
     contract amount) or ``amount`` (:class:`~salesflow.domain.money.Money`), and maybe a
     :class:`Trigger`. :func:`allocate_milestones` turns specs into :class:`Milestone` values."""
 
-    name: str = attrs.field(validator=check_text)
-    due_on: date = attrs.field(converter=_to_due_on)
-    share: Decimal | None = attrs.field(default=None, converter=_to_optional_share)
+    name: str = attrs.field(validator=check_name)
+    due_on: date = attrs.field(converter=as_date)
+    share: Decimal | None = attrs.field(default=None, converter=as_optional_percent)
     amount: Money | None = attrs.field(default=None, validator=_check_optional_money)
-    trigger: Trigger | None = attrs.field(default=None, validator=_check_optional_trigger)
+    trigger: Trigger | None = attrs.field(
+        default=None, validator=_optional_trigger, metadata={"type": Trigger}
+    )
 
     def __attrs_post_init__(self) -> None:
         if (self.share is None) == (self.amount is None):
@@ -342,17 +294,19 @@ class Milestone:
     """A milestone of the plan, with its exact amount; ``reached_at`` is set when its trigger was
     met."""
 
-    name: str = attrs.field(validator=check_text)
+    name: str = attrs.field(validator=check_name)
     """Unique within the plan; invoices name it."""
-    due_on: date = attrs.field(converter=_to_due_on)
+    due_on: date = attrs.field(converter=as_date)
     """When it should be invoiced at the latest."""
     amount: Money = attrs.field(validator=_check_money)
     """Its part of the contract amount, whole minor units."""
-    share: Decimal | None = attrs.field(default=None, converter=_to_optional_share)
+    share: Decimal | None = attrs.field(default=None, converter=as_optional_percent)
     """The share it was planned with (``None`` for a fixed amount)."""
-    trigger: Trigger | None = attrs.field(default=None, validator=_check_optional_trigger)
+    trigger: Trigger | None = attrs.field(
+        default=None, validator=_optional_trigger, metadata={"type": Trigger}
+    )
     """The progress that makes it due early, if any."""
-    reached_at: datetime | None = attrs.field(default=None, converter=_to_optional_at)
+    reached_at: datetime | None = attrs.field(default=None, converter=as_optional_datetime)
     """When the trigger was met (``None``: not yet, or no trigger)."""
 
     def is_due(self, as_of: date) -> bool:
@@ -417,9 +371,9 @@ def allocate_milestones(amount: Money, specs: Iterable[MilestoneSpec]) -> tuple[
             )
     elif len(shares) == len(plan) and share_total != HUNDRED:
         raise ValidationError("milestones", share_total, "shares adding up to exactly 100")
-    # Compared in the current context on purpose (28 digits by default): a share such as
-    # 66.66666666666666666666666667 that writes a third as closely as a Decimal can is accepted.
-    elif share_total * amount.amount != rest * HUNDRED:
+    # Summed and compared in the current context on purpose (28 digits by default): shares such
+    # as 66.66666666666666666666666667 that write a fraction as closely as a Decimal can pass.
+    elif sum(shares, ZERO) * amount.amount != rest * HUNDRED:
         needed = (
             f"{_half_up(Fraction(rest) * 100 / Fraction(amount.amount), 4)}%"
             if amount.amount
@@ -456,11 +410,11 @@ def allocate_milestones(amount: Money, specs: Iterable[MilestoneSpec]) -> tuple[
 class Invoice:
     """An invoice: for a milestone (``milestone`` names it) or a free amount (``None``)."""
 
-    id: str = attrs.field(validator=check_text)
+    id: str = attrs.field(validator=check_id)
     amount: Money = attrs.field(validator=_check_positive_money)
-    issued_on: date = attrs.field(converter=_to_issued_on)
-    due_on: date = attrs.field(converter=_to_due_on)
-    milestone: str | None = attrs.field(default=None, validator=check_optional_text)
+    issued_on: date = attrs.field(converter=as_date)
+    due_on: date = attrs.field(converter=as_date)
+    milestone: str | None = attrs.field(default=None, validator=check_optional_name)
 
     def __attrs_post_init__(self) -> None:
         if self.due_on < self.issued_on:
@@ -473,10 +427,10 @@ class Invoice:
 class CreditNote:
     """A credit note: takes ``amount`` off invoice ``invoice_id`` (a correction, a discount)."""
 
-    id: str = attrs.field(validator=check_text)
-    invoice_id: str = attrs.field(validator=check_text)
+    id: str = attrs.field(validator=check_id)
+    invoice_id: str = attrs.field(validator=check_id)
     amount: Money = attrs.field(validator=_check_positive_money)
-    issued_on: date = attrs.field(converter=_to_issued_on)
+    issued_on: date = attrs.field(converter=as_date)
     reason: str = attrs.field(validator=check_text)
 
 
@@ -484,10 +438,10 @@ class CreditNote:
 class Payment:
     """Money received against invoice ``invoice_id`` (partial payments are fine)."""
 
-    id: str = attrs.field(validator=check_text)
-    invoice_id: str = attrs.field(validator=check_text)
+    id: str = attrs.field(validator=check_id)
+    invoice_id: str = attrs.field(validator=check_id)
     amount: Money = attrs.field(validator=_check_positive_money)
-    received_on: date = attrs.field(converter=_to_received_on)
+    received_on: date = attrs.field(converter=as_date)
 
 
 # -- events ------------------------------------------------------------------------------------------
@@ -562,30 +516,6 @@ def _unique(items: Sequence[Any], key: str, field: str) -> None:
         seen.add(value)
 
 
-def _to_lines(value: object) -> tuple[BillingLine, ...]:
-    return _tuple_of(value, BillingLine, "lines")
-
-
-def _to_milestones(value: object) -> tuple[Milestone, ...]:
-    return _tuple_of(value, Milestone, "milestones")
-
-
-def _to_invoices(value: object) -> tuple[Invoice, ...]:
-    return _tuple_of(value, Invoice, "invoices")
-
-
-def _to_credit_notes(value: object) -> tuple[CreditNote, ...]:
-    return _tuple_of(value, CreditNote, "credit_notes")
-
-
-def _to_payments(value: object) -> tuple[Payment, ...]:
-    return _tuple_of(value, Payment, "payments")
-
-
-def _to_corrections(value: object) -> tuple[ProgressCorrection, ...]:
-    return _tuple_of(value, ProgressCorrection, "corrections")
-
-
 @attrs.frozen(kw_only=True)
 class ContractBilling:
     """The execution and collection side of one signed contract (its id is the contract's).
@@ -594,36 +524,42 @@ class ContractBilling:
     invariant is checked again). See the module documentation for the rules.
     """
 
-    contract_id: str = attrs.field(validator=check_text)
+    contract_id: str = attrs.field(validator=check_id)
     """The contract's id: one billing per contract."""
-    owner: str = attrs.field(validator=check_text)
+    owner: str = attrs.field(validator=check_id)
     """The contract's rep, whom milestone events name."""
-    currency: str = attrs.field()
+    currency: str = attrs.field(validator=check_currency)
     """The contract's currency: every amount is in it."""
     amount: Money = attrs.field(validator=_check_money)
     """The contract amount (tax included), which invoices never exceed."""
-    signed_on: date = attrs.field(converter=_to_signed_on)
+    signed_on: date = attrs.field(converter=as_date)
     """The signing date: nothing is invoiced before it."""
-    lines: tuple[BillingLine, ...] = attrs.field(converter=_to_lines)
+    lines: tuple[BillingLine, ...] = attrs.field(
+        converter=as_tuple, metadata={"items": BillingLine}
+    )
     """Progress per quote line, in quote order."""
-    milestones: tuple[Milestone, ...] = attrs.field(default=(), converter=_to_milestones)
+    milestones: tuple[Milestone, ...] = attrs.field(
+        default=(), converter=as_tuple, metadata={"items": Milestone}
+    )
     """The billing plan (empty: none attached)."""
-    invoices: tuple[Invoice, ...] = attrs.field(default=(), converter=_to_invoices)
+    invoices: tuple[Invoice, ...] = attrs.field(
+        default=(), converter=as_tuple, metadata={"items": Invoice}
+    )
     """Invoices, in the order issued."""
-    credit_notes: tuple[CreditNote, ...] = attrs.field(default=(), converter=_to_credit_notes)
+    credit_notes: tuple[CreditNote, ...] = attrs.field(
+        default=(), converter=as_tuple, metadata={"items": CreditNote}
+    )
     """Credit notes, in the order issued."""
-    payments: tuple[Payment, ...] = attrs.field(default=(), converter=_to_payments)
+    payments: tuple[Payment, ...] = attrs.field(
+        default=(), converter=as_tuple, metadata={"items": Payment}
+    )
     """Payments, in the order recorded."""
-    corrections: tuple[ProgressCorrection, ...] = attrs.field(default=(), converter=_to_corrections)
+    corrections: tuple[ProgressCorrection, ...] = attrs.field(
+        default=(), converter=as_tuple, metadata={"items": ProgressCorrection}
+    )
     """The audit of progress corrections; it only grows."""
-    version: int = attrs.field(default=1, validator=_check_version)
+    version: int = attrs.field(default=1, validator=check_positive)
     """1 when opened, one more after every action."""
-
-    @currency.validator
-    def _check_currency(self, _attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, str):
-            raise InvalidTypeError("currency", value, "an ISO 4217 code")
-        currency_exponent(value)
 
     def __attrs_post_init__(self) -> None:
         try:
@@ -913,7 +849,7 @@ class ContractBilling:
     def _progress_time(self, at: datetime | str) -> datetime:
         """``at`` as an aware time, if it is on or after the signing date and not before the
         latest progress time."""
-        when = _to_at(at)
+        when = to_aware_datetime(at, "at")
         self._not_before_signing("at", when, when.date(), "a time")
         last = self.last_progress_at
         if last is not None and when < last:
@@ -964,7 +900,9 @@ class ContractBilling:
         return tuple(updated), tuple(events)
 
     def _delivered(self, line: BillingLine, value: object) -> Decimal:
-        number = _to_delivered(value)
+        number = to_decimal(value, "delivered")
+        if number < 0:
+            raise ValidationError("delivered", value, "a delivered quantity of zero or more")
         if number > line.quantity:
             raise ValidationError(
                 "delivered", value, f"at most the line's quantity {line.quantity}"
@@ -1011,7 +949,7 @@ class ContractBilling:
         line = self.line(line_id)
         if percent is None and delivered is None:
             raise ValidationError("percent", None, "a percent, a delivered quantity or both")
-        new_percent = line.percent if percent is None else _to_percent(percent)
+        new_percent = line.percent if percent is None else to_percent(percent, "percent")
         new_delivered = line.delivered if delivered is None else self._delivered(line, delivered)
         if new_percent < line.percent:
             raise ValidationError(
@@ -1057,7 +995,7 @@ class ContractBilling:
         line = self.line(line_id)
         if percent is None and delivered is None:
             raise ValidationError("percent", None, "a percent, a delivered quantity or both")
-        new_percent = line.percent if percent is None else _to_percent(percent)
+        new_percent = line.percent if percent is None else to_percent(percent, "percent")
         new_delivered = line.delivered if delivered is None else self._delivered(line, delivered)
         correction = ProgressCorrection(
             line_id=line.line_id,
@@ -1145,8 +1083,8 @@ class ContractBilling:
             NotFoundError: no such milestone.
         """
         invoice_id = self._check_new_id(id, self.invoices, "invoice")
-        issued = _to_issued_on(issued_on)
-        due = _to_due_on(due_on)
+        issued = to_date(issued_on, "issued_on")
+        due = to_date(due_on, "due_on")
         self._not_before_signing("issued_on", issued_on, issued, "an invoice date")
         if due < issued:
             raise ValidationError("due_on", due_on, f"on or after the issue date {issued}")
@@ -1200,7 +1138,7 @@ class ContractBilling:
             NotFoundError: no such invoice.
         """
         note_id = self._check_new_id(id, self.credit_notes, "credit note")
-        issued = _to_issued_on(issued_on)
+        issued = to_date(issued_on, "issued_on")
         inv, money = self._against_invoice(invoice_id, amount, issued, "issued_on", issued_on)
         note = CreditNote(
             id=note_id, invoice_id=inv.id, amount=money, issued_on=issued, reason=reason
@@ -1247,7 +1185,7 @@ class ContractBilling:
             NotFoundError: no such invoice.
         """
         payment_id = self._check_new_id(id, self.payments, "payment")
-        received = _to_received_on(received_on)
+        received = to_date(received_on, "received_on")
         inv, money = self._against_invoice(invoice_id, amount, received, "received_on", received_on)
         payment = Payment(id=payment_id, invoice_id=inv.id, amount=money, received_on=received)
         return attrs.evolve(self, payments=(*self.payments, payment), version=self.version + 1)

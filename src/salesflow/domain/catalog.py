@@ -40,7 +40,19 @@ from typing import IO, Any, Literal, TypeAlias
 
 import attrs
 
-from salesflow.domain.checks import check_bool, check_count, check_optional_text, check_text
+from salesflow.domain.checks import (
+    as_optional_date,
+    as_quantity,
+    as_tuple,
+    check_bool,
+    check_choice,
+    check_count,
+    check_id,
+    check_money,
+    check_name,
+    check_optional_id,
+    check_optional_money,
+)
 from salesflow.domain.dates import to_date
 from salesflow.domain.money import Money
 from salesflow.domain.numbers import (
@@ -119,26 +131,6 @@ BUNDLE_FIELDS = (
 # -- field checks -------------------------------------------------------------------------------
 
 
-def _check_money(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, Money):
-        raise InvalidTypeError(attribute.name, value, "Money (e.g. Money.of('9.90', 'CNY'))")
-    if value.amount < 0:
-        raise ValidationError(attribute.name, value, "an amount of zero or more")
-
-
-def _check_optional_money(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None:
-        _check_money(instance, attribute, value)
-
-
-def _to_valid_from(value: object) -> date | None:
-    return None if value is None else to_date(value, "valid_from")
-
-
-def _to_valid_until(value: object) -> date | None:
-    return None if value is None else to_date(value, "valid_until")
-
-
 def _to_min_quantity(value: object) -> int:
     number = to_decimal(value, "min_quantity")
     if not 2 <= number < MAX_QUANTITY or number != number.to_integral_value():
@@ -149,10 +141,6 @@ def _to_min_quantity(value: object) -> int:
             f"{MAX_QUANTITY:,f}",
         )
     return int(number)
-
-
-def _to_quantity(value: object) -> Decimal:
-    return to_quantity(value, "quantity")
 
 
 def _check_validity(valid_from: date | None, valid_until: date | None) -> None:
@@ -190,9 +178,9 @@ def _sellable_check(
 class Category:
     """A product category; categories nest through ``parent`` (the parent category's id)."""
 
-    id: str = attrs.field(validator=check_text)
-    name: str = attrs.field(validator=check_text)
-    parent: str | None = attrs.field(default=None, validator=check_optional_text)
+    id: str = attrs.field(validator=check_id)
+    name: str = attrs.field(validator=check_name)
+    parent: str | None = attrs.field(default=None, validator=check_optional_id)
 
     def __attrs_post_init__(self) -> None:
         if self.parent == self.id:
@@ -229,7 +217,7 @@ class PriceTier:
     """A volume tier: from ``min_quantity`` units on, a unit costs ``unit_price``."""
 
     min_quantity: int = attrs.field(converter=_to_min_quantity)
-    unit_price: Money = attrs.field(validator=_check_money)
+    unit_price: Money = attrs.field(validator=check_money)
 
     def to_dict(self) -> dict[str, Any]:
         """This tier as a plain dict (the price as a string, to stay exact in JSON)."""
@@ -254,21 +242,6 @@ class TierSegment:
         return Money._trusted(amount, self.unit_price.currency)
 
 
-def _to_tiers(value: object) -> tuple[PriceTier, ...]:
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise InvalidTypeError("tiers", value, "a sequence of PriceTier")
-    tiers = tuple(value)
-    for i, tier in enumerate(tiers):
-        if not isinstance(tier, PriceTier):
-            raise InvalidTypeError(f"tiers[{i}]", tier, "a PriceTier")
-    return tiers
-
-
-def _check_tier_mode(_instance: object, _attribute: object, value: object) -> None:
-    if value not in _TIER_MODES:
-        raise ValidationError("tier_mode", value, "'range' or 'slab'")
-
-
 @attrs.frozen(kw_only=True)
 class Product:
     """A product that quotes may sell.
@@ -280,17 +253,21 @@ class Product:
     see the module docs).
     """
 
-    sku: str = attrs.field(validator=check_text)
-    name: str = attrs.field(validator=check_text)
-    list_price: Money = attrs.field(validator=_check_money)
-    category: str | None = attrs.field(default=None, validator=check_optional_text)
-    floor_price: Money | None = attrs.field(default=None, validator=_check_optional_money)
-    cost: Money | None = attrs.field(default=None, validator=_check_optional_money)
+    sku: str = attrs.field(validator=check_id)
+    name: str = attrs.field(validator=check_name)
+    list_price: Money = attrs.field(validator=check_money)
+    category: str | None = attrs.field(default=None, validator=check_optional_id)
+    floor_price: Money | None = attrs.field(default=None, validator=check_optional_money)
+    cost: Money | None = attrs.field(default=None, validator=check_optional_money)
     active: bool = attrs.field(default=True, validator=check_bool)
-    valid_from: date | None = attrs.field(default=None, converter=_to_valid_from)
-    valid_until: date | None = attrs.field(default=None, converter=_to_valid_until)
-    tiers: tuple[PriceTier, ...] = attrs.field(default=(), converter=_to_tiers)
-    tier_mode: TierMode = attrs.field(default="range", validator=_check_tier_mode)
+    valid_from: date | None = attrs.field(default=None, converter=as_optional_date)
+    valid_until: date | None = attrs.field(default=None, converter=as_optional_date)
+    tiers: tuple[PriceTier, ...] = attrs.field(
+        default=(), converter=as_tuple, metadata={"items": PriceTier}
+    )
+    tier_mode: TierMode = attrs.field(
+        default="range", validator=check_choice, metadata={"choices": _TIER_MODES}
+    )
     _starts: tuple[tuple[int, Money], ...] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -383,7 +360,7 @@ class Product:
         if type(quantity) is Decimal and quantity.is_finite() and quantity > 0:
             qty = quantity
         else:
-            qty = _to_quantity(quantity)
+            qty = to_quantity(quantity, "quantity")
         if len(self._starts) > 1 and qty != qty.to_integral_value():
             raise ValidationError(
                 "quantity", quantity, f"a whole number of units ({self.sku!r} has volume tiers)"
@@ -479,8 +456,8 @@ class Product:
 class BundleComponent:
     """``quantity`` units of the product ``sku`` in one bundle."""
 
-    sku: str = attrs.field(validator=check_text)
-    quantity: Decimal = attrs.field(converter=_to_quantity)
+    sku: str = attrs.field(validator=check_id)
+    quantity: Decimal = attrs.field(converter=as_quantity)
 
 
 def _to_components(value: object) -> tuple[BundleComponent, ...]:
@@ -509,14 +486,14 @@ class Bundle:
     allocates it over the components in proportion to their list prices.
     """
 
-    sku: str = attrs.field(validator=check_text)
-    name: str = attrs.field(validator=check_text)
-    price: Money = attrs.field(validator=_check_money)
+    sku: str = attrs.field(validator=check_id)
+    name: str = attrs.field(validator=check_name)
+    price: Money = attrs.field(validator=check_money)
     components: tuple[BundleComponent, ...] = attrs.field(converter=_to_components)
-    category: str | None = attrs.field(default=None, validator=check_optional_text)
+    category: str | None = attrs.field(default=None, validator=check_optional_id)
     active: bool = attrs.field(default=True, validator=check_bool)
-    valid_from: date | None = attrs.field(default=None, converter=_to_valid_from)
-    valid_until: date | None = attrs.field(default=None, converter=_to_valid_until)
+    valid_from: date | None = attrs.field(default=None, converter=as_optional_date)
+    valid_until: date | None = attrs.field(default=None, converter=as_optional_date)
 
     def __attrs_post_init__(self) -> None:
         try:
@@ -587,28 +564,6 @@ class Bundle:
 # -- the catalog ------------------------------------------------------------------------------------
 
 
-def _tuple_of(value: object, kind: type, field: str) -> tuple[Any, ...]:
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise InvalidTypeError(field, value, f"a sequence of {kind.__name__}")
-    items = tuple(value)
-    for i, item in enumerate(items):
-        if not isinstance(item, kind):
-            raise InvalidTypeError(f"{field}[{i}]", item, f"a {kind.__name__}")
-    return items
-
-
-def _to_categories(value: object) -> tuple[Category, ...]:
-    return _tuple_of(value, Category, "categories")
-
-
-def _to_products(value: object) -> tuple[Product, ...]:
-    return _tuple_of(value, Product, "products")
-
-
-def _to_bundles(value: object) -> tuple[Bundle, ...]:
-    return _tuple_of(value, Bundle, "bundles")
-
-
 @attrs.frozen(kw_only=True)
 class Catalog:
     """A validated, immutable catalog of categories, products and bundles.
@@ -621,9 +576,15 @@ class Catalog:
     stored); it takes no part in equality.
     """
 
-    categories: tuple[Category, ...] = attrs.field(default=(), converter=_to_categories)
-    products: tuple[Product, ...] = attrs.field(default=(), converter=_to_products)
-    bundles: tuple[Bundle, ...] = attrs.field(default=(), converter=_to_bundles)
+    categories: tuple[Category, ...] = attrs.field(
+        default=(), converter=as_tuple, metadata={"items": Category}
+    )
+    products: tuple[Product, ...] = attrs.field(
+        default=(), converter=as_tuple, metadata={"items": Product}
+    )
+    bundles: tuple[Bundle, ...] = attrs.field(
+        default=(), converter=as_tuple, metadata={"items": Bundle}
+    )
     version: int = attrs.field(default=0, validator=check_count, eq=False)
     _categories: Mapping[str, Category] = attrs.field(init=False, repr=False, eq=False)
     _items: Mapping[str, Product | Bundle] = attrs.field(init=False, repr=False, eq=False)
@@ -961,7 +922,19 @@ class Catalog:
     ) -> None:
         """Write the catalog as CSV to files the caller has opened (``newline=""``), with the
         columns :data:`PRODUCT_FIELDS`, :data:`CATEGORY_FIELDS` and :data:`BUNDLE_FIELDS`;
-        :meth:`from_csv` reads them back."""
+        :meth:`from_csv` reads them back.
+
+        Every cell passes through :func:`salesflow.tabular.neutralise_cell`: a text that a
+        spreadsheet would run as a formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a
+        carriage return) is written with a ``'`` before it, which :meth:`from_csv` keeps
+        (:func:`salesflow.tabular.restore_cell` takes it off)."""
+        # The one rule for every CSV salesflow writes; imported here, as the domain's modules
+        # otherwise need nothing from the I/O layer.
+        from salesflow.tabular import neutralise_cell
+
+        def cells(row: Mapping[str, Any]) -> dict[str, str]:
+            return {k: neutralise_cell(_cell(v)) for k, v in row.items()}
+
         if self.bundles and bundles is None:
             raise ValidationError("bundles", None, "a file for the catalog's bundles")
         if self.categories and categories is None:
@@ -973,19 +946,19 @@ class Catalog:
             row["tiers"] = ";".join(
                 f"{t.min_quantity}:{t.unit_price.amount}" for t in product.tiers
             )
-            writer.writerow({k: _cell(v) for k, v in row.items()})
+            writer.writerow(cells(row))
         if categories is not None:
             writer = csv.DictWriter(categories, fieldnames=CATEGORY_FIELDS)
             writer.writeheader()
             for category in self.categories:
-                writer.writerow({k: _cell(v) for k, v in category.to_dict().items()})
+                writer.writerow(cells(category.to_dict()))
         if bundles is not None:
             writer = csv.DictWriter(bundles, fieldnames=BUNDLE_FIELDS)
             writer.writeheader()
             for bundle in self.bundles:
                 row = bundle.to_dict()
                 row["components"] = ";".join(f"{c.sku}:{c.quantity}" for c in bundle.components)
-                writer.writerow({k: _cell(v) for k, v in row.items()})
+                writer.writerow(cells(row))
 
 
 # -- parsing helpers ----------------------------------------------------------------------------------

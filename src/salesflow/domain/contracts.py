@@ -51,9 +51,21 @@ from typing import Any, Final
 
 import attrs
 
-from salesflow.domain.checks import check_optional_text, check_text
+from salesflow.domain.checks import (
+    MAX_TERMS_LENGTH,
+    MAX_TEXT_LENGTH,
+    as_enum,
+    as_optional_date,
+    check_id,
+    check_instance,
+    check_optional_id,
+    check_optional_name,
+    check_optional_text,
+    check_positive,
+    check_string,
+)
 from salesflow.domain.dates import to_date
-from salesflow.domain.money import Money, currency_exponent
+from salesflow.domain.money import Money, check_currency
 from salesflow.domain.numbers import check_bounds
 from salesflow.domain.quotes import Quote, QuoteLine, QuoteState
 from salesflow.errors import (
@@ -108,19 +120,12 @@ _KEEP: Final = _Keep.KEEP
 # -- converters and validators ----------------------------------------------------------------------
 
 
-def _check_terms(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+def _check_terms(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str):
-        raise InvalidTypeError("terms", value, "the contract's text as a string (may be empty)")
-
-
-def _check_quote(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, Quote):
-        raise InvalidTypeError("quote", value, "a Quote")
-
-
-def _check_version(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError("version", value, "an int of 1 or more")
+        raise InvalidTypeError(
+            attribute.name, value, "the contract's text as a string (may be empty)"
+        )
+    check_string(value, attribute.name, MAX_TERMS_LENGTH)
 
 
 def _check_amount(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
@@ -129,35 +134,10 @@ def _check_amount(_instance: object, _attribute: attrs.Attribute[Any], value: ob
     check_bounds(value.amount, "amount", what="a contract amount", value=value)
 
 
-def _check_currency(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str):
-        raise InvalidTypeError("currency", value, "an ISO 4217 code")
-    currency_exponent(value)
-
-
-def _to_state(value: object) -> ContractState:
-    if isinstance(value, ContractState):
-        return value
-    try:
-        return ContractState(value if isinstance(value, str) else "")
-    except ValueError:
-        raise ValidationError(
-            "state", value, f"one of {[s.value for s in ContractState]}"
-        ) from None
-
-
-def _to_signed_on(value: object) -> date | None:
-    return None if value is None else to_date(value, "signed_on")
-
-
-def _to_ended_on(value: object) -> date | None:
-    return None if value is None else to_date(value, "ended_on")
-
-
 def _reason(value: object, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(field, value, "a non-empty reason")
-    return value
+    return check_string(value, field, MAX_TEXT_LENGTH)
 
 
 def _dec(value: Decimal) -> str:
@@ -199,27 +179,29 @@ class Contract:
     (bumped by every revision in draft).
     """
 
-    id: str = attrs.field(validator=check_text)
-    owner: str = attrs.field(validator=check_text)
-    quote: Quote = attrs.field(validator=_check_quote)
+    id: str = attrs.field(validator=check_id)
+    owner: str = attrs.field(validator=check_id)
+    quote: Quote = attrs.field(validator=check_instance, metadata={"type": Quote})
     currency: str = attrs.field(
         default=attrs.Factory(lambda self: self.quote.currency, takes_self=True),
-        validator=_check_currency,
+        validator=check_currency,
     )
     amount: Money = attrs.field(
         default=attrs.Factory(lambda self: self.quote.total, takes_self=True),
         validator=_check_amount,
     )
-    team: str | None = attrs.field(default=None, validator=check_optional_text)
-    account: str | None = attrs.field(default=None, validator=check_optional_text)
-    opportunity_id: str | None = attrs.field(default=None, validator=check_optional_text)
+    team: str | None = attrs.field(default=None, validator=check_optional_id)
+    account: str | None = attrs.field(default=None, validator=check_optional_name)
+    opportunity_id: str | None = attrs.field(default=None, validator=check_optional_id)
     terms: str = attrs.field(default="", validator=_check_terms)
-    state: ContractState = attrs.field(default=ContractState.DRAFT, converter=_to_state)
+    state: ContractState = attrs.field(
+        default=ContractState.DRAFT, converter=as_enum, metadata={"enum": ContractState}
+    )
     rejection_reason: str | None = attrs.field(default=None, validator=check_optional_text)
-    signed_on: date | None = attrs.field(default=None, converter=_to_signed_on)
-    ended_on: date | None = attrs.field(default=None, converter=_to_ended_on)
+    signed_on: date | None = attrs.field(default=None, converter=as_optional_date)
+    ended_on: date | None = attrs.field(default=None, converter=as_optional_date)
     end_reason: str | None = attrs.field(default=None, validator=check_optional_text)
-    version: int = attrs.field(default=1, validator=_check_version)
+    version: int = attrs.field(default=1, validator=check_positive)
 
     def __attrs_post_init__(self) -> None:
         try:

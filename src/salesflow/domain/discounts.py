@@ -43,8 +43,8 @@ from typing import Any, Literal
 import attrs
 
 from salesflow.domain.actors import Actor
-from salesflow.domain.checks import check_text
-from salesflow.domain.numbers import EXACT, HUNDRED, ZERO, exact_sum, to_percent
+from salesflow.domain.checks import as_optional_percent, as_percent, check_choice, check_id
+from salesflow.domain.numbers import EXACT, HUNDRED, ZERO, exact_sum
 from salesflow.domain.quotes import Quote, QuoteLine
 from salesflow.errors import ForbiddenDiscountError, InvalidTypeError, ValidationError
 
@@ -64,14 +64,6 @@ MeasureFrom = Literal["catalog", "list"]
 _CENT = Decimal("0.01")
 
 
-def _to_limit(value: object) -> Decimal:
-    return to_percent(value, "limit")
-
-
-def _to_optional_limit(value: object) -> Decimal | None:
-    return None if value is None else to_percent(value, "limit")
-
-
 def _show(value: Decimal) -> str:
     return str(value.quantize(_CENT, ROUND_HALF_UP, EXACT)) if value.is_finite() else str(value)
 
@@ -84,9 +76,9 @@ class CategoryLimit:
     """A role's limits for the lines of one category (and its subcategories); ``None`` keeps the
     role's own limit."""
 
-    category: str = attrs.field(validator=check_text)
-    max_line_discount: Decimal | None = attrs.field(default=None, converter=_to_optional_limit)
-    max_average_discount: Decimal | None = attrs.field(default=None, converter=_to_optional_limit)
+    category: str = attrs.field(validator=check_id)
+    max_line_discount: Decimal | None = attrs.field(default=None, converter=as_optional_percent)
+    max_average_discount: Decimal | None = attrs.field(default=None, converter=as_optional_percent)
 
     def __attrs_post_init__(self) -> None:
         if self.max_line_discount is None and self.max_average_discount is None:
@@ -125,9 +117,9 @@ class RoleLimits:
     """One rung of the ladder: a role's maximum line and average discounts (percent), with
     optional per-category overrides."""
 
-    role: str = attrs.field(validator=check_text)
-    max_line_discount: Decimal = attrs.field(converter=_to_limit)
-    max_average_discount: Decimal = attrs.field(converter=_to_limit)
+    role: str = attrs.field(validator=check_id)
+    max_line_discount: Decimal = attrs.field(converter=as_percent)
+    max_average_discount: Decimal = attrs.field(converter=as_percent)
     categories: tuple[CategoryLimit, ...] = attrs.field(default=(), converter=_to_category_limits)
     _line_overrides: Mapping[str, Decimal] = attrs.field(init=False, eq=False, repr=False)
 
@@ -183,11 +175,6 @@ def _to_ladder(value: object) -> tuple[RoleLimits, ...]:
         if not isinstance(rung, RoleLimits):
             raise InvalidTypeError(f"ladder[{i}]", rung, "a RoleLimits")
     return ladder
-
-
-def _check_measure(_instance: object, _attribute: object, value: object) -> None:
-    if value not in ("catalog", "list"):
-        raise ValidationError("measure_from", value, "'catalog' or 'list'")
 
 
 # -- verdicts --------------------------------------------------------------------------------------
@@ -341,7 +328,9 @@ class DiscountPolicy:
     """
 
     ladder: tuple[RoleLimits, ...] = attrs.field(converter=_to_ladder)
-    measure_from: MeasureFrom = attrs.field(default="catalog", validator=_check_measure)
+    measure_from: MeasureFrom = attrs.field(
+        default="catalog", validator=check_choice, metadata={"choices": ("catalog", "list")}
+    )
 
     def __attrs_post_init__(self) -> None:
         roles = [r.role for r in self.ladder]

@@ -4,25 +4,41 @@ Every command of :class:`~salesflow.desk.SalesDesk` records its events in the st
 event log, in the same transaction as the change, and hands them to the ``salesflow_handle_event``
 hook after the commit, so that a plugin can notify people. An event's ``data`` holds JSON values only
 (text, ints, booleans, ``None``, lists and dicts of them): amounts are written as text so that they
-stay exact.
+stay exact. Its text follows the text rules of :mod:`salesflow.domain.checks` (no NUL, no lone
+surrogate; a value at most :data:`~salesflow.domain.checks.MAX_TEXT_LENGTH` characters, a key at
+most :data:`~salesflow.domain.checks.MAX_NAME_LENGTH`), and the whole of it, written as JSON, takes
+at most :data:`~salesflow.domain.checks.MAX_EVENT_DATA_BYTES` bytes (MariaDB's ``TEXT`` column).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import attrs
 
-from salesflow.domain.dates import to_aware_datetime
+from salesflow.domain.checks import (
+    MAX_EVENT_DATA_BYTES,
+    MAX_NAME_LENGTH,
+    MAX_TEXT_LENGTH,
+    as_datetime,
+    check_code,
+    check_id,
+    check_optional_id,
+    check_string,
+)
 from salesflow.errors import InvalidTypeError, ValidationError
 
 __all__ = ["Event"]
 
 
 def _check_json(value: Any, path: str) -> None:
-    if value is None or isinstance(value, str | bool | int):
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, str):
+        check_string(value, path, MAX_TEXT_LENGTH)
         return
     if isinstance(value, list | tuple):
         for i, item in enumerate(value):
@@ -32,6 +48,7 @@ def _check_json(value: Any, path: str) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidTypeError(f"{path} key", key, "a string")
+            check_string(key, f"{path} key", MAX_NAME_LENGTH)
             _check_json(item, f"{path}.{key}")
         return
     raise InvalidTypeError(
@@ -47,16 +64,15 @@ def _to_data(value: Mapping[str, Any] | None) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidTypeError("data", value, "a mapping")
     _check_json(value, "data")
-    return dict(value)
-
-
-def _to_at(value: object) -> datetime:
-    return to_aware_datetime(value, "at")
-
-
-def _check_name(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(attribute.name, value, "a non-empty string")
+    data = dict(value)
+    size = len(json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    if size > MAX_EVENT_DATA_BYTES:
+        raise ValidationError(
+            "data",
+            f"{size:,} bytes of JSON",
+            f"at most {MAX_EVENT_DATA_BYTES:,} bytes of JSON (UTF-8)",
+        )
+    return data
 
 
 @attrs.frozen(kw_only=True)
@@ -67,11 +83,11 @@ class Event:
     order they were appended.
     """
 
-    name: str = attrs.field(validator=_check_name)
-    subject_kind: str = attrs.field(validator=_check_name)
-    subject_id: str = attrs.field(validator=_check_name)
-    at: datetime = attrs.field(converter=_to_at)
-    actor: str | None = None
+    name: str = attrs.field(validator=check_id)
+    subject_kind: str = attrs.field(validator=check_code)
+    subject_id: str = attrs.field(validator=check_id)
+    at: datetime = attrs.field(converter=as_datetime)
+    actor: str | None = attrs.field(default=None, validator=check_optional_id)
     data: dict[str, Any] = attrs.field(factory=dict, converter=_to_data, hash=False)
     seq: int | None = None
 

@@ -26,14 +26,14 @@ import functools
 from collections.abc import Iterable, Sequence
 from datetime import date
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from salesflow.domain.numbers import EXACT, MAX_AMOUNT, MAX_PLACES, check_bounds, to_decimal
 from salesflow.errors import CurrencyMismatchError, InvalidTypeError, ValidationError
 
-__all__ = ["Money", "RateSource", "currency_exponent", "currency_precision"]
+__all__ = ["Money", "RateSource", "check_currency", "currency_exponent", "currency_precision"]
 
 
 @functools.cache
@@ -63,9 +63,10 @@ def currency_exponent(currency: str) -> Decimal:
     return Decimal(1).scaleb(-currency_precision(currency))
 
 
-def _check_currency(_instance: object, _attribute: object, value: str) -> None:
-    if type(value) is not str:
-        raise InvalidTypeError("currency", value, "an ISO 4217 code as a string")
+def check_currency(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """An attrs validator: ``value`` is an ISO 4217 code (see :func:`currency_precision`)."""
+    if type(value) is not str and not isinstance(value, str):
+        raise InvalidTypeError(attribute.name, value, "an ISO 4217 code as a string")
     currency_exponent(value)  # validates (and warms the cache used by rounded())
 
 
@@ -113,7 +114,7 @@ class Money:
     """
 
     amount: Decimal = attrs.field(converter=_to_amount)
-    currency: str = attrs.field(validator=_check_currency)
+    currency: str = attrs.field(validator=check_currency)
 
     @classmethod
     def of(cls, amount: object, currency: str) -> Money:

@@ -22,7 +22,17 @@ from typing import Any
 
 import attrs
 
-from salesflow.domain.dates import to_aware_datetime, to_date
+from salesflow.domain.checks import (
+    MAX_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    as_datetime,
+    check_id,
+    check_optional_id,
+    check_string,
+    require_text,
+    shown,
+)
+from salesflow.domain.dates import to_date
 from salesflow.domain.money import Money
 from salesflow.domain.numbers import MAX_AMOUNT
 from salesflow.domain.stages import REASON_MAX, StagePlan
@@ -33,30 +43,31 @@ __all__ = ["NOTE_MAX", "Opportunity", "StageChange", "check_lost_reason"]
 NOTE_MAX = 2000
 """The longest note on a lost reason (characters)."""
 
-_OPTIONAL_TEXT = ("name", "account", "team", "industry", "region")
+_ID = MAX_ID_LENGTH
+_NAME = MAX_NAME_LENGTH
 _REQUIRED_TEXT = ("id", "owner", "stage")
+_OPTIONAL_TEXT = (
+    ("name", _NAME),
+    ("account", _NAME),
+    ("team", _ID),
+    ("industry", _ID),
+    ("region", _ID),
+)
+_OPTIONAL_NAMES = tuple(name for name, _limit in _OPTIONAL_TEXT)
 
 
-def _to_at(value: object) -> datetime:
-    return to_aware_datetime(value, "at")
-
-
-def _check_stage_key(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None and attribute.name == "from_stage":
-        return
-    if not isinstance(value, str) or not value:
-        raise ValidationError(attribute.name, value, "a stage key")
-
-
-def _check_reason(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+def _check_reason(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
     if not isinstance(value, str):
-        raise InvalidTypeError("reason", value, "a lost-reason code as a string, or None")
+        raise InvalidTypeError(attribute.name, value, "a lost-reason code as a string, or None")
     if not value.strip() or value != value.strip() or len(value) > REASON_MAX:
         raise ValidationError(
-            "reason", value, f"a non-blank code without surrounding spaces, at most {REASON_MAX}"
+            attribute.name,
+            value,
+            f"a non-blank code without surrounding spaces, at most {REASON_MAX}",
         )
+    check_string(value, attribute.name, REASON_MAX)
 
 
 def _to_note(value: object) -> str | None:
@@ -67,6 +78,7 @@ def _to_note(value: object) -> str | None:
     text = value.strip()
     if len(text) > NOTE_MAX:
         raise ValidationError("note", f"{text[:40]}...", f"at most {NOTE_MAX} characters")
+    check_string(text, "note", NOTE_MAX)
     return text or None
 
 
@@ -83,9 +95,9 @@ class StageChange:
     plan's to say: :meth:`Opportunity.move_to` checks it.
     """
 
-    at: datetime = attrs.field(converter=_to_at)
-    from_stage: str | None = attrs.field(validator=_check_stage_key)
-    to_stage: str = attrs.field(validator=_check_stage_key)
+    at: datetime = attrs.field(converter=as_datetime)
+    from_stage: str | None = attrs.field(validator=check_optional_id)
+    to_stage: str = attrs.field(validator=check_id)
     reason: str | None = attrs.field(default=None, kw_only=True, validator=_check_reason)
     note: str | None = attrs.field(default=None, kw_only=True, converter=_to_note)
 
@@ -148,6 +160,11 @@ class Opportunity:
     Optional: ``name``, ``account``, ``team``, ``industry``, ``region`` (text or ``None``),
     ``expected_close`` and ``created`` (``date`` or ``None``), ``history`` (a tuple of
     :class:`StageChange`, oldest first), ``version`` (0 until first stored; storage bumps it).
+
+    Text follows the text rules of :mod:`salesflow.domain.checks`: no NUL and no lone surrogate;
+    ``id``, ``owner``, ``stage``, ``team``, ``industry`` and ``region`` at most
+    :data:`~salesflow.domain.checks.MAX_ID_LENGTH` characters, ``name`` and ``account`` at most
+    :data:`~salesflow.domain.checks.MAX_NAME_LENGTH`.
     """
 
     id: str
@@ -166,20 +183,44 @@ class Opportunity:
 
     def __attrs_post_init__(self) -> None:
         # One cheap test for the common, valid case; _validate() names the field otherwise.
+        # Printable text has no NUL and no lone surrogate (checks.check_string is the definition).
+        id_, owner, stage = self.id, self.owner, self.stage
+        name, account, team, industry, region = (
+            self.name,
+            self.account,
+            self.team,
+            self.industry,
+            self.region,
+        )
         if not (
-            type(self.id) is str
-            and self.id
-            and type(self.owner) is str
-            and self.owner
-            and type(self.stage) is str
-            and self.stage
+            type(id_) is str
+            and id_
+            and len(id_) <= _ID
+            and id_.isprintable()
+            and type(owner) is str
+            and owner
+            and len(owner) <= _ID
+            and owner.isprintable()
+            and type(stage) is str
+            and stage
+            and len(stage) <= _ID
+            and stage.isprintable()
             and type(self.amount) is Money
             and 0 <= self.amount.amount < MAX_AMOUNT
-            and (self.name is None or type(self.name) is str)
-            and (self.account is None or type(self.account) is str)
-            and (self.team is None or type(self.team) is str)
-            and (self.industry is None or type(self.industry) is str)
-            and (self.region is None or type(self.region) is str)
+            and (name is None or (type(name) is str and len(name) <= _NAME and name.isprintable()))
+            and (
+                account is None
+                or (type(account) is str and len(account) <= _NAME and account.isprintable())
+            )
+            and (team is None or (type(team) is str and len(team) <= _ID and team.isprintable()))
+            and (
+                industry is None
+                or (type(industry) is str and len(industry) <= _ID and industry.isprintable())
+            )
+            and (
+                region is None
+                or (type(region) is str and len(region) <= _ID and region.isprintable())
+            )
             and (self.expected_close is None or type(self.expected_close) is date)
             and (self.created is None or type(self.created) is date)
             and self.history == ()
@@ -189,15 +230,15 @@ class Opportunity:
             self._validate()
 
     def _validate(self) -> None:
-        where = f"opportunity {self.id!r}" if isinstance(self.id, str) else None
+        where = f"opportunity {shown(self.id)!r}" if isinstance(self.id, str) else None
         for field in _REQUIRED_TEXT:
-            value = getattr(self, field)
-            if not isinstance(value, str) or not value.strip():
-                raise ValidationError(field, value, "a non-empty string", where=where)
-        for field in _OPTIONAL_TEXT:
+            require_text(getattr(self, field), field, _ID, where=where)
+        for field, limit in _OPTIONAL_TEXT:
             value = getattr(self, field)
             if value is not None and not isinstance(value, str):
                 raise InvalidTypeError(field, value, "a string or None", where=where)
+            if value is not None:
+                check_string(value, field, limit, where=where)
         if not isinstance(self.amount, Money):
             raise InvalidTypeError("amount", self.amount, "Money", where=where)
         if self.amount.amount < 0:
@@ -343,7 +384,7 @@ class Opportunity:
                 name: None if cell(name) is None else to_date(cell(name), name, dayfirst=dayfirst)
                 for name in ("expected_close", "created")
             }
-            texts = {name: cell(name) for name in _OPTIONAL_TEXT}
+            texts = {name: cell(name) for name in _OPTIONAL_NAMES}
             for name, value in texts.items():
                 if value is not None and not isinstance(value, str):
                     texts[name] = str(value)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 
+from salesflow.domain.checks import MAX_NAME_LENGTH, check_string
 from salesflow.errors import InvalidTypeError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ def _to_number_set(value: Iterable[str] | str) -> frozenset[str]:
     for raw in numbers:
         if not isinstance(raw, str):
             raise InvalidTypeError("company_numbers", raw, "phone numbers as strings")
+        check_string(raw, "company_numbers", MAX_NAME_LENGTH)
     return numbers
 
 
@@ -145,8 +147,8 @@ class PhoneSettings:
 
 
 class PhoneHolder(Protocol):
-    """What :class:`PhoneDirectory` reads from a contact (a :class:`~salesflow.domain.calls.Contact`,
-    an ORM row...)."""
+    """What :class:`PhoneDirectory` reads from a contact (a
+    :class:`~salesflow.domain.contacts.Contact`, an ORM row...)."""
 
     @property
     def id(self) -> str:

@@ -49,15 +49,25 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from salesflow.analytics.table import Table
 from salesflow.domain.catalog import Bundle, Catalog, Product, TierSegment
-from salesflow.domain.checks import check_count, check_optional_text, check_text
-from salesflow.domain.dates import to_date
-from salesflow.domain.money import Money, currency_exponent
+from salesflow.domain.checks import (
+    MAX_ID_LENGTH,
+    as_date,
+    as_enum,
+    as_percent,
+    as_quantity,
+    check_count,
+    check_id,
+    check_instance,
+    check_optional_id,
+    check_optional_text,
+    check_string,
+)
+from salesflow.domain.money import Money, check_currency, currency_exponent
 from salesflow.domain.numbers import (
     EXACT,
     HUNDRED,
@@ -68,7 +78,6 @@ from salesflow.domain.numbers import (
     exact_sum,
     to_amount,
     to_percent,
-    to_quantity,
 )
 from salesflow.errors import (
     CurrencyMismatchError,
@@ -77,6 +86,10 @@ from salesflow.errors import (
     TransitionNotAllowedError,
     ValidationError,
 )
+from salesflow.tables import Table, group_thousands, matplotlib_axes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = [
     "PriceStep",
@@ -104,30 +117,14 @@ class QuoteState(enum.StrEnum):
     contract is cancelled or terminated; a formal contract keeps it locked for good."""
 
 
-def _to_state(value: object) -> QuoteState:
-    if isinstance(value, QuoteState):
-        return value
-    try:
-        return QuoteState(str(value) if isinstance(value, str) else "")
-    except ValueError:
-        raise ValidationError("state", value, f"one of {[s.value for s in QuoteState]}") from None
-
-
-def _to_quantity(value: object) -> Decimal:
-    return to_quantity(value, "quantity")
-
-
-def _to_discount(value: object) -> Decimal:
-    return to_percent(value, "discount")
-
-
 def _to_path(value: object) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, Iterable):
         raise InvalidTypeError("category_path", value, "a sequence of category ids")
     path = tuple(value)
-    for part in path:
+    for i, part in enumerate(path):
         if not isinstance(part, str) or not part:
             raise ValidationError("category_path", path, "non-empty category ids")
+        check_string(part, f"category_path[{i}]", MAX_ID_LENGTH)
     return path
 
 
@@ -145,14 +142,9 @@ class ProductSnapshot:
     later catalog changes never reprice a quote: the product, its category path (its category
     first, then each parent) and, inside a bundle, its quantity per bundle."""
 
-    product: Product = attrs.field()
+    product: Product = attrs.field(validator=check_instance, metadata={"type": Product})
     category_path: tuple[str, ...] = attrs.field(default=(), converter=_to_path)
-    quantity: Decimal = attrs.field(default=_ONE, converter=_to_quantity)
-
-    @product.validator
-    def _check_product(self, _attribute: object, value: object) -> None:
-        if not isinstance(value, Product):
-            raise InvalidTypeError("product", value, "a Product")
+    quantity: Decimal = attrs.field(default=_ONE, converter=as_quantity)
 
     def to_dict(self) -> dict[str, Any]:
         """This snapshot as a plain dict that :meth:`from_dict` reads back."""
@@ -197,12 +189,12 @@ class QuoteItem:
     storage adapters reading back what :meth:`to_dict` wrote.
     """
 
-    id: str = attrs.field(validator=check_text)
-    quantity: Decimal = attrs.field(converter=_to_quantity)
+    id: str = attrs.field(validator=check_id)
+    quantity: Decimal = attrs.field(converter=as_quantity)
     products: tuple[ProductSnapshot, ...] = attrs.field(converter=_to_snapshots)
     bundle: Bundle | None = None
     unit_price: Money | None = None
-    discount: Decimal = attrs.field(default=ZERO, converter=_to_discount)
+    discount: Decimal = attrs.field(default=ZERO, converter=as_percent)
 
     def __attrs_post_init__(self) -> None:
         try:
@@ -638,8 +630,47 @@ class QuoteExplanation(Table):
         return found
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One record per step: line, sku, step, detail, change, amount."""
-        return [s.to_record() for s in self.steps]
+        """One record per step of every line: line, sku, step, detail, change, amount (Money;
+        a frame holds their amounts). The quote's totals are :meth:`total_records`."""
+        return [s.to_record() for s in self.steps if s.line != _TOTALS]
+
+    def total_records(self) -> list[dict[str, Any]]:
+        """One record per step of the quote's totals (line ``"quote"``): list price, subtotal,
+        document discount, tax, total."""
+        return [s.to_record() for s in self.steps if s.line == _TOTALS]
+
+    def record_columns(self) -> list[str]:
+        """line, sku, step, detail, change, amount."""
+        return ["line", "sku", "step", "detail", "change", "amount"]
+
+    def plot(self, ax: Axes | None = None, **kw: Any) -> Axes:
+        """The quote's waterfall: from the list price, each step of the totals as a bar from
+        the running amount before it to the one after it."""
+        axes = matplotlib_axes(ax)
+        steps = [s for s in self.steps if s.line == _TOTALS]
+        labels = [s.step for s in steps]
+        after = [float(s.amount.amount) for s in steps]
+        change = [float(s.amount.amount if s.change is None else s.change.amount) for s in steps]
+        before = [a - c for a, c in zip(after, change, strict=True)]
+        colours = [
+            "#4c72b0"
+            if s.change is None or s.step == "total"
+            else "#55a868"
+            if c >= 0
+            else "#c44e52"
+            for s, c in zip(steps, change, strict=True)
+        ]
+        kw.setdefault("color", colours)
+        title = kw.pop("title", self.caption)
+        axes.bar(range(len(steps)), change, bottom=before, **kw)
+        axes.set_xticks(range(len(steps)), labels)
+        axes.set_ylabel(f"amount ({self.currency})")
+        group_thousands(axes)
+        axes.set_title(title)
+        return axes
+
+
+_TOTALS = "quote"
 
 
 def _explain_line(
@@ -731,24 +762,6 @@ def _to_items(value: object) -> tuple[QuoteItem, ...]:
     return items
 
 
-def _to_document_discount(value: object) -> Decimal:
-    return to_percent(value, "document_discount")
-
-
-def _to_tax_rate(value: object) -> Decimal:
-    return to_percent(value, "tax_rate")
-
-
-def _to_quoted_on(value: object) -> date:
-    return to_date(value, "quoted_on")
-
-
-def _check_currency(_instance: object, _attribute: attrs.Attribute[Any], value: str) -> None:
-    if not isinstance(value, str):
-        raise InvalidTypeError("currency", value, "an ISO 4217 code")
-    currency_exponent(value)
-
-
 @attrs.frozen(kw_only=True)
 class Quote:
     """A quote (报价单): an immutable value with versions and an approval state.
@@ -768,20 +781,22 @@ class Quote:
         quote = quote.add_line(catalog, "LAPTOP-14", 12, discount=5)
     """
 
-    id: str = attrs.field(validator=check_text)
-    owner: str = attrs.field(validator=check_text)
-    currency: str = attrs.field(validator=_check_currency)
-    quoted_on: date = attrs.field(converter=_to_quoted_on)
-    opportunity_id: str | None = attrs.field(default=None, validator=check_optional_text)
+    id: str = attrs.field(validator=check_id)
+    owner: str = attrs.field(validator=check_id)
+    currency: str = attrs.field(validator=check_currency)
+    quoted_on: date = attrs.field(converter=as_date)
+    opportunity_id: str | None = attrs.field(default=None, validator=check_optional_id)
     items: tuple[QuoteItem, ...] = attrs.field(default=(), converter=_to_items)
-    document_discount: Decimal = attrs.field(default=ZERO, converter=_to_document_discount)
-    tax_rate: Decimal = attrs.field(default=ZERO, converter=_to_tax_rate)
+    document_discount: Decimal = attrs.field(default=ZERO, converter=as_percent)
+    tax_rate: Decimal = attrs.field(default=ZERO, converter=as_percent)
     version: int = attrs.field(default=1, validator=check_count)
-    state: QuoteState = attrs.field(default=QuoteState.DRAFT, converter=_to_state)
+    state: QuoteState = attrs.field(
+        default=QuoteState.DRAFT, converter=as_enum, metadata={"enum": QuoteState}
+    )
     rejection_reason: str | None = attrs.field(default=None, validator=check_optional_text)
     next_line: int = attrs.field(default=1, validator=check_count)
-    team: str | None = attrs.field(default=None, validator=check_optional_text)
-    contract_id: str | None = attrs.field(default=None, validator=check_optional_text)
+    team: str | None = attrs.field(default=None, validator=check_optional_id)
+    contract_id: str | None = attrs.field(default=None, validator=check_optional_id)
     """The contract this quote backs while :attr:`state` is ``contracted``."""
     _pricing: _Pricing | None = attrs.field(init=False, default=None, eq=False, repr=False)
 
@@ -1145,11 +1160,11 @@ class Quote:
 
     def set_document_discount(self, discount: Decimal | int | str) -> Quote:
         """A new version with a document discount of ``discount`` percent."""
-        return self._edited(document_discount=_to_document_discount(discount))
+        return self._edited(document_discount=to_percent(discount, "document_discount"))
 
     def set_tax_rate(self, rate: Decimal | int | str) -> Quote:
         """A new version with a tax rate of ``rate`` percent."""
-        return self._edited(tax_rate=_to_tax_rate(rate))
+        return self._edited(tax_rate=to_percent(rate, "tax_rate"))
 
     # -- states -----------------------------------------------------------------------------------
 

@@ -29,6 +29,15 @@ from typing import Any
 
 import attrs
 
+from salesflow.domain.checks import (
+    MAX_CODE_LENGTH,
+    as_enum,
+    as_percent,
+    as_tuple,
+    check_id,
+    check_name,
+    check_string,
+)
 from salesflow.domain.numbers import HUNDRED, ZERO, to_percent
 from salesflow.errors import InvalidTypeError, StageError, ValidationError
 
@@ -45,7 +54,7 @@ DEFAULT_LOST_REASONS: tuple[str, ...] = (
 )
 """The lost-reason codes of a plan that configures none."""
 
-REASON_MAX = 64
+REASON_MAX = MAX_CODE_LENGTH
 """The longest lost-reason code (characters), so that every backend stores it as it is."""
 
 
@@ -57,32 +66,16 @@ class Outcome(enum.Enum):
     LOST = "lost"
 
 
-def _to_outcome(value: object) -> Outcome:
-    if isinstance(value, Outcome):
-        return value
-    try:
-        return Outcome(value)
-    except ValueError:
-        raise ValidationError("outcome", value, "'open', 'won' or 'lost'") from None
-
-
-def _check_text(_instance: object, attribute: attrs.Attribute[str], value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(attribute.name, value, "a non-empty string")
-
-
-def _to_probability(value: object) -> Decimal:
-    return to_percent(value, "probability")
-
-
 @attrs.frozen(kw_only=True)
 class Stage:
     """One sales stage: key, display name, win probability (percent) and outcome."""
 
-    key: str = attrs.field(validator=_check_text)
-    name: str = attrs.field(validator=_check_text)
-    probability: Decimal = attrs.field(converter=_to_probability)
-    outcome: Outcome = attrs.field(default=Outcome.OPEN, converter=_to_outcome)
+    key: str = attrs.field(validator=check_id)
+    name: str = attrs.field(validator=check_name)
+    probability: Decimal = attrs.field(converter=as_percent)
+    outcome: Outcome = attrs.field(
+        default=Outcome.OPEN, converter=as_enum, metadata={"enum": Outcome}
+    )
 
     @property
     def is_open(self) -> bool:
@@ -109,20 +102,6 @@ class Stage:
         }
 
 
-def _to_stages(value: object) -> tuple[Stage, ...]:
-    if isinstance(value, str | bytes | Mapping) or not hasattr(value, "__iter__"):
-        raise InvalidTypeError("stages", value, "a sequence of Stage")
-    stages = tuple(value)
-    for i, stage in enumerate(stages):
-        if not isinstance(stage, Stage):
-            raise InvalidTypeError(f"stages[{i}]", stage, "a Stage")
-    return stages
-
-
-def _to_threshold(value: object) -> Decimal:
-    return to_percent(value, "threshold")
-
-
 def _to_lost_reasons(value: object) -> tuple[str, ...]:
     if isinstance(value, str | bytes | Mapping) or not hasattr(value, "__iter__"):
         raise InvalidTypeError("lost_reasons", value, "a sequence of reason codes")
@@ -139,6 +118,7 @@ def _to_lost_reasons(value: object) -> tuple[str, ...]:
                 code,
                 f"a non-blank code without surrounding spaces, at most {REASON_MAX} characters",
             )
+        check_string(code, f"lost_reasons[{i}]", REASON_MAX)
         if code in seen:
             raise ValidationError(f"lost_reasons[{i}]", code, "a code used by no other reason")
         seen.add(code)
@@ -154,8 +134,8 @@ class StagePlan:
     order. Unknown keys raise :class:`~salesflow.errors.StageError`.
     """
 
-    stages: tuple[Stage, ...] = attrs.field(converter=_to_stages)
-    threshold: Decimal = attrs.field(default=Decimal(70), converter=_to_threshold)
+    stages: tuple[Stage, ...] = attrs.field(converter=as_tuple, metadata={"items": Stage})
+    threshold: Decimal = attrs.field(default=Decimal(70), converter=as_percent)
     lost_reasons: tuple[str, ...] = attrs.field(
         default=DEFAULT_LOST_REASONS, converter=_to_lost_reasons, kw_only=True
     )

@@ -1,7 +1,10 @@
 """The storage conformance kit: a backend is correct when it passes these.
 
-Subclass :class:`StorageContract` in your test suite and override its ``storage`` fixture::
+Subclass :class:`StorageContract` in your test suite and override two fixtures: ``storage`` (the
+backend under test, empty) and ``reopen`` (how to open a second storage on the same data: the
+durability case closes the storage and reopens it, the concurrency case races two storages)::
 
+    import pytest
     from salesflow.testing.storage import StorageContract
 
     class TestMyBackend(StorageContract):
@@ -9,9 +12,28 @@ Subclass :class:`StorageContract` in your test suite and override its ``storage`
         def storage(self, clock):
             storage = MyStorage("mine://test", clock=clock)
             yield storage
-            storage.drop_everything()
+            storage.destroy()  # runs after the durability case closed it, too
 
-and run the random command sequences of :func:`storage_machine` against it (a hypothesis
+        @pytest.fixture
+        def reopen(self, clock):
+            return lambda storage: MyStorage(storage.url, clock=clock)
+
+A backend that by design keeps nothing beyond its object (like ``memory://``) returns ``None``
+from ``reopen``: the durability case is skipped with that reason, and the concurrency case runs two
+units of work of the one storage.
+
+Run the kit with salesflow's pytest plugin, so that a failing case shows what differs (pytest
+rewrites the assertions of the kit's modules only when told to before they are imported): it is
+registered through the ``pytest11`` entry point, so installing salesflow enables it, and
+``pytest -p salesflow.testing.plugin`` names it explicitly (:mod:`salesflow.testing.plugin`).
+
+Optional behaviour is declared by the backend, not guessed: ``storage.capabilities`` (a frozenset
+of :data:`CAPABILITIES` names, empty when absent). Cases about an optional capability are skipped,
+with the reason, for a backend that does not declare it, like the requirements of SQLAlchemy's
+dialect test suite. Errors are checked by class and attributes (``field``, ``id``...), never by
+their message text, which a backend words as it likes.
+
+Then run the random command sequences of :func:`storage_machine` against it (a hypothesis
 ``RuleBasedStateMachine`` that checks your backend against the in-memory reference after every
 step)::
 
@@ -20,6 +42,7 @@ step)::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -31,42 +54,90 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
-from salesflow.adapters.kinds import KINDS
 from salesflow.adapters.storage_memory import MemoryStorage
 from salesflow.analytics.forecast import forecast
 from salesflow.domain.actors import Actor
 from salesflow.domain.approvals import ApprovalRequest, Delegation, Workflow
 from salesflow.domain.billing import ContractBilling, MilestoneSpec, Trigger
-from salesflow.domain.calls import (
-    CallRecord,
-    Contact,
-    Direction,
-    Disposition,
-    FollowUpTask,
-    feature_call,
-)
+from salesflow.domain.calls import CallRecord, Direction, Disposition
 from salesflow.domain.catalog import Bundle as ProductBundle
 from salesflow.domain.catalog import BundleComponent, Catalog, Category, PriceTier, Product
+from salesflow.domain.contacts import Contact
 from salesflow.domain.contracts import Contract
 from salesflow.domain.events import Event
+from salesflow.domain.library import feature_call
 from salesflow.domain.money import Money
+from salesflow.domain.numbers import MAX_AMOUNT, MAX_PLACES, MAX_QUANTITY
 from salesflow.domain.opportunities import Opportunity, StageChange
 from salesflow.domain.quotes import Quote
 from salesflow.domain.stages import StagePlan
+from salesflow.domain.tasks import FollowUpTask
 from salesflow.errors import (
     ConcurrencyError,
+    ContractLockedError,
     NotFoundError,
     SalesflowError,
     StageError,
     ValidationError,
 )
 from salesflow.ports import Between, Storage
+from salesflow.storage.kinds import KINDS
 from salesflow.testing.strategies import opportunities
 
-__all__ = ["ManualClock", "StorageContract", "storage_machine"]
+__all__ = [
+    "CAPABILITIES",
+    "ManualClock",
+    "Reopen",
+    "StorageContract",
+    "capabilities",
+    "requires",
+    "storage_machine",
+]
 
 PLAN = StagePlan.default()
 AS_OF = date(2026, 11, 26)
+
+Reopen = Callable[[Storage], Storage]
+"""``reopen(storage)``: a new storage object on the same data as ``storage`` (its URL, database,
+options and clock), opened while ``storage`` may still be open; the kit closes it."""
+
+CAPABILITIES: dict[str, str] = {
+    "forecast_pushdown": "the stored forecast is computed by the database (GROUP BY), not by the "
+    "pure calculator over the stored rows",
+}
+"""The optional capabilities a backend may declare in ``storage.capabilities``, with what each
+means. The kit's cases about one are skipped for a backend that does not declare it."""
+
+
+def capabilities(storage: Storage) -> frozenset[str]:
+    """The optional capabilities ``storage`` declares (``storage.capabilities``; none when it has
+    no such attribute)."""
+    return frozenset(getattr(storage, "capabilities", frozenset()))
+
+
+def requires(storage: Storage, capability: str) -> None:
+    """Skip the calling case, saying why, unless ``storage`` declares ``capability``."""
+    if capability not in CAPABILITIES:
+        raise ValueError(f"unknown capability {capability!r}; known: {sorted(CAPABILITIES)}")
+    if capability not in capabilities(storage):
+        pytest.skip(
+            f"the backend does not declare the optional capability {capability!r} "
+            f"({CAPABILITIES[capability]})"
+        )
+
+
+_SMALLEST = Decimal(1).scaleb(-MAX_PLACES)
+_LARGEST_AMOUNT = MAX_AMOUNT - _SMALLEST
+_LARGEST_QUANTITY = MAX_QUANTITY - _SMALLEST
+
+BOUNDARY_AMOUNTS = (
+    str(_LARGEST_AMOUNT),  # 999999999999999.9999999999: 25 digits, no double holds it
+    str(_SMALLEST),
+    "123456789012345.6789012345",
+    "100000000000000.0000000001",
+)
+"""Amounts at and near the documented bounds (:mod:`salesflow.domain.numbers`): a backend that
+rounds through a binary float (even one read back through ``str()``) cannot return them exactly."""
 
 
 class ManualClock:
@@ -258,6 +329,47 @@ def sample_aggregates() -> dict[str, list[Any]]:
     }
 
 
+def _two_saves_at_once(
+    first: Storage, second: Storage, read: Opportunity, wait: float
+) -> dict[str, str]:
+    """Save ``read`` changed by "bob" through ``first`` and, while that unit of work is still
+    open, by "cai" through ``second`` (in a thread); give the second ``wait`` seconds to finish
+    before the first commits. Return each one's outcome: "saved", "conflict" or the error."""
+    outcomes: dict[str, str] = {}
+    finished = threading.Event()
+
+    def save(owner: str, storage: Storage, during: Callable[[], None] = lambda: None) -> None:
+        try:
+            with storage.transaction() as uow:
+                uow.opportunities.save(read.evolve(owner=owner))
+                during()
+            outcomes[owner] = "saved"
+        except ConcurrencyError:
+            outcomes[owner] = "conflict"
+        except Exception as error:  # reported in the assertion, not swallowed
+            outcomes[owner] = repr(error)
+
+    def in_thread() -> None:
+        try:
+            save("cai", second)
+        finally:
+            finished.set()
+
+    thread = threading.Thread(target=in_thread, name="second save", daemon=True)
+
+    def start_the_second() -> None:
+        thread.start()
+        finished.wait(wait)  # a backend that locks keeps it waiting (or refuses it) meanwhile
+
+    save("bob", first, start_the_second)
+    if thread.ident is None:
+        thread.start()  # the first save failed before it could start the second one
+    thread.join(60)
+    if thread.is_alive():
+        outcomes["cai"] = "still waiting after the first unit of work ended (a deadlock?)"
+    return outcomes
+
+
 def _event(subject: str, name: str = "opportunity_created", **data: Any) -> Event:
     return Event(
         name=name,
@@ -269,8 +381,31 @@ def _event(subject: str, name: str = "opportunity_created", **data: Any) -> Even
     )
 
 
+def add_samples(uow: Any, samples: dict[str, list[Any]]) -> None:
+    """Store ``samples`` (see :func:`sample_aggregates`) in ``uow`` as the port allows: every kind
+    added in bulk, except contracts, which are added as drafts and then saved in their state (the
+    port refuses a contract added already signed)."""
+    from salesflow.domain.contracts import ContractState
+
+    for attribute, items in samples.items():
+        if attribute != "contracts":
+            getattr(uow, attribute).add_many(items)
+            continue
+        for contract in items:
+            draft = attrs.evolve(contract, state=ContractState.DRAFT, signed_on=None)
+            uow.contracts.add(draft)
+            if contract != draft:
+                uow.contracts.save(contract)
+
+
 class StorageContract:
-    """The behaviour every storage backend must have. Override the ``storage`` fixture."""
+    """The behaviour every storage backend must have. Override the ``storage`` and ``reopen``
+    fixtures (see the module docs)."""
+
+    concurrency_wait: float = 1.0
+    """Seconds the concurrency case lets the second of two conflicting saves run while the first
+    one's unit of work is still open. A backend that locks keeps the second waiting (or refuses
+    it) whatever this is; one that does not lets it finish, which the case then sees."""
 
     @pytest.fixture
     def clock(self) -> ManualClock:
@@ -280,8 +415,20 @@ class StorageContract:
     @pytest.fixture
     def storage(self, clock: ManualClock) -> Storage:
         """The backend under test, empty, using ``clock``. Subclasses override this (returning it,
-        or yielding it and cleaning up after)."""
+        or yielding it and cleaning up after; the cleanup also runs after a case closed it)."""
         pytest.fail("override the `storage` fixture of StorageContract to return your backend")
+
+    @pytest.fixture
+    def reopen(self, clock: ManualClock) -> Reopen | None:
+        """How to open a second storage on the same data as the one under test (see
+        :data:`Reopen`), or ``None`` for a backend that keeps nothing beyond its object (the
+        durability case is then skipped, the concurrency case races two units of work of one
+        storage). Subclasses override this."""
+        pytest.fail(
+            "override the `reopen` fixture of StorageContract: return a function that opens "
+            "another storage on the same data as the one given (or None for a backend that "
+            "keeps nothing, like memory://)"
+        )
 
     # -- aggregates and versions -------------------------------------------------------------------
 
@@ -339,8 +486,14 @@ class StorageContract:
             read,
             history=(attrs.evolve(read.history[0], from_stage="initial_contact"), read.history[1]),
         )
-        with pytest.raises(ValidationError), storage.transaction() as uow:
+        with pytest.raises(ValidationError) as refused, storage.transaction() as uow:
             uow.opportunities.save(rewritten)
+        assert refused.value.field == "history"
+        with pytest.raises(ValidationError) as refused, storage.transaction() as uow:
+            uow.opportunities.save(attrs.evolve(read, history=read.history[:1]))
+        assert refused.value.field == "history"
+        with storage.transaction() as uow:
+            assert uow.opportunities.get("op-1") == saved
 
     def test_a_lost_reason_and_its_note_are_stored_with_the_move(
         self, storage: Storage, clock: ManualClock
@@ -407,6 +560,83 @@ class StorageContract:
             uow.opportunities.add(original)
         with storage.transaction() as uow:
             assert uow.opportunities.get("op-1") == attrs.evolve(original, version=1)
+
+    @pytest.mark.parametrize("amount", BOUNDARY_AMOUNTS)
+    def test_amounts_at_the_documented_bounds_read_back_exactly(
+        self, storage: Storage, amount: str
+    ) -> None:
+        money = Money.of(amount, "CNY")
+        with storage.transaction() as uow:
+            uow.opportunities.add(_opp(1, amount=money))
+            uow.opportunities.add_many([_opp(2, amount=money)])  # a bulk path may differ
+        with storage.transaction() as uow:
+            read = [uow.opportunities.get("op-1").amount, uow.opportunities.get("op-2").amount]
+            queried = [o.amount for o in uow.opportunities.query()]
+        assert read == [money, money]
+        assert queried == [money, money]
+        assert all(isinstance(m.amount, Decimal) and m.currency == "CNY" for m in read)
+
+    def test_quantities_and_prices_at_the_documented_bounds_read_back_exactly(
+        self, storage: Storage
+    ) -> None:
+        category = Category(id="bulk", name="Bulk goods")
+        grain = Product(
+            sku="GRAIN",
+            name="Grain",
+            category="bulk",
+            list_price=Money.of(_SMALLEST, "CNY"),
+            cost=Money.of(_SMALLEST, "CNY"),
+        )
+        big = Product(
+            sku="BIG", name="Big", category="bulk", list_price=Money.of(_LARGEST_AMOUNT, "CNY")
+        )
+        catalog = Catalog(categories=[category], products=[grain, big])
+        quote = (
+            Quote(id="Q-bounds", owner="ann", currency="CNY", quoted_on=date(2026, 11, 3))
+            .add_line(catalog, "GRAIN", _LARGEST_QUANTITY)
+            .add_line(catalog, "BIG", _SMALLEST)
+        )
+        with storage.transaction() as uow:
+            uow.categories.add(category)
+            uow.products.add_many([grain, big])
+            uow.quotes.add(quote)
+        with storage.transaction() as uow:
+            assert uow.products.get("GRAIN") == grain
+            assert uow.products.get("BIG") == big
+            stored = uow.quotes.get("Q-bounds")
+        assert stored == quote
+        assert [line.quantity for line in stored.lines] == [_LARGEST_QUANTITY, _SMALLEST]
+        assert stored.total == quote.total
+
+    def test_aware_times_read_back_as_the_same_instant_and_utc_ones_in_utc(
+        self, storage: Storage
+    ) -> None:
+        # The port stores aware datetimes as instants read back in UTC: a time given in UTC must
+        # come back in UTC (not merely the same instant in another zone), and one given in
+        # another zone as the same instant.
+        utc = datetime(2026, 11, 27, 1, 30, 15, 123456, tzinfo=UTC)
+        beijing = datetime(2026, 11, 27, 9, 45, tzinfo=timezone(timedelta(hours=8)))
+        with storage.transaction() as uow:
+            stored = uow.opportunities.add(_opp(1, stage="needs_analysis"))
+        moved = stored.move_to("intent_confirmed", utc).move_to("quotation", beijing)
+        with storage.transaction() as uow:
+            uow.opportunities.save(moved)
+            uow.events.append(attrs.evolve(_event("op-1"), at=utc))
+            uow.events.append(attrs.evolve(_event("op-1", name="opportunity_moved"), at=beijing))
+            uow.calls.add(_call("u1", at=utc))
+        with storage.transaction() as uow:
+            history = [change.at for change in uow.opportunities.get("op-1").history]
+            events = [event.at for event in uow.events.query(subject_id="op-1")]
+            started = uow.calls.get("asterisk-csv:u1").started_at
+            window = Between(utc, utc + timedelta(microseconds=1))
+            found = [c.external_id for c in uow.calls.query(started_at=window)]
+        assert history == [utc, beijing]  # the same instants
+        assert events == [utc, beijing]
+        assert (started, found) == (utc, ["u1"])
+        offsets = {"history": history[0], "event": events[0], "call": started}
+        assert {name: at.utcoffset() for name, at in offsets.items()} == {
+            name: timedelta(0) for name in offsets
+        }
 
     # -- queries ----------------------------------------------------------------------------------
 
@@ -594,13 +824,12 @@ class StorageContract:
         with storage.transaction() as uow:
             uow.calls.add(_call("u1"))
         # A unit of work that did not read the call may not overwrite it blindly.
-        with (
-            pytest.raises(ValidationError, match="read in this unit of work"),
-            storage.transaction() as uow,
-        ):
+        with pytest.raises(ValidationError) as refused, storage.transaction() as uow:
             uow.calls.save(attrs.evolve(_call("u1"), talk_seconds=1))
-        with pytest.raises(ValidationError), storage.transaction() as uow:
+        assert (refused.value.field, refused.value.value) == ("call", "asterisk-csv:u1")
+        with pytest.raises(ValidationError) as refused, storage.transaction() as uow:
             uow.calls.delete("asterisk-csv:u1")
+        assert (refused.value.field, refused.value.value) == ("call", "asterisk-csv:u1")
         with storage.transaction() as outer:
             read = outer.calls.get("asterisk-csv:u1")
             with storage.transaction() as inner:  # a savepoint shares what the outer one read
@@ -650,8 +879,9 @@ class StorageContract:
             assert repo.count(source="asterisk-csv") == 3
             assert list(repo.ids(owner="ann")) == ["asterisk-csv:a", "asterisk-csv:c"]
             assert repo.count(contact_id=None) == 3
-            with pytest.raises(ValidationError, match="indexed by"):
+            with pytest.raises(ValidationError) as refused:
                 list(repo.query(talk_seconds=3))
+            assert refused.value.field == "filters"
 
     def test_documents_roll_back_with_everything_else(self, storage: Storage) -> None:
         with pytest.raises(_DeliberateRollbackError), storage.transaction() as uow:
@@ -673,8 +903,7 @@ class StorageContract:
         samples = sample_aggregates()
         assert set(samples) == {kind.attribute for kind in KINDS}, "a kind without a sample"
         with storage.transaction() as uow:
-            for attribute, items in samples.items():
-                getattr(uow, attribute).add_many(items)
+            add_samples(uow, samples)
         with storage.transaction() as uow:
             for kind in KINDS:
                 repository = getattr(uow, kind.attribute)
@@ -684,6 +913,98 @@ class StorageContract:
                     assert type(stored) is type(item)
             for quote in samples["quotes"]:  # the prices are recomputed from what was stored
                 assert uow.quotes.get(quote.id).total == quote.total
+
+    # -- durability and concurrency -------------------------------------------------------------------
+
+    def test_everything_is_still_there_after_closing_and_reopening(
+        self, storage: Storage, reopen: Reopen | None, clock: ManualClock
+    ) -> None:
+        if reopen is None:
+            pytest.skip("the backend keeps nothing beyond its storage object (reopen is None)")
+        samples = sample_aggregates()
+        with storage.transaction() as uow:
+            first = uow.opportunities.add(_opp(1, amount=Money.of(_LARGEST_AMOUNT, "CNY")))
+            uow.opportunities.add_many([_opp(2), _opp(3, stage="needs_analysis")])
+            add_samples(uow, samples)
+            logged = [uow.events.append(_event("op-1")), uow.events.append(_event("op-2"))]
+        moved = first.move_to("won", clock.advance(hours=1), plan=PLAN)
+        with storage.transaction() as uow:
+            moved = uow.opportunities.save(moved)
+        with storage.transaction() as uow:
+            before = list(uow.opportunities.query())
+        storage.close()
+        again = reopen(storage)
+        try:
+            with again.transaction() as uow:
+                assert list(uow.opportunities.query()) == before
+                assert uow.opportunities.get("op-1") == moved
+                assert list(uow.events.query()) == logged
+                for kind in KINDS:
+                    repository = getattr(uow, kind.attribute)
+                    assert [repository.get(kind.key(item)) for item in samples[kind.attribute]] == (
+                        samples[kind.attribute]
+                    ), kind.name
+            # ... and carries on where it stopped: versions and sequence numbers go on.
+            with again.transaction() as uow:
+                saved = uow.opportunities.save(moved.evolve(owner="bob"))
+                later = uow.events.append(_event("op-1", name="opportunity_moved"))
+            assert saved.version == moved.version + 1
+            assert later.seq is not None
+            assert all(e.seq is not None and e.seq < later.seq for e in logged)
+            with pytest.raises(ConcurrencyError), again.transaction() as uow:
+                uow.opportunities.save(moved.evolve(owner="cai"))  # the old version is stale
+        finally:
+            again.close()
+
+    def test_of_two_saves_from_the_same_read_exactly_one_wins(
+        self, storage: Storage, reopen: Reopen | None
+    ) -> None:
+        # Two storages on the same data (two units of work of one storage where nothing is kept
+        # beyond it) save the same read at the same time: the second save starts while the
+        # first's unit of work is still open. A backend must make one of them wait for the other
+        # or refuse it; exactly one wins, the other raises ConcurrencyError, nothing is lost.
+        other = storage if reopen is None else reopen(storage)
+        try:
+            with storage.transaction() as uow:
+                read = uow.opportunities.add(_opp(1))
+            outcomes = _two_saves_at_once(storage, other, read, self.concurrency_wait)
+            assert sorted(outcomes.values()) == ["conflict", "saved"], outcomes
+            winner = next(owner for owner, outcome in outcomes.items() if outcome == "saved")
+            with storage.transaction() as uow:
+                stored = uow.opportunities.get("op-1")
+            assert (stored.version, stored.owner) == (2, winner)
+        finally:
+            if other is not storage:
+                other.close()
+
+    # -- the port's invariants (whoever writes, the storage refuses) -----------------------------------
+
+    def test_a_formal_contract_is_never_saved_changed(self, storage: Storage) -> None:
+        (contract,) = sample_aggregates()["contracts"]
+        with storage.transaction() as uow:
+            add_samples(uow, {"contracts": [contract]})
+        with pytest.raises(ContractLockedError), storage.transaction() as uow:
+            stored = uow.contracts.get(contract.id)
+            uow.contracts.save(attrs.evolve(stored, terms="delivery by April"))
+        with storage.transaction() as uow:
+            assert uow.contracts.get(contract.id) == contract
+
+    def test_an_approval_audit_only_grows(self, storage: Storage) -> None:
+        (request,) = sample_aggregates()["approvals"]
+        assert len(request.audit) >= 2
+        with storage.transaction() as uow:
+            uow.approvals.add(request)
+        edited = attrs.evolve(request.audit[0], comment="never said that")
+        for rewritten in (
+            attrs.evolve(request, audit=(edited, *request.audit[1:])),
+            attrs.evolve(request, audit=request.audit[:-1]),
+        ):
+            with pytest.raises(ValidationError) as refused, storage.transaction() as uow:
+                uow.approvals.get(request.id)
+                uow.approvals.save(rewritten)
+            assert refused.value.field == "audit"
+        with storage.transaction() as uow:
+            assert uow.approvals.get(request.id) == request
 
     # -- the forecast ------------------------------------------------------------------------------
 
@@ -720,6 +1041,50 @@ class StorageContract:
             uow.opportunities.add(_opp(1, stage="signed"))
         with pytest.raises(StageError), storage.transaction() as uow:
             uow.opportunities.forecast(PLAN, as_of=AS_OF)
+
+    # -- optional: forecast pushdown -------------------------------------------------------------------
+
+    def test_pushdown_rounds_each_opportunity_in_its_own_currency(self, storage: Storage) -> None:
+        requires(storage, "forecast_pushdown")
+        # Halves at each currency's minor unit: rounding the sum instead of each row shows.
+        rows = [
+            _opp(f"j{i}", amount=Money.of(1, "JPY"), stage="intent_confirmed", team=None)
+            for i in range(3)
+        ]
+        rows += [
+            _opp(f"k{i}", amount=Money.of("0.001", "KWD"), stage="intent_confirmed")
+            for i in range(3)
+        ]
+        rows += [_opp(f"c{i}", amount=Money.of("0.05", "CNY"), stage="quotation") for i in range(3)]
+        with storage.transaction() as uow:
+            uow.opportunities.add_many(rows)
+        with storage.transaction() as uow:
+            for by in (("owner",), ("team",), ()):
+                stored = uow.opportunities.forecast(PLAN, as_of=AS_OF, threshold=50, by=by)
+                pure = forecast(rows, PLAN, as_of=AS_OF, threshold=50, by=by)
+                assert stored.to_records() == pure.to_records()
+                assert (stored.count, stored.excluded) == (pure.count, pure.excluded)
+
+    def test_pushdown_keeps_probabilities_finer_than_a_database_factor(
+        self, storage: Storage
+    ) -> None:
+        requires(storage, "forecast_pushdown")
+        plan = StagePlan.from_dict(
+            {
+                "threshold": 30,
+                "stages": [
+                    {"key": "open", "name": "Open", "probability": "33.3333333333"},
+                    {"key": "won", "name": "Won", "probability": 100, "outcome": "won"},
+                    {"key": "lost", "name": "Lost", "probability": 0, "outcome": "lost"},
+                ],
+            }
+        )
+        rows = [_opp(i, amount=Money.of("999999.99", "CNY"), stage="open") for i in range(3)]
+        with storage.transaction() as uow:
+            uow.opportunities.add_many(rows)
+        with storage.transaction() as uow:
+            stored = uow.opportunities.forecast(plan, as_of=AS_OF)
+        assert stored.to_records() == forecast(rows, plan, as_of=AS_OF).to_records()
 
 
 # -- random command sequences against the reference model ---------------------------------------------

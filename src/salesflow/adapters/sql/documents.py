@@ -1,9 +1,10 @@
 """Document repositories of the SQL storage: one table per aggregate kind.
 
-A row holds the aggregate as a JSON document (:mod:`salesflow.adapters.codec`), its storage
+A row holds the aggregate as a JSON document (:mod:`salesflow.storage.codec`), its storage
 revision, when it was last written, and one column per indexed field of its kind
-(:mod:`salesflow.adapters.kinds`). Queries page with a keyset over (order column, id), so no cursor
-is held open and memory stays flat.
+(:mod:`salesflow.storage.kinds`). Queries page with a keyset over (order column, id), so no cursor
+is held open and memory stays flat. Writes keep the port's invariants through the kind's rules
+(:mod:`salesflow.storage.invariants`), as every backend does.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, exc, func, or_, select
 
-from salesflow.adapters import codec
-from salesflow.adapters.kinds import DocumentKind
-from salesflow.adapters.storage_memory import check_filters
 from salesflow.errors import (
     ConcurrencyError,
     InvalidTypeError,
@@ -24,6 +22,9 @@ from salesflow.errors import (
     ValidationError,
 )
 from salesflow.ports import Between
+from salesflow.storage import codec
+from salesflow.storage.kinds import DocumentKind
+from salesflow.storage.queries import check_filters
 
 if TYPE_CHECKING:
     from salesflow.adapters.sql.storage import SqlStorage
@@ -85,6 +86,22 @@ class SqlDocuments:
             "revision", lambda: select(t.c.revision).where(t.c.id == bindparam("key"))
         )
         return self._conn.execute(query, {"key": key}).scalar()
+
+    def _stored(self, key: str, expected: int) -> Any:
+        """The stored aggregate ``key``, which must still be at revision ``expected``."""
+        t = self._table
+        query = self._statement(
+            "find", lambda: select(t.c.revision, t.c.body).where(t.c.id == bindparam("key"))
+        )
+        try:
+            row = self._conn.execute(query, {"key": key}).first()
+        except exc.SQLAlchemyError as error:
+            raise StorageError(f"reading a {self._kind.name} failed: {error}") from error
+        if row is None or row.revision != expected:
+            raise ConcurrencyError(
+                self._kind.name, key, expected, None if row is None else row.revision
+            )
+        return self._load(row.body)
 
     def _clash(self, item: Any, key: str) -> tuple[str, int] | None:
         """An other row with the same unique key as ``item``, if any."""
@@ -210,8 +227,10 @@ class SqlDocuments:
     # -- writes ------------------------------------------------------------------------------------
 
     def add(self, item: Any) -> Any:
-        """Store a new aggregate at revision 1."""
+        """Store a new aggregate at revision 1 (if the kind's add rule allows it)."""
         key = self._check(item)
+        if self._kind.add_rule is not None:
+            self._kind.add_rule(item)
         stored = self._revision(key)
         clash = (key, stored) if stored is not None else self._clash(item, key)
         if clash is not None:
@@ -232,8 +251,12 @@ class SqlDocuments:
             raise ValidationError("batch_size", batch_size, "a positive int")
         count = 0
         batch: list[dict[str, Any]] = []
+        rule = self._kind.add_rule
         for item in items:
-            batch.append(self._values(item, self._check(item), 1))
+            key = self._check(item)
+            if rule is not None:
+                rule(item)
+            batch.append(self._values(item, key, 1))
             if len(batch) >= batch_size:
                 count += self._insert(batch)
                 batch = []
@@ -280,9 +303,12 @@ class SqlDocuments:
         return expected
 
     def save(self, item: Any) -> Any:
-        """Store a change if the stored revision is still the one read."""
+        """Store a change if the stored revision is still the one read (and the kind's save rule
+        allows the change from what is stored)."""
         key = self._check(item)
         expected = self._expected(key)
+        if self._kind.save_rule is not None:
+            self._kind.save_rule(self._stored(key, expected), item)
         clash = self._clash(item, key)
         if clash is not None:
             raise ConcurrencyError(self._kind.name, clash[0], 0, clash[1])
@@ -307,6 +333,8 @@ class SqlDocuments:
     def delete(self, id: str) -> None:
         """Delete an aggregate read in this unit of work, if nobody saved it since."""
         expected = self._expected(id)
+        if self._kind.delete_rule is not None:
+            self._kind.delete_rule(self._stored(id, expected))
         t = self._table
         deleted = self._conn.execute(t.delete().where(t.c.id == id, t.c.revision == expected))
         if deleted.rowcount != 1:

@@ -8,21 +8,26 @@
   through ``COPY``.
 * **MySQL / MariaDB** (``mysql://``, PyMySQL, extra ``mysql``): ``DECIMAL(38, 10)`` amounts.
 
-The storage also wraps an existing SQLAlchemy ``Engine`` or ``Connection``, so that an embedding CRM
-shares its own database and transactions: inside the caller's transaction a unit of work is a
-savepoint, and its commit callbacks wait for the caller's commit.
+The storage also wraps the caller's SQLAlchemy ``Engine``, ``Connection`` or ORM ``Session``, so
+that an embedding CRM shares its own database and transactions: inside the caller's transaction a
+unit of work is a savepoint, its commit callbacks wait for the caller's commit, and nothing of the
+caller's (transaction, isolation, engine hooks) is changed; see :meth:`SqlStorage.transaction`.
+
+Every read of an opportunity is one statement (the row joined to its stage history), so it sees one
+snapshot on every database at every isolation level.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from sqlalchemy import (
@@ -30,6 +35,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     Numeric,
+    Transaction,
     and_,
     bindparam,
     case,
@@ -46,16 +52,20 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-from salesflow.adapters.kinds import kind_of
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, scoped_session
+
 from salesflow.adapters.sql.documents import SqlDocuments
-from salesflow.adapters.sql.schema import Tables, build_tables, ensure_schema
-from salesflow.adapters.sql.types import sqlite_datetime
-from salesflow.adapters.storage_memory import (
-    check_forward,
-    check_history,
-    check_new,
-    opportunity_filter,
+from salesflow.adapters.sql.schema import (
+    SCHEMA_VERSION,
+    Tables,
+    build_tables,
+    ddl_is_transactional,
+    ensure_schema,
+    ensure_schema_stepwise,
+    stored_version,
 )
+from salesflow.adapters.sql.types import sqlite_datetime
 from salesflow.analytics.forecast import Forecast, forecast, forecast_from_totals
 from salesflow.domain.events import Event
 from salesflow.domain.money import Money, RateSource, currency_exponent, currency_precision
@@ -71,8 +81,19 @@ from salesflow.errors import (
     StorageError,
     ValidationError,
 )
+from salesflow.ports import FORECAST_PUSHDOWN
+from salesflow.storage.invariants import check_forward, check_history, check_new
+from salesflow.storage.kinds import kind_of
+from salesflow.storage.queries import opportunity_filter
 
-__all__ = ["PUSHDOWN_ATTRIBUTES", "SqlEvents", "SqlOpportunities", "SqlStorage", "SqlUnitOfWork"]
+__all__ = [
+    "PUSHDOWN_ATTRIBUTES",
+    "SqlEvents",
+    "SqlOpportunities",
+    "SqlStorage",
+    "SqlUnitOfWork",
+    "is_sql_target",
+]
 
 Clock = Callable[[], datetime]
 
@@ -140,11 +161,24 @@ class _DecimalSum:
 
 
 _CONFIGURED: weakref.WeakSet[Engine] = weakref.WeakSet()
+_FUNCTIONS = "salesflow_functions"
+"""Marks (in the pool's record of a DB-API connection) a SQLite connection that has our functions."""
+_LEGACY = getattr(sqlite3, "LEGACY_TRANSACTION_CONTROL", -1)
+_BEGINS = {"": "BEGIN", "DEFERRED": "BEGIN DEFERRED", "IMMEDIATE": "BEGIN IMMEDIATE"}
+_BEGINS["EXCLUSIVE"] = "BEGIN EXCLUSIVE"
+_READS = ("SELECT", "PRAGMA", "EXPLAIN")
+
+
+def _add_functions(dbapi_connection: Any) -> None:
+    dbapi_connection.create_function("sf_weighted", 3, _sf_weighted, deterministic=True)
+    dbapi_connection.create_aggregate("sf_decimal_sum", 1, _DecimalSum)
 
 
 def _prepare_sqlite(dbapi_connection: Any, *, wal: bool) -> None:
+    """Set up a new connection of salesflow's own engine (never one of the caller's)."""
     # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see "begin"):
-    # otherwise a SAVEPOINT outside BEGIN starts a transaction that RELEASE commits.
+    # otherwise a SAVEPOINT outside BEGIN starts a transaction that RELEASE commits. Safe here
+    # only because the connection is new: on an open transaction this assignment commits it.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
@@ -152,29 +186,90 @@ def _prepare_sqlite(dbapi_connection: Any, *, wal: bool) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA busy_timeout = 30000")
     cursor.close()
-    dbapi_connection.create_function("sf_weighted", 3, _sf_weighted, deterministic=True)
-    dbapi_connection.create_aggregate("sf_decimal_sum", 1, _DecimalSum)
+    _add_functions(dbapi_connection)
 
 
 def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
-    """Make transactions, savepoints and exact sums work on every connection of ``engine``.
-
-    An engine of the caller's gets the same transaction handling (it is needed for savepoints to
-    be real) but keeps its journal mode.
-    """
+    """Make transactions, savepoints and exact sums work on every connection of ``engine``, an
+    engine salesflow made from a URL (a caller's engine is never configured: see
+    :meth:`SqlStorage.transaction`). Every transaction begins ``IMMEDIATE``: it takes the write
+    lock up front, so that two writers queue (``busy_timeout``) instead of one failing when both
+    try to turn a read lock into a write lock."""
     if engine in _CONFIGURED:
         return
     _CONFIGURED.add(engine)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         _prepare_sqlite(dbapi_connection, wal=wal)
+        record.info[_FUNCTIONS] = True
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # IMMEDIATE takes the write lock up front: two writers queue (busy_timeout) instead of
-        # deadlocking when both try to upgrade a read lock.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_driver(conn: Connection) -> Any:
+    """The ``sqlite3`` connection under ``conn``, with salesflow's SQL functions registered (once
+    per DB-API connection: adding functions changes nothing else on a caller's connection)."""
+    info = conn.connection.info
+    driver = conn.connection.driver_connection
+    if _FUNCTIONS not in info:
+        _add_functions(driver)
+        info[_FUNCTIONS] = True
+    return driver
+
+
+def _sqlite_join(conn: Connection) -> None:
+    """Make the caller's transaction on ``conn`` real in SQLite before a savepoint joins it.
+
+    ``sqlite3`` in its default (legacy) mode sends ``BEGIN`` lazily, just before the first
+    INSERT/UPDATE/DELETE, so a SQLAlchemy transaction that has only read has no SQLite
+    transaction yet, and a SAVEPOINT there would start one that its RELEASE commits. Sending the
+    very ``BEGIN`` the driver would send itself (its ``isolation_level``, read, never changed)
+    opens the caller's transaction as the driver would: the caller's commit or rollback ends it.
+    A connection in autocommit (``isolation_level = None`` without a ``BEGIN`` of the caller's,
+    or ``autocommit=True``) has no transaction to join: each savepoint then commits on release.
+    """
+    driver = _sqlite_driver(conn)
+    if driver.in_transaction or getattr(driver, "autocommit", _LEGACY) != _LEGACY:
+        return
+    level = driver.isolation_level
+    begin = None if level is None else _BEGINS.get(level.upper())
+    if begin is not None:
+        conn.exec_driver_sql(begin)
+
+
+_LOCKING: weakref.WeakKeyDictionary[Connection, bool] = weakref.WeakKeyDictionary()
+"""Connections of a caller's SQLite engine in one of salesflow's own units of work, and whether
+they still wait for their first write (see :func:`_lock_at_first_write`)."""
+
+
+def _lock_at_first_write(conn: Connection) -> None:
+    """For the unit of work starting on ``conn`` (until its entry in :data:`_LOCKING` turns
+    ``False``): before the first statement that writes, ``BEGIN IMMEDIATE`` (waiting, up to the
+    connection's timeout, for any other writer).
+
+    So a unit of work of salesflow's own on a caller's engine reads without the write lock (never
+    blocked by, and never blocking, a reader or a writer; with the driver's defaults each
+    statement sees the last commit) and holds the write lock from its first write to its commit,
+    so that concurrent writers queue instead of failing. Where the engine itself began the
+    transaction (a ``begin`` hook of the caller's sending ``BEGIN``, or ``autocommit=False``),
+    that deferred transaction has run only salesflow's reads: it is ended and ``BEGIN IMMEDIATE``
+    takes its place (a deferred transaction that has read cannot wait for the write lock: it
+    fails with "database is locked" as soon as another connection writes).
+    """
+    if conn not in _LOCKING:  # one listener per connection object, whatever its units of work
+        event.listen(conn, "before_cursor_execute", _before_first_write)
+    _LOCKING[conn] = True
+
+
+def _before_first_write(conn: Connection, cursor: Any, statement: str, *_args: Any) -> None:
+    if _LOCKING.get(conn) and not statement.lstrip()[:7].upper().startswith(_READS):
+        _LOCKING[conn] = False
+        if cursor.connection.in_transaction:
+            cursor.execute("COMMIT")  # nothing written yet: this ends a read snapshot only
+        cursor.execute("BEGIN IMMEDIATE")
 
 
 def _engine_for(url: str, options: dict[str, Any]) -> Engine:
@@ -201,6 +296,28 @@ def _engine_for(url: str, options: dict[str, Any]) -> Engine:
     return create_engine(parsed, **options)
 
 
+def is_sql_target(target: object) -> bool:
+    """Whether ``target`` is an SQLAlchemy ``Engine``, ``Connection``, ORM ``Session`` or
+    ``scoped_session``: what :class:`SqlStorage` (and :func:`salesflow.open`) take besides a URL."""
+    if isinstance(target, Engine | Connection):
+        return True
+    if isinstance(target, str):
+        return False
+    from sqlalchemy.orm import Session, scoped_session
+
+    return isinstance(target, Session | scoped_session)
+
+
+def _session_engine(session: Any) -> Engine:
+    try:
+        bind = session.get_bind()
+    except exc.UnboundExecutionError as error:
+        raise ValidationError(
+            "target", session, "a Session bound to an engine (sessionmaker(engine))"
+        ) from error
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
 def _driver_errors(action: str) -> Any:
     """Wrap driver errors in StorageError (the original chained)."""
 
@@ -222,6 +339,45 @@ def _canonical(amount: Decimal, currency: str, fixed_scale: bool) -> Decimal:
     if normal.as_tuple().exponent > -currency_precision(currency):  # type: ignore[operator]
         return normal.quantize(currency_exponent(currency))
     return normal
+
+
+_READ = (
+    "id",
+    "version",
+    "owner",
+    "team",
+    "name",
+    "account",
+    "industry",
+    "region",
+    "amount",
+    "currency",
+    "stage",
+    "expected_close",
+    "created",
+)
+"""The opportunity columns a read selects, in this order (see SqlOpportunities._with_history)."""
+
+
+def _opportunity(row: Any, history: list[StageChange], fixed_scale: bool) -> Opportunity:
+    """The opportunity of a row in :data:`_READ` order, with its ``history``."""
+    id, version, owner, team, name, account, industry, region, amount, currency = row[:10]
+    stage, expected_close, created = row[10:13]
+    return Opportunity(
+        id=id,
+        owner=owner,
+        amount=Money(_canonical(amount, currency, fixed_scale), currency),
+        stage=stage,
+        name=name,
+        account=account,
+        team=team,
+        industry=industry,
+        region=region,
+        expected_close=expected_close,
+        created=created,
+        history=tuple(history),
+        version=version,
+    )
 
 
 class SqlOpportunities:
@@ -283,52 +439,43 @@ class SqlOpportunities:
             for seq, change in enumerate(o.history[start:], start)
         ]
 
-    def _build(self, rows: Sequence[Any]) -> list[Opportunity]:
-        wanted = [row.id for row in rows if row.history_length]
-        histories: dict[str, list[StageChange]] = {}
-        if wanted:
-            h = self._h
-            query = (
-                select(
-                    h.c.opportunity_id,
-                    h.c.at,
-                    h.c.from_stage,
-                    h.c.to_stage,
-                    h.c.reason,
-                    h.c.note,
-                )
-                .where(h.c.opportunity_id.in_(wanted))
-                .order_by(h.c.opportunity_id, h.c.seq)
+    def _with_history(self, opportunities: Any) -> Any:
+        """One statement: the rows of ``opportunities`` (a table or a subquery of it), each joined
+        to its stage changes in order (one row per change; one row with empty change columns
+        when there are none), columns in :data:`_READ` order. One statement reads one snapshot on
+        every database and at every isolation level, so an opportunity is never seen with a
+        history of another moment."""
+        h = self._h
+        return (
+            select(
+                *(opportunities.c[name] for name in _READ),
+                h.c.at,
+                h.c.from_stage,
+                h.c.to_stage,
+                h.c.reason,
+                h.c.note,
             )
-            for change in self._conn.execute(query):
-                histories.setdefault(change.opportunity_id, []).append(
-                    StageChange(
-                        change.at,
-                        change.from_stage,
-                        change.to_stage,
-                        reason=change.reason,
-                        note=change.note,
-                    )
-                )
+            .select_from(opportunities.outerjoin(h, h.c.opportunity_id == opportunities.c.id))
+            .order_by(opportunities.c.id, h.c.seq)
+        )
+
+    def _build(self, rows: Iterable[Any]) -> list[Opportunity]:
+        """The opportunities of rows made by :meth:`_with_history` (consecutive rows of one id)."""
         fixed = self._storage.fixed_scale
-        return [
-            Opportunity(
-                id=row.id,
-                owner=row.owner,
-                amount=Money(_canonical(row.amount, row.currency, fixed), row.currency),
-                stage=row.stage,
-                name=row.name,
-                account=row.account,
-                team=row.team,
-                industry=row.industry,
-                region=row.region,
-                expected_close=row.expected_close,
-                created=row.created,
-                history=tuple(histories.get(row.id, ())),
-                version=row.version,
-            )
-            for row in rows
-        ]
+        built: list[Opportunity] = []
+        first: Any = None
+        history: list[StageChange] = []
+        for row in rows:
+            if first is None or row[0] != first[0]:
+                if first is not None:
+                    built.append(_opportunity(first, history, fixed))
+                first, history = row, []
+            at, from_stage, to_stage, reason, note = row[-5:]
+            if to_stage is not None:
+                history.append(StageChange(at, from_stage, to_stage, reason=reason, note=note))
+        if first is not None:
+            built.append(_opportunity(first, history, fixed))
+        return built
 
     def _stored_version(self, id: str) -> int | None:
         return self._conn.execute(select(self._t.c.version).where(self._t.c.id == id)).scalar()
@@ -339,9 +486,14 @@ class SqlOpportunities:
         """The opportunity ``id``, or ``None``."""
         if not isinstance(id, str):
             raise InvalidTypeError("id", id, "a string")
+        t = self._t
+        statement = self._storage.statement(
+            ("opportunities", "find"),
+            lambda: self._with_history(t).where(t.c.id == bindparam("id")),
+        )
         with _driver_errors("reading an opportunity"):
-            row = self._conn.execute(select(self._t).where(self._t.c.id == id)).first()
-            return None if row is None else self._build([row])[0]
+            built = self._build(self._conn.execute(statement, {"id": id}).all())
+        return built[0] if built else None
 
     def get(self, id: str) -> Opportunity:
         """The opportunity ``id``; :class:`~salesflow.errors.NotFoundError` if there is none."""
@@ -386,21 +538,22 @@ class SqlOpportunities:
         updated_since: datetime | None = None,
     ) -> Iterator[Opportunity]:
         """Stream matching opportunities ordered by id, a page at a time (keyset pagination, so
-        no server-side cursor is held open and memory stays flat)."""
+        no server-side cursor is held open and memory stays flat). Each page is one statement
+        (the opportunities with their stage changes), so each opportunity is read whole, as it
+        was committed."""
         clauses = self._where(owner, team, stage, close_from, close_until, updated_since)
         t = self._t
-        last: str | None = None
+        first = select(t).where(*clauses).order_by(t.c.id).limit(_PAGE)
+        statement = self._with_history(first.subquery("o"))
+        later = self._with_history(first.where(t.c.id > bindparam("last")).subquery("o"))
+        parameters: dict[str, Any] = {}
         while True:
-            page = select(t).where(*clauses).order_by(t.c.id).limit(_PAGE)
-            if last is not None:
-                page = page.where(t.c.id > last)
             with _driver_errors("querying opportunities"):
-                rows = self._conn.execute(page).all()
-                built = self._build(rows)
+                built = self._build(self._conn.execute(statement, parameters).all())
             yield from built
-            if len(rows) < _PAGE:
+            if len(built) < _PAGE:
                 return
-            last = rows[-1].id
+            statement, parameters = later, {"last": built[-1].id}
 
     def count(
         self,
@@ -783,16 +936,26 @@ class SqlStorage:
 
     Args:
         target: a database URL (``sqlite:///salesflow.db``, ``postgresql://user@host/db``,
-            ``mysql://root@host/db``), or an existing SQLAlchemy ``Engine`` or ``Connection``.
+            ``mysql://root@host/db``), or the caller's SQLAlchemy ``Engine``, ``Connection`` or
+            ORM ``Session`` (or ``scoped_session``). On an engine salesflow checks out
+            connections and runs transactions of its own; on a connection in a transaction, and
+            on a session (each unit of work takes ``session.connection()``, so the session's
+            current transaction is the one joined), it joins the caller's transaction: see
+            :meth:`transaction`.
         table_prefix: the prefix of salesflow's table names.
         clock: what "now" is for ``updated_at`` (UTC wall clock by default).
-        create: create or upgrade the schema on open (otherwise the schema must be current).
+        create: create or upgrade the schema on open (otherwise the schema must be current). On
+            a caller's connection or session this runs in the caller's transaction: create the
+            schema at start-up on the engine instead (``SqlStorage(engine).close()``).
         engine_options: passed to ``sqlalchemy.create_engine`` when ``target`` is a URL.
     """
 
+    capabilities: frozenset[str] = frozenset({FORECAST_PUSHDOWN})
+    """The forecast runs in the database (``GROUP BY``): ``{"forecast_pushdown"}``."""
+
     def __init__(
         self,
-        target: str | Engine | Connection,
+        target: str | Engine | Connection | Session | scoped_session[Any],
         *,
         table_prefix: str = "salesflow_",
         clock: Clock | None = None,
@@ -803,23 +966,32 @@ class SqlStorage:
             raise ValidationError("table_prefix", table_prefix, "letters, digits and underscores")
         self._owned = isinstance(target, str)
         self._connection: Connection | None = None
+        self._session: Any = None
+        """The caller's session (or scoped_session): each unit of work joins its transaction."""
         if isinstance(target, str):
             try:
                 self._engine = _engine_for(target, dict(engine_options))
             except exc.ArgumentError as error:
                 raise ValidationError("url", target, f"a database URL ({error})") from None
+        elif not is_sql_target(target):
+            raise InvalidTypeError(
+                "target", target, "a URL, or an SQLAlchemy Engine, Connection or Session"
+            )
+        elif engine_options:
+            raise ValidationError(
+                "engine_options",
+                sorted(engine_options),
+                "none: they configure the engine salesflow makes from a URL",
+            )
         elif isinstance(target, Engine):
             self._engine = target
         elif isinstance(target, Connection):
             self._engine = target.engine
             self._connection = target
         else:
-            raise InvalidTypeError("target", target, "a URL, an Engine or a Connection")
-        if not self._owned and self._engine.dialect.name == "sqlite":
-            _configure_sqlite(self._engine, wal=False)
-            if self._connection is not None:
-                # Already connected, so the "connect" hook has passed it by.
-                _prepare_sqlite(self._connection.connection.driver_connection, wal=False)
+            self._engine = _session_engine(target)
+            self._session = target
+        # A caller's engine, connection or session is never configured: nothing of theirs changes.
         self.url = self._engine.url.render_as_string(hide_password=True)
         self.dialect = self._engine.dialect.name
         # The driver's own DB-API module: its errors escape SQLAlchemy on the raw bulk paths.
@@ -831,27 +1003,68 @@ class SqlStorage:
         self._statements: dict[tuple[str, ...], Any] = {}
         if create:
             try:
+                self._refuse_committing_ddl()
                 self.upgrade()
             except BaseException:
                 self.close()  # the caller never gets this storage, so nothing else would
                 raise
 
+    def _refuse_committing_ddl(self) -> None:
+        """Refuse to change the schema inside the caller's open transaction on MySQL/MariaDB,
+        where a schema change commits the open transaction (before anything changes)."""
+        conn = self._connection
+        if conn is None or not conn.in_transaction() or ddl_is_transactional(self.dialect):
+            return
+        with self.transaction() as uow, _driver_errors("reading the schema version"):
+            found = stored_version(uow.connection, self.tables)
+        if found is None or found < SCHEMA_VERSION:
+            state = "missing" if found is None else f"at version {found}"
+            raise StorageError(
+                f"the salesflow schema of {self.url} is {state}, and {self.dialect} commits a "
+                "schema change at once, which would commit your open transaction: create or "
+                "upgrade it first with SqlStorage(engine) (or on a connection outside a "
+                "transaction)"
+            )
+
     # -- schema ---------------------------------------------------------------------------------------
 
     def upgrade(self) -> int:
-        """Create or upgrade the schema in one transaction; return the version found (0 if new)."""
+        """Create or upgrade the schema; return the version found (0 if new).
+
+        On SQLite and PostgreSQL every step runs in one transaction: a failure changes nothing.
+        MySQL and MariaDB commit schema changes at once, so there each step runs in a transaction
+        of its own and records its version when done; a failed step is completed by the next
+        call (see :mod:`salesflow.adapters.sql.schema`). Tables of the same names that salesflow
+        did not create are refused with :class:`~salesflow.errors.StorageError`.
+        """
+        transactional = ddl_is_transactional(self.dialect)
         try:
-            with self.transaction() as uow, _driver_errors("creating the schema"):
-                return ensure_schema(uow.connection, self.tables)
+            if transactional:
+                with self.transaction() as uow, _driver_errors("creating the schema"):
+                    return ensure_schema(uow.connection, self.tables)
+            with self.transaction() as uow, _driver_errors("reading the schema version"):
+                found = stored_version(uow.connection, self.tables)
+            if found is not None and found == SCHEMA_VERSION:
+                return found  # the usual open: nothing to change, no lock taken
+            conn = self._connection if self._connection is not None else self._connect()
+            try:
+                with _driver_errors("changing the schema"):
+                    return ensure_schema_stepwise(conn, self.tables, where=self.url)
+            finally:
+                if conn is not self._connection:
+                    conn.close()
         except SalesflowError:
             raise
         except Exception as error:
+            outcome = "was rolled back" if transactional else "stopped"
             raise StorageError(
-                f"upgrading the schema of {self.url} failed and was rolled back: {error!r}"
+                f"upgrading the schema of {self.url} failed and {outcome}: {error!r}"
             ) from error
 
-    def drop_schema(self) -> None:
-        """Drop every salesflow table (and its data). For tests and uninstalling."""
+    def destroy(self) -> None:
+        """Delete everything this storage holds, for tests and uninstalling: drop every salesflow
+        table (with its data). The storage has no schema afterwards: close it (or
+        :meth:`upgrade` to start again)."""
         with self.transaction() as uow, _driver_errors("dropping the schema"):
             self.tables.metadata.drop_all(uow.connection)
 
@@ -859,23 +1072,51 @@ class SqlStorage:
 
     @contextmanager
     def transaction(self) -> Iterator[SqlUnitOfWork]:
-        """Open a unit of work (a savepoint when nested in another, or in the caller's transaction)."""
+        """Open a unit of work: everything it writes commits together or not at all.
+
+        * Inside another unit of work of this storage (same thread): a savepoint of that one.
+        * On a caller's ``Connection`` or ``Session`` in a transaction: a savepoint in the
+          caller's transaction, which salesflow joins and never begins, commits, rolls back or
+          reconfigures. The commit callbacks (the desk's events) wait for the caller's commit and
+          are dropped when the caller rolls back (or rolls back a savepoint of theirs around it).
+        * Otherwise a transaction of salesflow's own, on a connection it checks out (or on a
+          caller's connection that has no transaction open), committed here; then the callbacks
+          run. On SQLite: ``BEGIN IMMEDIATE`` on an engine salesflow made; on a caller's engine,
+          no lock for reading and ``BEGIN IMMEDIATE`` at the first write
+          (:func:`_lock_at_first_write`), so the caller's own transactions are never changed.
+        """
         current: SqlUnitOfWork | None = getattr(self._local, "uow", None)
         if current is not None:
             revisions = dict(current._revisions)
+            done = len(current.callbacks)
             try:
                 with current.connection.begin_nested():
                     yield current
             except BaseException:
-                # The savepoint undid the rows; undo what this unit of work remembers of them.
+                # The savepoint undid the rows; undo what this unit of work remembers of them,
+                # and forget the callbacks (events) of what was undone.
                 current._revisions.clear()
                 current._revisions.update(revisions)
+                del current.callbacks[done:]
                 raise
             return
-        conn = self._connection if self._connection is not None else self._connect()
+        caller = self._caller_connection()
+        conn = caller if caller is not None else self._connect()
         try:
-            joined = conn.in_transaction()
-            transaction = conn.begin_nested() if joined else conn.begin()
+            joined = caller is not None and conn.in_transaction()
+            transaction: Transaction
+            with _driver_errors("beginning a unit of work"):
+                if joined:
+                    if self.dialect == "sqlite":
+                        _sqlite_join(conn)
+                    enclosing = _open_savepoints(conn)
+                    transaction = conn.begin_nested()
+                else:
+                    if self.dialect == "sqlite":
+                        _sqlite_driver(conn)  # before BEGIN: nothing to undo if it fails
+                    transaction = conn.begin()
+                    if self.dialect == "sqlite" and not self._owned:
+                        _lock_at_first_write(conn)
             uow = SqlUnitOfWork(self, conn)
             self._local.uow = uow
             try:
@@ -888,13 +1129,33 @@ class SqlStorage:
             with _driver_errors("committing"):
                 transaction.commit()
             if joined:
-                _after_outer_commit(conn, uow.callbacks)
+                _after_outer_commit(conn, uow.callbacks, enclosing, self._current_session())
             else:
                 for callback in uow.callbacks:
                     callback()
         finally:
-            if conn is not self._connection:
+            if conn in _LOCKING:
+                _LOCKING[conn] = False
+            if caller is None:
                 conn.close()
+
+    def _caller_connection(self) -> Connection | None:
+        """The caller's connection to work on (a session's, for its current transaction), or
+        ``None`` when salesflow checks out connections of its own."""
+        if self._session is not None:
+            with _driver_errors("joining the session's transaction"):
+                connection: Connection = self._session.connection()
+                return connection
+        return self._connection
+
+    def _current_session(self) -> Any:
+        """The caller's session (the current one of a ``scoped_session``), or ``None``."""
+        from sqlalchemy.orm import scoped_session
+
+        session = self._session
+        if isinstance(session, scoped_session):
+            session = session()  # the registry's current session (this thread's, this request's)
+        return session
 
     def _connect(self) -> Connection:
         with _driver_errors(f"connecting to {self.url}"):
@@ -971,18 +1232,87 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
-def _after_outer_commit(conn: Connection, callbacks: list[Callable[[], None]]) -> None:
-    """Run ``callbacks`` when the caller's own transaction commits; forget them on rollback."""
+def _open_savepoints(conn: Connection) -> frozenset[str]:
+    """The names of the caller's savepoints open on ``conn``: rolling back to any of them undoes
+    what is written now. (SQLAlchemy keeps them on its NestedTransaction objects, not publicly.)"""
+    names: set[str] = set()
+    nested: Any = conn.get_nested_transaction()
+    while nested is not None:
+        name = getattr(nested, "_savepoint", None)
+        if isinstance(name, str):
+            names.add(name)
+        nested = getattr(nested, "_previous_nested", None)
+    return frozenset(names)
+
+
+Callbacks = list[Callable[[], None]]
+
+
+class _Pending:
+    """The callbacks of salesflow's units of work inside the caller's transaction on one connection,
+    waiting for its commit: run then, in order; dropped when the transaction rolls back, and those
+    written inside a savepoint of the caller's when that savepoint rolls back.
+
+    Listens once per connection (so the caller's connection gains no listener per command); holds
+    no reference to the connection, which holds it through its listeners."""
+
+    def __init__(self, conn: Connection, *, on_commit: bool) -> None:
+        self.waiting: list[tuple[frozenset[str], Callbacks]] = []
+        event.listen(conn, "rollback", self.forget)
+        event.listen(conn, "rollback_savepoint", self.rolled_back_to)
+        if on_commit:
+            event.listen(conn, "commit", self.run)
+
+    def forget(self, *_args: Any) -> None:
+        self.waiting.clear()
+
+    def rolled_back_to(self, _conn: Any, name: str, *_args: Any) -> None:
+        self.waiting = [entry for entry in self.waiting if name not in entry[0]]
+
+    def run(self, *_args: Any) -> None:
+        waiting, self.waiting = self.waiting, []
+        for _enclosing, callbacks in waiting:
+            for callback in callbacks:
+                callback()
+
+
+_PENDING: weakref.WeakKeyDictionary[Connection, _Pending] = weakref.WeakKeyDictionary()
+_SESSIONS: weakref.WeakKeyDictionary[Any, weakref.WeakSet[_Pending]] = weakref.WeakKeyDictionary()
+
+
+def _session_waiting(session: Any) -> weakref.WeakSet[_Pending]:
+    """What waits for ``session``'s commit: run by its ``after_commit`` event (after the database
+    committed), for the session's own transaction only, not for a savepoint it releases."""
+    found = _SESSIONS.get(session)
+    if found is None:
+        waiting: weakref.WeakSet[_Pending] = weakref.WeakSet()
+        found = _SESSIONS[session] = waiting
+
+        def committed(committing: Any) -> None:
+            if not committing.in_nested_transaction():
+                for pending in list(waiting):
+                    pending.run()
+
+        event.listen(session, "after_commit", committed)
+    return found
+
+
+def _after_outer_commit(
+    conn: Connection, callbacks: Callbacks, enclosing: frozenset[str], session: Any
+) -> None:
+    """Run ``callbacks`` when the caller's transaction on ``conn`` commits (after ``session``'s
+    commit when the caller gave a session; at the connection's COMMIT otherwise); forget them on
+    rollback, or when a savepoint in ``enclosing`` is rolled back to."""
     if not callbacks:
         return
-
-    def on_commit(_conn: Connection) -> None:
-        event.remove(conn, "rollback", on_rollback)
+    if conn.dialect.name == "sqlite" and not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        # An autocommit connection: the savepoint's release was the commit.
         for callback in callbacks:
             callback()
-
-    def on_rollback(_conn: Connection) -> None:
-        event.remove(conn, "commit", on_commit)
-
-    event.listen(conn, "commit", on_commit, once=True)
-    event.listen(conn, "rollback", on_rollback, once=True)
+        return
+    pending = _PENDING.get(conn)
+    if pending is None:
+        pending = _PENDING[conn] = _Pending(conn, on_commit=session is None)
+    if session is not None:
+        _session_waiting(session).add(pending)
+    pending.waiting.append((enclosing, callbacks))

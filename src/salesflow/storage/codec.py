@@ -1,9 +1,17 @@
-"""Aggregates to JSON documents and back, exactly, with cattrs.
+"""The codec: aggregates to JSON documents and back, exactly (with cattrs).
 
-Decimals become text (``"12.30"``, never a float), dates and aware datetimes ISO 8601, enums their
-values, tuples and frozensets lists; attrs classes are rebuilt through their own constructors, so a
-document that does not describe a valid aggregate is refused with the aggregate's own validation
-error.
+Decimals become text (``"12.30"``, never a float), dates and aware datetimes ISO 8601 (with their
+offset), enums their values, tuples and frozensets lists; attrs classes are rebuilt through their
+own constructors, so a document that does not describe a valid aggregate is refused with the
+aggregate's own validation error. Every document kind and opportunities round-trip exactly::
+
+    from salesflow.storage import codec
+
+    text = codec.dumps(quote)  # keys sorted: equal aggregates give equal text
+    assert codec.loads(text, Quote) == quote
+
+The SQL backend stores documents as this text, and :class:`~salesflow.storage.BaseStorage`
+encodes with it unless a subclass keeps objects as they are (the in-memory backend does).
 """
 
 from __future__ import annotations
