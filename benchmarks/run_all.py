@@ -25,6 +25,7 @@ SCRIPTS: dict[str, int] = {
     "bench_quotes.py": 10_000,
     "bench_receivables.py": 100_000,
     "bench_calls.py": 100_000,
+    "bench_cli.py": 1_000_000,
     "bench_reads.py": 2_000,  # PostgreSQL only: runs when --postgres is given
 }
 
