@@ -15,10 +15,11 @@ def race() -> Callable[[str, list[list[str]], str], list[str]]:
     return run_race
 
 
-def run_race(script: str, runs: list[list[str]], ready: str) -> list[str]:
+def run_race(script: str, runs: list[list[str]], ready: str, timeout: float = 600) -> list[str]:
     """Run ``script`` once per argument list in ``runs``, at the same time: wait until every child
-    has printed ``ready`` (it holds what it read), release them all together, and return the last
-    line each printed, in ``runs`` order. No sleeps: the children say when they are ready."""
+    has printed ``ready`` (it holds what it read), release them all together (every child gets its
+    "go" before any is waited for), and return the last line each printed, in ``runs`` order. No
+    sleeps: the children say when they are ready; a child hung for ``timeout`` seconds fails."""
     children = [
         subprocess.Popen(
             [sys.executable, "-c", script, *args],
@@ -32,18 +33,22 @@ def run_race(script: str, runs: list[list[str]], ready: str) -> list[str]:
     outcomes = []
     try:
         for child in children:
-            assert child.stdout is not None
-            assert child.stdout.readline().strip() == ready
+            assert child.stdout is not None and child.stderr is not None
+            line = child.stdout.readline().strip()
+            if line != ready:
+                child.kill()
+                raise AssertionError(f"a child did not start: {line!r} {child.stderr.read()}")
         for child in children:
-            out, err = child.communicate("go\n", timeout=120)
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        for child in children:
+            out, err = child.communicate(timeout=timeout)
             assert child.returncode == 0, err
             outcomes.append(out.strip())
     finally:
         for child in children:
             if child.poll() is None:
                 child.kill()
-            for stream in (child.stdin, child.stdout, child.stderr):
-                if stream is not None:
-                    stream.close()
-            child.wait()
+            child.communicate()
     return outcomes

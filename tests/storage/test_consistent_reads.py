@@ -11,15 +11,16 @@ Bounded by counts, never by time.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import salesflow
 from salesflow import Actor, Money, Opportunity
+
+Race = Callable[[str, list[list[str]], str], list[str]]
 
 ADMIN = Actor("root", roles={"admin"})
 MOVES = 500
@@ -60,44 +61,7 @@ else:
 """
 
 
-def run_together(script: str, runs: list[list[str]], ready: str) -> list[str]:
-    """Like ``run_race`` (tests/storage/conftest.py), but every child gets its "go" before any is
-    waited for: here the children run long, and both must run at once."""
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", script, *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for args in runs
-    ]
-    outcomes = []
-    try:
-        for child in children:
-            assert child.stdout is not None and child.stderr is not None
-            line = child.stdout.readline().strip()
-            if line != ready:
-                child.kill()
-                raise AssertionError(f"a child did not start: {line!r} {child.stderr.read()}")
-        for child in children:
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        for child in children:
-            out, err = child.communicate(timeout=600)  # a hung child fails, never a slow one
-            assert child.returncode == 0, err
-            outcomes.append(out.strip())
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-            child.communicate()
-    return outcomes
-
-
-def race_reads(url: str, prefix: str) -> dict[str, object]:
+def race_reads(race: Race, url: str, prefix: str) -> dict[str, object]:
     desk = salesflow.open(url, load_entrypoints=False, table_prefix=prefix)
     try:
         desk.add_opportunity(
@@ -107,7 +71,7 @@ def race_reads(url: str, prefix: str) -> dict[str, object]:
             ),
         )
         desk.move_opportunity(ADMIN, "op-race", "quotation")  # version 2, one history entry
-        writer, reader = run_together(
+        writer, reader = race(
             CHILD,
             [["writer", url, prefix, str(MOVES)], ["reader", url, prefix, str(MOVES)]],
             "ready",
@@ -134,16 +98,16 @@ def prefix() -> str:
     return f"r{uuid.uuid4().hex[:8]}_"
 
 
-def test_reads_are_consistent_on_postgres(postgres_url: str) -> None:
-    check(race_reads(postgres_url, prefix()))
+def test_reads_are_consistent_on_postgres(race: Race, postgres_url: str) -> None:
+    check(race_reads(race, postgres_url, prefix()))
 
 
-def test_reads_are_consistent_on_mysql(mysql_url: str) -> None:
-    check(race_reads(mysql_url, prefix()))
+def test_reads_are_consistent_on_mysql(race: Race, mysql_url: str) -> None:
+    check(race_reads(race, mysql_url, prefix()))
 
 
-def test_reads_are_consistent_on_sqlite(tmp_path: Path) -> None:
-    check(race_reads(f"sqlite:///{tmp_path / 'race.db'}", "salesflow_"))
+def test_reads_are_consistent_on_sqlite(race: Race, tmp_path: Path) -> None:
+    check(race_reads(race, f"sqlite:///{tmp_path / 'race.db'}", "salesflow_"))
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
