@@ -16,7 +16,7 @@ import attrs
 import pytest
 
 import salesflow
-from salesflow import Actor, Money
+from salesflow import Money
 from salesflow.analytics.performance import Target
 from salesflow.domain.catalog import Catalog, Category, Product
 from salesflow.domain.contacts import Contact
@@ -31,18 +31,9 @@ from salesflow.errors import (
     TransitionNotAllowedError,
     ValidationError,
 )
+from salesflow.testing.cast import ANN, BOB, DAN, FIN, LEO, MIA, PAT, ROOT, WES, WIL
 from salesflow.testing.storage import ManualClock
 
-ANN = Actor("ann", roles={"sales_rep"}, teams={"east"})
-BOB = Actor("bob", roles={"sales_rep"}, teams={"east"})
-WES = Actor("wes", roles={"sales_rep"}, teams={"west"})
-MIA = Actor("mia", roles={"sales_manager"}, teams={"east"})
-WIL = Actor("wil", roles={"sales_manager"}, teams={"west"})
-DAN = Actor("dan", roles={"sales_director"})
-PAT = Actor("pat", roles={"project_manager"})
-FIN = Actor("fin", roles={"finance"})
-LEO = Actor("leo", roles={"legal"})
-ROOT = Actor("root", roles={"admin"})
 DAY = date(2026, 11, 2)
 HERE = Path(__file__).resolve().parent.parent
 

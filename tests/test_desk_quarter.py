@@ -26,18 +26,9 @@ from salesflow.domain.contracts import ContractState
 from salesflow.domain.opportunities import Opportunity
 from salesflow.domain.quotes import Quote, QuoteState
 from salesflow.errors import ForbiddenDiscountError, NotAuthorizedError
+from salesflow.testing.cast import ANN, BOB, DAN, FIN, LEO, MIA, PAT, ROOT, WES, WIL
 from salesflow.testing.storage import ManualClock
 
-ANN = Actor("ann", roles={"sales_rep"}, teams={"east"})
-BOB = Actor("bob", roles={"sales_rep"}, teams={"east"})
-WES = Actor("wes", roles={"sales_rep"}, teams={"west"})
-MIA = Actor("mia", roles={"sales_manager"}, teams={"east"})
-WIL = Actor("wil", roles={"sales_manager"}, teams={"west"})
-DAN = Actor("dan", roles={"sales_director"})
-PAT = Actor("pat", roles={"project_manager"})
-FIN = Actor("fin", roles={"finance"})
-LEO = Actor("leo", roles={"legal"})
-ROOT = Actor("root", roles={"admin"})
 TEAMS = {"east": ["ann", "bob"], "west": ["wes"]}
 OCT, NOV = Period.month(2026, 10), Period.month(2026, 11)
 

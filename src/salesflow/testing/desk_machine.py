@@ -65,28 +65,12 @@ from salesflow.domain.opportunities import Opportunity
 from salesflow.domain.periods import Period
 from salesflow.domain.quotes import Quote, QuoteState
 from salesflow.errors import SalesflowError
+from salesflow.testing.cast import CAST
 from salesflow.testing.storage import ManualClock
 
 __all__ = ["CAST", "CATALOG", "TEAM_BOUND", "Stored", "desk_machine", "may_change", "may_read"]
 
 T = TypeVar("T")
-
-#: Who acts, by id: two teams of reps with their managers, and the organisation-wide roles.
-CAST: dict[str, Actor] = {
-    a.id: a
-    for a in (
-        Actor("ann", roles={"sales_rep"}, teams={"east"}),
-        Actor("bob", roles={"sales_rep"}, teams={"east"}),
-        Actor("wes", roles={"sales_rep"}, teams={"west"}),
-        Actor("mia", roles={"sales_manager"}, teams={"east"}),
-        Actor("wil", roles={"sales_manager"}, teams={"west"}),
-        Actor("dan", roles={"sales_director"}),
-        Actor("pat", roles={"project_manager"}),
-        Actor("fin", roles={"finance"}),
-        Actor("leo", roles={"legal"}),
-        Actor("root", roles={"admin"}),
-    )
-}
 
 #: The roles that act only within the actor's teams (the builtin policy's default).
 TEAM_BOUND = frozenset({"sales_rep", "sales_manager"})
