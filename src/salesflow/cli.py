@@ -73,9 +73,9 @@ _CONFIG_KEYS = frozenset(
 
 
 def neutralise(text: str) -> str:
-    """``text`` safe for a spreadsheet cell (:func:`salesflow.tabular.neutralise_cell`: a leading
+    """``text`` safe for a spreadsheet cell (:func:`salesflow.cells.neutralise_cell`: a leading
     ``'`` when it starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return)."""
-    from salesflow.tabular import neutralise_cell
+    from salesflow.cells import neutralise_cell
 
     return neutralise_cell(text)
 

@@ -56,6 +56,7 @@ from typing import IO, Any, Final, TypeVar
 
 import attrs
 
+from salesflow.cells import FORMULA_START, RISKY_START, neutralise_cell, restore_cell
 from salesflow.domain.checks import MAX_TERMS_LENGTH
 from salesflow.domain.dates import DateReader
 from salesflow.domain.opportunities import Opportunity, StageChange
@@ -101,33 +102,8 @@ FIELDS = (
 READ_FIELDS = (*FIELDS, "lost_reason")
 """The fields reading accepts: :data:`FIELDS` and the optional ``lost_reason`` of a lost deal."""
 
-FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
-"""The first characters that make a spreadsheet read a cell as a formula (OWASP's CSV injection
-list)."""
-
-_RISKY: Final = frozenset((*FORMULA_START, "'"))
-
 Source = str | os.PathLike[str] | IO[str]
 Column = str | Callable[[Mapping[str, str]], Any]
-
-
-def neutralise_cell(text: str) -> str:
-    """``text`` made safe for a spreadsheet cell: a ``'`` before a text that starts with one of
-    :data:`FORMULA_START` (``=1+1`` -> ``'=1+1``), and before a text that is ``'`` characters
-    followed by one of them (``'=1`` -> ``''=1``), so that :func:`restore_cell` gives back exactly
-    the text. Every other text is returned unchanged. Use it for every text cell of a CSV file
-    meant for people; numbers written by the program itself need not pass through it."""
-    if text[:1] not in _RISKY:  # the common case, checked first
-        return text
-    return "'" + text if text.lstrip("'").startswith(FORMULA_START) else text
-
-
-def restore_cell(text: str) -> str:
-    """The text :func:`neutralise_cell` was given: one leading ``'`` removed from a text that is
-    ``'`` characters followed by one of :data:`FORMULA_START`; every other text unchanged."""
-    if text[:1] == "'" and text.lstrip("'").startswith(FORMULA_START):
-        return text[1:]
-    return text
 
 
 def next_row(reader: Iterator[_Row]) -> _Row:
@@ -454,7 +430,7 @@ def write_opportunities(
         for opportunity in opportunities:
             record = opportunity.to_record()
             for field, value in record.items():
-                if value and value[0] in _RISKY:
+                if value and value[0] in RISKY_START:
                     record[field] = neutralise_cell(value)
             writer.writerow(record)
             count += 1

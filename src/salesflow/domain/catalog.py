@@ -40,6 +40,7 @@ from typing import IO, Any, Literal, TypeAlias
 
 import attrs
 
+from salesflow.cells import neutralise_cell
 from salesflow.domain.checks import (
     as_optional_date,
     as_quantity,
@@ -924,13 +925,10 @@ class Catalog:
         columns :data:`PRODUCT_FIELDS`, :data:`CATEGORY_FIELDS` and :data:`BUNDLE_FIELDS`;
         :meth:`from_csv` reads them back.
 
-        Every cell passes through :func:`salesflow.tabular.neutralise_cell`: a text that a
+        Every cell passes through :func:`salesflow.cells.neutralise_cell`: a text that a
         spreadsheet would run as a formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a
         carriage return) is written with a ``'`` before it, which :meth:`from_csv` keeps
-        (:func:`salesflow.tabular.restore_cell` takes it off)."""
-        # The one rule for every CSV salesflow writes; imported here, as the domain's modules
-        # otherwise need nothing from the I/O layer.
-        from salesflow.tabular import neutralise_cell
+        (:func:`salesflow.cells.restore_cell` takes it off)."""
 
         def cells(row: Mapping[str, Any]) -> dict[str, str]:
             return {k: neutralise_cell(_cell(v)) for k, v in row.items()}

@@ -288,13 +288,7 @@ class BaseDocuments:
     def add_many(self, items: Iterable[Any], *, batch_size: int = 5_000) -> int:
         """Store many new aggregates (as :meth:`add`, which raises for the first duplicate);
         return how many. ``batch_size`` is a hint (a positive int)."""
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValidationError("batch_size", batch_size, "a positive int")
-        count = 0
-        for item in items:
-            self.add(item)
-            count += 1
-        return count
+        return _add_each(self.add, items, batch_size)
 
     def save(self, item: Any) -> Any:
         """Store a changed aggregate read in this unit of work, if its stored revision is still
@@ -528,13 +522,7 @@ class BaseOpportunities:
     def add_many(self, opportunities: Iterable[Opportunity], *, batch_size: int = 10_000) -> int:
         """Store many new opportunities (as :meth:`add`, which raises for the first duplicate);
         return how many. ``batch_size`` is a hint (a positive int)."""
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValidationError("batch_size", batch_size, "a positive int")
-        count = 0
-        for opportunity in opportunities:
-            self.add(opportunity)
-            count += 1
-        return count
+        return _add_each(self.add, opportunities, batch_size)
 
     def save(self, opportunity: Opportunity) -> Opportunity:
         """Store a change if the stored version is still ``opportunity.version``; return it at
@@ -894,3 +882,15 @@ class BaseStorage(abc.ABC):
             for event in list(everything):
                 assert event.seq is not None
                 self._remove_event(event.seq)
+
+
+def _add_each(add: Callable[[Any], Any], items: Iterable[Any], batch_size: object) -> int:
+    """``add`` every item (stopping at the first refused), returning how many: the base's bulk
+    add, where ``batch_size`` is only checked."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError("batch_size", batch_size, "a positive int")
+    count = 0
+    for item in items:
+        add(item)
+        count += 1
+    return count

@@ -341,21 +341,7 @@ def _canonical(amount: Decimal, currency: str, fixed_scale: bool) -> Decimal:
     return normal
 
 
-_READ = (
-    "id",
-    "version",
-    "owner",
-    "team",
-    "name",
-    "account",
-    "industry",
-    "region",
-    "amount",
-    "currency",
-    "stage",
-    "expected_close",
-    "created",
-)
+_READ = tuple(c for c in _COLUMNS if c not in ("minor_unit", "history_length", "updated_at"))
 """The opportunity columns a read selects, in this order (see SqlOpportunities._with_history)."""
 
 
