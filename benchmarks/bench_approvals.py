@@ -10,7 +10,8 @@ the decision's events to the audit log.
 
 Baseline, in the same run and database: raw driver SQL writing the same rows one transaction at a
 time (update the request's row and the quote's row with the same JSON, insert the same event rows),
-with everything precomputed: what the database alone costs.
+with everything precomputed: what the database alone costs. The two sides run in turns, a hundred
+decisions each, so that a disk busy with something else at one moment slows both alike.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from salesflow.domain.quotes import Quote
 
 REP = Actor("ann", roles={"sales_rep"})
 MANAGER = Actor("mia", roles={"sales_manager"})
+TARGET = 3.0  # issue 17: at most 3x raw driver SQL (was SQLite 8.25x, PostgreSQL 6.2x)
 CATALOG = Catalog(products=[Product(sku="P", name="Product", list_price=Money.of("100.00", "CNY"))])
 
 
@@ -48,12 +51,29 @@ def prepare(url: str, n: int) -> salesflow.SalesDesk:
     return desk
 
 
-def decide_all(desk: salesflow.SalesDesk, n: int) -> float:
-    """Seconds to approve every waiting quote, one command (transaction) each."""
+def decide_all(desk: salesflow.SalesDesk, indexes: range) -> float:
+    """Seconds to approve the waiting quotes ``indexes``, one command (transaction) each."""
     start = time.perf_counter()
-    for i in range(n):
+    for i in indexes:
         desk.approve(MANAGER, f"quote:Q-{i:06d}", role="sales_manager", version=1)
     return time.perf_counter() - start
+
+
+CHUNK = 100
+"""Decisions timed in turn with as many raw transactions: a machine whose disk is busy at one
+moment slows both sides alike, instead of whichever side ran then."""
+
+
+def alternate(
+    desk: salesflow.SalesDesk, n: int, raw: Callable[[int, int], float]
+) -> tuple[float, float]:
+    """Seconds of ``approve()`` and of ``raw(start, stop)`` over ``n`` decisions, in turns."""
+    ours = theirs = 0.0
+    for start in range(0, n, CHUNK):
+        stop = min(start + CHUNK, n)
+        ours += decide_all(desk, range(start, stop))
+        theirs += raw(start, stop)
+    return ours, theirs
 
 
 def raw_rows(
@@ -82,11 +102,7 @@ def raw_rows(
     return rows
 
 
-def raw_sqlite(path: Path, rows: list[tuple[str, str, str, str, list[tuple[Any, ...]]]]) -> float:
-    import sqlite3
-
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
+def raw_sqlite(conn: Any, rows: list[tuple[str, str, str, str, list[tuple[Any, ...]]]]) -> float:
     start = time.perf_counter()
     for request_id, request, quote_id, quote, events in rows:
         conn.execute("BEGIN IMMEDIATE")
@@ -103,31 +119,26 @@ def raw_sqlite(path: Path, rows: list[tuple[str, str, str, str, list[tuple[Any, 
             [(*e[:4], e[4].isoformat(" "), e[5]) for e in events],
         )
         conn.execute("COMMIT")
-    elapsed = time.perf_counter() - start
-    conn.close()
-    return elapsed
+    return time.perf_counter() - start
 
 
-def raw_postgres(url: str, rows: list[tuple[str, str, str, str, list[tuple[Any, ...]]]]) -> float:
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        start = time.perf_counter()
-        for request_id, request, quote_id, quote, events in rows:
-            with conn.transaction():
-                conn.execute(
-                    "UPDATE salesflow_approvals SET body = %s, revision = revision + 1 WHERE id = %s",
-                    (request, request_id),
-                )
-                conn.execute(
-                    "UPDATE salesflow_quotes SET body = %s, revision = revision + 1 WHERE id = %s",
-                    (quote, quote_id),
-                )
-                conn.cursor().executemany(
-                    "INSERT INTO salesflow_events (name, subject_kind, subject_id, actor, at, data) VALUES (%s, %s, %s, %s, %s, %s)",
-                    events,
-                )
-        return time.perf_counter() - start
+def raw_postgres(conn: Any, rows: list[tuple[str, str, str, str, list[tuple[Any, ...]]]]) -> float:
+    start = time.perf_counter()
+    for request_id, request, quote_id, quote, events in rows:
+        with conn.transaction():
+            conn.execute(
+                "UPDATE salesflow_approvals SET body = %s, revision = revision + 1 WHERE id = %s",
+                (request, request_id),
+            )
+            conn.execute(
+                "UPDATE salesflow_quotes SET body = %s, revision = revision + 1 WHERE id = %s",
+                (quote, quote_id),
+            )
+            conn.cursor().executemany(
+                "INSERT INTO salesflow_events (name, subject_kind, subject_id, actor, at, data) VALUES (%s, %s, %s, %s, %s, %s)",
+                events,
+            )
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -142,10 +153,14 @@ def main() -> None:
         path = Path(tmp) / "approvals.db"
         desk = prepare(f"sqlite:///{path}", args.n)
         rows = raw_rows(desk, args.n)
-        ours = decide_all(desk, args.n)
-        raw = raw_sqlite(path, rows)
+        import sqlite3
+
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        ours, raw = alternate(desk, args.n, lambda a, b: raw_sqlite(conn, rows[a:b]))
+        conn.close()
         report.figure("SQLite decisions per second", f"{args.n / ours:,.0f}/s")
-        report.ratio("SQLite approve() vs raw SQL, a transaction each", ours, raw)
+        report.ratio("SQLite approve() vs raw SQL, a transaction each", ours, raw, TARGET)
         desk.close()
     if args.postgres:
         import psycopg
@@ -157,10 +172,10 @@ def main() -> None:
         try:
             desk = prepare(url, args.n)
             rows = raw_rows(desk, args.n)
-            ours = decide_all(desk, args.n)
-            raw = raw_postgres(url, rows)
+            with psycopg.connect(url) as conn:
+                ours, raw = alternate(desk, args.n, lambda a, b: raw_postgres(conn, rows[a:b]))
             report.figure("PostgreSQL decisions per second", f"{args.n / ours:,.0f}/s")
-            report.ratio("PostgreSQL approve() vs raw SQL, a transaction each", ours, raw)
+            report.ratio("PostgreSQL approve() vs raw SQL, a transaction each", ours, raw, TARGET)
             storage = desk.storage
             assert isinstance(storage, SqlStorage)
             desk.close()

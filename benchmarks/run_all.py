@@ -25,8 +25,12 @@ SCRIPTS: dict[str, int] = {
     "bench_quotes.py": 10_000,
     "bench_receivables.py": 100_000,
     "bench_calls.py": 100_000,
+    "bench_agenda.py": 200_000,  # opportunities; five calls and a quarter task each
     "bench_cli.py": 1_000_000,
+    "bench_forecast_truth.py": 100_000,  # range deals and opportunities with history (--full: 1M)
     "bench_reads.py": 2_000,  # PostgreSQL only: runs when --postgres is given
+    "bench_columnar.py": 1_000_000,
+    "bench_approvals.py": 2_000,  # decisions, each its own transaction
 }
 
 
@@ -51,7 +55,14 @@ def main() -> int:
             "--n",
             str(size // 10 if args.quick else size),
         ]
-        if script in ("bench_storage.py", "bench_reads.py") and args.postgres:
+        with_pg = (
+            "bench_storage.py",
+            "bench_reads.py",
+            "bench_agenda.py",
+            "bench_forecast_truth.py",
+            "bench_approvals.py",
+        )
+        if script in with_pg and args.postgres:
             command += ["--postgres", args.postgres]
         print(f"\n### {script}", flush=True)
         if subprocess.run(command, cwd=HERE.parent).returncode != 0:

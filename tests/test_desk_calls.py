@@ -140,15 +140,28 @@ def test_an_import_links_calls_counts_honestly_and_creates_follow_ups(
     report = result.value
     assert (report.fetched, report.imported, report.duplicates) == (4, 4, 0)
     assert (report.counted, report.uncounted) == (3, 1)
-    assert report.tasks_created == ("followup:asterisk-csv:1.2",)
-    (task,) = desk.tasks(owner="ann")
+    # the missed call makes an open task; each answered call to a contact leaves a done one
+    assert report.tasks_created == (
+        "followup:asterisk-csv:1.1",
+        "followup:asterisk-csv:1.2",
+        "followup:asterisk-csv:1.4",
+    )
+    talked, task = desk.tasks(owner="ann")
     assert (task.contact_id, task.due, task.status.value) == ("wang", date(2026, 11, 24), "open")
+    assert (talked.contact_id, talked.status.value, talked.call_id) == (
+        "wang",
+        "done",
+        "asterisk-csv:1.1",
+    )
     calls = {c.external_id: c for c in desk.calls()}
     assert calls["1.1"].contact_id == "wang"
+    assert calls["1.1"].task_id == talked.id
     assert calls["1.2"].task_id == task.id
     assert calls["1.3"].contact_id is None
     assert calls["1.4"].contact_id == "li"
+    # the open task is announced; the done ones are counted in the import's event
     assert [e.name for e in result.events] == ["task_created", "calls_imported"]
+    assert result.events[-1].data["completed_follow_ups"] == 2
     stats = desk.call_stats()
     assert stats.to_records() == call_stats(desk.calls(), tz=ZONE).to_records()
 
@@ -175,6 +188,7 @@ def test_importing_the_same_calls_again_changes_nothing(desk: salesflow.SalesDes
         ),
     )
     assert (again.value.imported, again.value.duplicates) == (1, 2)
+    # the new answered call links to ann's open task for Wang (the missed call's): no new task
     assert again.value.tasks_created == ()
     assert desk.calls()[:4] == before[0]
     assert desk.tasks() == before[1]

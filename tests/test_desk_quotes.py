@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 
 import salesflow
 from salesflow import Actor, Money
 from salesflow.domain.catalog import Catalog, Category, Product
 from salesflow.domain.quotes import Quote, QuoteState
+from salesflow.domain.taxes import TaxRate
+from salesflow.domain.units import UnitOfMeasure
 from salesflow.errors import (
     ConcurrencyError,
     ForbiddenDiscountError,
     NotAuthorizedError,
     NotFoundError,
     TransitionNotAllowedError,
+    ValidationError,
 )
 from salesflow.testing.storage import ManualClock
 
@@ -221,3 +227,173 @@ def test_nobody_approves_their_own_submission_even_as_a_delegate(desk: salesflow
     with pytest.raises(NotAuthorizedError):
         desk.approve(ANN, "quote:Q-8", role="sales_manager", version=1)
     assert desk.quote("Q-8").state is QuoteState.PENDING_APPROVAL
+
+
+# -- taxes, amount discounts, surcharges and margins on every backend (issue 15) --------------------
+
+TAXED = Catalog(
+    categories=[
+        Category(id="goods", name="Goods", taxes="VAT13:13;CITY:1"),
+        Category(id="services", name="Services", taxes="VAT6:6"),
+    ],
+    products=[
+        Product(
+            sku="SERVER",
+            name="Server",
+            category="goods",
+            list_price=cny("20000.00"),
+            cost=cny("14000.00"),
+            units=[UnitOfMeasure(code="rack", factor=4)],
+        ),
+        Product(
+            sku="SETUP",
+            name="Setup",
+            category="services",
+            list_price=cny("1130.00"),
+            cost=cny("300.00"),
+            tax_included=True,
+        ),
+        Product(
+            sku="GPU",
+            name="GPU card",
+            category="goods",
+            list_price=cny("10000.00"),
+            cost=cny("7500.00"),
+        ),
+        Product(
+            sku="RUSH",
+            name="Rush delivery",
+            category="services",
+            list_price=cny("500.00"),
+            allow_surcharge=True,
+        ),
+    ],
+)
+MARGIN_POLICY = salesflow.DiscountPolicy.from_dict(
+    {
+        "ladder": [
+            {"role": "sales_rep", "max_line_discount": 10, "min_margin": 20},
+            {"role": "sales_manager", "max_line_discount": 20, "min_margin": 10},
+            {"role": "sales_director", "max_line_discount": 25},
+        ]
+    }
+)
+
+
+class RegionTaxes:
+    """A plugin giving a regional surtax in Shanghai."""
+
+    @salesflow.hookimpl
+    def salesflow_get_tax_rates(self, sku: str, region: str) -> list[TaxRate] | None:
+        return [TaxRate(code="SH", rate="0.5")] if region == "SH" and sku != "RUSH" else None
+
+
+def taxed_quote(desk: Any, id: str = "T-1", *, server_discount: int = 5) -> Quote:
+    draft = Quote(id=id, owner="ann", currency="CNY", quoted_on=DAY, region="SH")
+    return draft.add_lines(
+        desk.catalog(),
+        [
+            {"sku": "SERVER", "quantity": 1, "unit": "rack", "discount": server_discount},
+            {"sku": "SETUP", "quantity": 3, "amount_off": "100"},
+            {"sku": "RUSH", "discount": -20},
+        ],
+        tax_source=desk.tax_source,
+    ).set_document_amount_off("999.99")
+
+
+def state_of(desk: Any) -> dict[str, Any]:
+    return {"quotes": desk.quotes(), "approvals": desk.approvals(), "events": len(desk.events())}
+
+
+def test_a_taxed_quote_with_a_fixed_document_discount_on_every_backend(open_desk: Any) -> None:
+    desk = open_desk(
+        plugins=[RegionTaxes()],
+        discount_policy=MARGIN_POLICY,
+        clock=ManualClock(datetime(2026, 11, 26, 9, 0, tzinfo=UTC)),
+    )
+    desk.update_catalog(ADMIN, TAXED)
+    made = taxed_quote(desk)
+    assert [[t.code for t in line.taxes] for line in made.lines] == [
+        ["VAT13", "CITY", "SH"],
+        ["VAT6", "SH"],
+        ["VAT6"],
+    ]
+    desk.create_quote(ANN, made)
+    stored = desk.quote("T-1")
+    assert stored.lines == made.lines
+    assert stored.total == made.total
+    assert sum((line.document_discount.amount for line in stored.lines), Decimal(0)) == Decimal(
+        "999.99"
+    )
+    assert stored.total.amount == sum(
+        (line.net.amount + line.tax.amount for line in stored.lines), Decimal(0)
+    )
+    result = desk.submit_quote(ANN, "T-1")
+    assert result.value.state is QuoteState.APPROVED
+    contract = desk.create_contract(ANN, "T-1", id="C-T1").value
+    assert contract.amount == stored.total
+    assert [line.taxes for line in contract.lines] == [line.taxes for line in stored.lines]
+
+
+def test_taxed_quote_attacks_change_nothing(open_desk: Any) -> None:
+    desk = open_desk(plugins=[RegionTaxes()], discount_policy=MARGIN_POLICY)
+    desk.update_catalog(ADMIN, TAXED)
+    catalog = desk.catalog()
+    before = state_of(desk)
+    # A surcharge on a product the catalog does not allow it on: refused before the desk.
+    with pytest.raises(ValidationError, match="no surcharge"):
+        Quote(id="X", owner="ann", currency="CNY", quoted_on=DAY).add_line(
+            catalog, "SERVER", 1, discount=-5
+        )
+    # ... and a quote built from a forged catalog that allows it is refused by the desk.
+    forged = catalog.with_items(attrs.evolve(catalog.item("SERVER"), allow_surcharge=True))
+    sneaky = Quote(id="X1", owner="ann", currency="CNY", quoted_on=DAY).add_line(
+        forged, "SERVER", 1, discount=-5
+    )
+    with pytest.raises(ValidationError, match="no surcharge"):
+        desk.create_quote(ANN, sneaky)
+    # An invented cost (to fake a margin) and missing taxes are refused from the stored catalog.
+    cheaper = catalog.with_items(attrs.evolve(catalog.item("SERVER"), cost=cny("1.00")))
+    fake_cost = Quote(id="X2", owner="ann", currency="CNY", quoted_on=DAY).add_line(
+        cheaper, "SERVER", 1
+    )
+    with pytest.raises(ValidationError, match="cost"):
+        desk.create_quote(ANN, fake_cost)
+    untaxed = Quote(id="X3", owner="ann", currency="CNY", quoted_on=DAY, region="SH").add_line(
+        catalog, "SERVER", 1
+    )  # built without the desk's tax source: the regional rate is missing
+    with pytest.raises(ValidationError, match="taxes"):
+        desk.create_quote(ANN, untaxed)
+    # A fixed document discount beyond the quote (made without the quote's own check) is refused.
+    real = Quote(id="X4", owner="ann", currency="CNY", quoted_on=DAY).add_line(catalog, "GPU", 1)
+    too_much = attrs.evolve(real, document_amount_off=Decimal("10000.01"))
+    with pytest.raises(ValidationError, match="document_amount_off"):
+        desk.create_quote(ANN, too_much)
+    assert state_of(desk) == before
+    # A stored quote edited with an invented tax rate is refused too.
+    desk.create_quote(ANN, taxed_quote(desk, "T-2"))
+    before = state_of(desk)
+    stored = desk.quote("T-2")
+    item = stored.items[0]
+    part = attrs.evolve(item.products[0], taxes=(TaxRate(code="VAT13", rate=1),))
+    edited = stored._edited(items=(attrs.evolve(item, products=(part,)), *stored.items[1:]))
+    with pytest.raises(ValidationError, match="taxes"):
+        desk.update_quote(ANN, edited)
+    assert state_of(desk) == before
+
+
+def test_a_margin_below_the_reps_minimum_waits_for_a_manager(open_desk: Any) -> None:
+    desk = open_desk(plugins=[RegionTaxes()], discount_policy=MARGIN_POLICY)
+    desk.update_catalog(ADMIN, TAXED)
+    # 10 % off the card (within the rep's discount) leaves 1500 / 9000 = 16.7 % margin: below
+    # the rep's 20 %, above the manager's 10 %.
+    draft = Quote(id="M-1", owner="ann", currency="CNY", quoted_on=DAY).add_line(
+        desk.catalog(), "GPU", 1, discount=10
+    )
+    assert draft.margin == cny("1500.00")
+    desk.create_quote(ANN, draft)
+    verdict = desk.check_quote(ANN, draft)
+    assert [r.kind.value for r in verdict.reasons] == ["margin"]
+    submitted = desk.submit_quote(ANN, "M-1")
+    assert submitted.value.state is QuoteState.PENDING_APPROVAL
+    assert [r.id for r in desk.waiting_for(MIA)] == ["quote:M-1"]

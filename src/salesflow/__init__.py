@@ -16,6 +16,12 @@ from salesflow._version import __version__
 _EXPORTS: dict[str, str] = {
     "AsteriskCsvSource": "salesflow.adapters.telephony_asterisk",
     "TwilioJsonSource": "salesflow.adapters.telephony_twilio",
+    "Agenda": "salesflow.analytics.agenda",
+    "agenda": "salesflow.analytics.agenda",
+    "AgendaItem": "salesflow.analytics.agenda",
+    "AgendaKind": "salesflow.analytics.agenda",
+    "AgendaSettings": "salesflow.analytics.agenda",
+    "ALERT_OF": "salesflow.analytics.agenda",
     "call_stats": "salesflow.analytics.calls",
     "CallGroupStats": "salesflow.analytics.calls",
     "CallStats": "salesflow.analytics.calls",
@@ -27,6 +33,21 @@ _EXPORTS: dict[str, str] = {
     "ForecastLine": "salesflow.analytics.forecast",
     "OVERDUE": "salesflow.analytics.forecast",
     "UNDATED": "salesflow.analytics.forecast",
+    "cohort_win_rates": "salesflow.analytics.forecast_accuracy",
+    "CohortWinRates": "salesflow.analytics.forecast_accuracy",
+    "ForecastAccuracy": "salesflow.analytics.forecast_accuracy",
+    "forecast_accuracy": "salesflow.analytics.forecast_accuracy",
+    "forecast_calibration": "salesflow.analytics.forecast_accuracy",
+    "ForecastCalibration": "salesflow.analytics.forecast_accuracy",
+    "ForecastCategories": "salesflow.analytics.forecast_categories",
+    "forecast_categories": "salesflow.analytics.forecast_categories",
+    "forecast_lines": "salesflow.analytics.forecast_lines",
+    "forecast_movement": "salesflow.analytics.forecast_movement",
+    "ForecastMovement": "salesflow.analytics.forecast_movement",
+    "MovementItem": "salesflow.analytics.forecast_movement",
+    "forecast_range": "salesflow.analytics.forecast_range",
+    "ForecastRange": "salesflow.analytics.forecast_range",
+    "RangeRow": "salesflow.analytics.forecast_range",
     "binomial_p_value": "salesflow.analytics.funnel",
     "Funnel": "salesflow.analytics.funnel",
     "funnel": "salesflow.analytics.funnel",
@@ -62,6 +83,10 @@ _EXPORTS: dict[str, str] = {
     "stage_velocity": "salesflow.analytics.velocity",
     "StageVelocity": "salesflow.analytics.velocity",
     "StageVisits": "salesflow.analytics.velocity",
+    "closed_on": "salesflow.analytics.windows",
+    "created_on": "salesflow.analytics.windows",
+    "to_window": "salesflow.analytics.windows",
+    "Window": "salesflow.analytics.windows",
     "CallImport": "salesflow.desk",
     "CommandResult": "salesflow.desk",
     "HandlerError": "salesflow.desk",
@@ -70,6 +95,8 @@ _EXPORTS: dict[str, str] = {
     "SalesDesk": "salesflow.desk",
     "Actor": "salesflow.domain.actors",
     "Role": "salesflow.domain.actors",
+    "Alert": "salesflow.domain.alerts",
+    "ALERT_NAMES": "salesflow.domain.alerts",
     "ActionResult": "salesflow.domain.approvals",
     "ApprovalAction": "salesflow.domain.approvals",
     "ApprovalEvent": "salesflow.domain.approvals",
@@ -104,6 +131,7 @@ _EXPORTS: dict[str, str] = {
     "Direction": "salesflow.domain.calls",
     "Disposition": "salesflow.domain.calls",
     "MalformedRow": "salesflow.domain.calls",
+    "RecordingSource": "salesflow.domain.calls",
     "unique_calls": "salesflow.domain.calls",
     "Bundle": "salesflow.domain.catalog",
     "BundleComponent": "salesflow.domain.catalog",
@@ -117,6 +145,7 @@ _EXPORTS: dict[str, str] = {
     "MAX_TERMS_LENGTH": "salesflow.domain.checks",
     "MAX_TEXT_LENGTH": "salesflow.domain.checks",
     "Contact": "salesflow.domain.contacts",
+    "ContactNumber": "salesflow.domain.contacts",
     "Contract": "salesflow.domain.contracts",
     "ContractState": "salesflow.domain.contracts",
     "SIGNED_STATES": "salesflow.domain.contracts",
@@ -129,6 +158,10 @@ _EXPORTS: dict[str, str] = {
     "route_quote": "salesflow.domain.discounts",
     "RouteDecision": "salesflow.domain.discounts",
     "Event": "salesflow.domain.events",
+    "CategoryOverride": "salesflow.domain.forecasts",
+    "ForecastSnapshot": "salesflow.domain.forecasts",
+    "OverrideEntry": "salesflow.domain.forecasts",
+    "SnapshotLine": "salesflow.domain.forecasts",
     "BestCallLibrary": "salesflow.domain.library",
     "feature_call": "salesflow.domain.library",
     "LibraryAuditRecord": "salesflow.domain.library",
@@ -149,17 +182,26 @@ _EXPORTS: dict[str, str] = {
     "normalise_number": "salesflow.domain.phones",
     "PhoneDirectory": "salesflow.domain.phones",
     "PhoneSettings": "salesflow.domain.phones",
+    "LineTax": "salesflow.domain.quotes",
     "Quote": "salesflow.domain.quotes",
     "QuoteExplanation": "salesflow.domain.quotes",
     "QuoteItem": "salesflow.domain.quotes",
     "QuoteLine": "salesflow.domain.quotes",
     "QuoteState": "salesflow.domain.quotes",
+    "diff_rules": "salesflow.domain.rules",
+    "RULE_PARTS": "salesflow.domain.rules",
+    "Rules": "salesflow.domain.rules",
+    "ForecastCategory": "salesflow.domain.stages",
     "Outcome": "salesflow.domain.stages",
     "Stage": "salesflow.domain.stages",
     "StagePlan": "salesflow.domain.stages",
+    "FollowUpMode": "salesflow.domain.tasks",
     "FollowUpTask": "salesflow.domain.tasks",
     "OpenTasks": "salesflow.domain.tasks",
     "TaskStatus": "salesflow.domain.tasks",
+    "TaxRate": "salesflow.domain.taxes",
+    "untaxed_amount": "salesflow.domain.taxes",
+    "UnitOfMeasure": "salesflow.domain.units",
     "CallSourceType": "salesflow.plugins.hookspecs",
     "hookimpl": "salesflow.plugins.hookspecs",
     "StorageBackend": "salesflow.plugins.hookspecs",
@@ -171,6 +213,8 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "ALERT_NAMES",
+    "ALERT_OF",
     "MAX_AMOUNT",
     "MAX_CODE_LENGTH",
     "MAX_ID_LENGTH",
@@ -181,10 +225,16 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "MILESTONE_REACHED",
     "OVERDUE",
+    "RULE_PARTS",
     "SIGNED_STATES",
     "UNDATED",
     "ActionResult",
     "Actor",
+    "Agenda",
+    "AgendaItem",
+    "AgendaKind",
+    "AgendaSettings",
+    "Alert",
     "ApprovalAction",
     "ApprovalEvent",
     "ApprovalEventName",
@@ -209,8 +259,11 @@ __all__ = [
     "Catalog",
     "Category",
     "CategoryLimit",
+    "CategoryOverride",
+    "CohortWinRates",
     "CommandResult",
     "Contact",
+    "ContactNumber",
     "Contract",
     "ContractBilling",
     "ContractState",
@@ -227,9 +280,17 @@ __all__ = [
     "Distribution",
     "DueMilestone",
     "Event",
+    "FollowUpMode",
     "FollowUpTask",
     "Forecast",
+    "ForecastAccuracy",
+    "ForecastCalibration",
+    "ForecastCategories",
+    "ForecastCategory",
     "ForecastLine",
+    "ForecastMovement",
+    "ForecastRange",
+    "ForecastSnapshot",
     "Funnel",
     "FunnelDeviation",
     "FunnelDeviations",
@@ -239,6 +300,7 @@ __all__ = [
     "LearnedProbability",
     "LibraryAuditRecord",
     "LibraryEntry",
+    "LineTax",
     "LinkedCall",
     "LostReasons",
     "MalformedRow",
@@ -246,10 +308,12 @@ __all__ = [
     "MilestoneReached",
     "MilestoneSpec",
     "Money",
+    "MovementItem",
     "OpenTasks",
     "Opportunity",
     "Outcome",
     "OverdueInvoice",
+    "OverrideEntry",
     "OwnerScore",
     "Payment",
     "Period",
@@ -264,19 +328,23 @@ __all__ = [
     "QuoteLine",
     "QuoteRouting",
     "QuoteState",
+    "RangeRow",
     "RateSource",
     "ReceivableRow",
     "Receivables",
     "ReceivablesTotal",
     "ReceivablesTotals",
     "Recommendation",
+    "RecordingSource",
     "RepIndustryMatrix",
     "Role",
     "RoleLimits",
     "RouteDecision",
+    "Rules",
     "SalesDesk",
     "SignedDeal",
     "SignedItem",
+    "SnapshotLine",
     "Stage",
     "StageChange",
     "StagePlan",
@@ -287,19 +355,33 @@ __all__ = [
     "StrengthCell",
     "Target",
     "TaskStatus",
+    "TaxRate",
     "Trigger",
     "TwilioJsonSource",
+    "UnitOfMeasure",
+    "Window",
     "Workflow",
     "__version__",
     "ageing_bucket",
+    "agenda",
     "allocate_milestones",
     "attainment",
     "binomial_p_value",
     "call_stats",
+    "closed_on",
+    "cohort_win_rates",
+    "created_on",
+    "diff_rules",
     "distribution",
     "errors",
     "feature_call",
     "forecast",
+    "forecast_accuracy",
+    "forecast_calibration",
+    "forecast_categories",
+    "forecast_lines",
+    "forecast_movement",
+    "forecast_range",
     "funnel",
     "generate_pipeline",
     "get_plugin_manager",
@@ -323,8 +405,10 @@ __all__ = [
     "signed_deals",
     "signed_from_contracts",
     "stage_velocity",
+    "to_window",
     "unfeature_entry",
     "unique_calls",
+    "untaxed_amount",
     "waiting_for",
     "write_opportunities",
 ]
@@ -356,6 +440,22 @@ if TYPE_CHECKING:
         largest_remainder_shares,
     )
     from salesflow.analytics.forecast import OVERDUE, UNDATED, Forecast, ForecastLine, forecast
+    from salesflow.analytics.forecast_accuracy import (
+        CohortWinRates,
+        ForecastAccuracy,
+        ForecastCalibration,
+        cohort_win_rates,
+        forecast_accuracy,
+        forecast_calibration,
+    )
+    from salesflow.analytics.forecast_categories import ForecastCategories, forecast_categories
+    from salesflow.analytics.forecast_lines import forecast_lines
+    from salesflow.analytics.forecast_movement import (
+        ForecastMovement,
+        MovementItem,
+        forecast_movement,
+    )
+    from salesflow.analytics.forecast_range import ForecastRange, RangeRow, forecast_range
     from salesflow.analytics.funnel import (
         Funnel,
         FunnelDeviation,
@@ -400,6 +500,7 @@ if TYPE_CHECKING:
         learned_probabilities,
         stage_velocity,
     )
+    from salesflow.analytics.windows import Window, closed_on, created_on, to_window
     from salesflow.desk import (
         CallImport,
         CommandResult,
@@ -448,6 +549,7 @@ if TYPE_CHECKING:
         Direction,
         Disposition,
         MalformedRow,
+        RecordingSource,
         unique_calls,
     )
     from salesflow.domain.catalog import (
@@ -465,7 +567,7 @@ if TYPE_CHECKING:
         MAX_TERMS_LENGTH,
         MAX_TEXT_LENGTH,
     )
-    from salesflow.domain.contacts import Contact
+    from salesflow.domain.contacts import Contact, ContactNumber
     from salesflow.domain.contracts import SIGNED_STATES, Contract, ContractState
     from salesflow.domain.discounts import (
         CategoryLimit,
@@ -478,6 +580,12 @@ if TYPE_CHECKING:
         route_quote,
     )
     from salesflow.domain.events import Event
+    from salesflow.domain.forecasts import (
+        CategoryOverride,
+        ForecastSnapshot,
+        OverrideEntry,
+        SnapshotLine,
+    )
     from salesflow.domain.library import (
         BestCallLibrary,
         LibraryAuditRecord,
@@ -492,9 +600,19 @@ if TYPE_CHECKING:
     from salesflow.domain.opportunities import Opportunity, StageChange
     from salesflow.domain.periods import Period
     from salesflow.domain.phones import PhoneDirectory, PhoneSettings, normalise_number
-    from salesflow.domain.quotes import Quote, QuoteExplanation, QuoteItem, QuoteLine, QuoteState
-    from salesflow.domain.stages import Outcome, Stage, StagePlan
-    from salesflow.domain.tasks import FollowUpTask, OpenTasks, TaskStatus
+    from salesflow.domain.quotes import (
+        LineTax,
+        Quote,
+        QuoteExplanation,
+        QuoteItem,
+        QuoteLine,
+        QuoteState,
+    )
+    from salesflow.domain.rules import RULE_PARTS, Rules, diff_rules
+    from salesflow.domain.stages import ForecastCategory, Outcome, Stage, StagePlan
+    from salesflow.domain.tasks import FollowUpMode, FollowUpTask, OpenTasks, TaskStatus
+    from salesflow.domain.taxes import TaxRate, untaxed_amount
+    from salesflow.domain.units import UnitOfMeasure
     from salesflow.plugins.hookspecs import CallSourceType, StorageBackend, hookimpl
     from salesflow.plugins.manager import get_plugin_manager
     from salesflow.samples import generate_pipeline

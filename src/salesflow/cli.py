@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import attrs
 import click
@@ -795,6 +795,14 @@ def import_calls(
 )
 @click.option("--threshold", help="Count stages of at least this probability (percent).")
 @click.option("--quarterly", is_flag=True, help="Quarters instead of months.")
+@click.option(
+    "--categories", is_flag=True, help="Pipeline, best case, commit and closed beside weighted."
+)
+@click.option("--range", "show_range", is_flag=True, help="P10 / P50 / P90 of what is signed.")
+@click.option("--period", help="With --range: deals closing in this period (2026-11, 2026-Q4).")
+@click.option("--target", help="With --range: the chance of signing at least this amount.")
+@click.option("--learned", is_flag=True, help="With --range: probabilities learned from history.")
+@click.option("--seed", type=int, default=0, show_default=True, help="With --range: the seed.")
 @_as_option(required=False)
 @_format_option
 def forecast(
@@ -802,14 +810,40 @@ def forecast(
     by: tuple[str, ...],
     threshold: str | None,
     quarterly: bool,
+    categories: bool,
+    show_range: bool,
+    period: str | None,
+    target: str | None,
+    learned: bool,
+    seed: int,
     as_user: str | None,
     fmt: str,
 ) -> None:
-    """Expected signing amount per group and month (R2, R3), with overdue and undated."""
+    """Expected signing amount per group and month (R2, R3), with overdue and undated; by
+    category (--categories) or as a range (--range)."""
     state = _state()
     actor = state.actor(as_user)
     day = state.as_of(as_of)
-    fc = state.desk().forecast(as_of=day, by=by, threshold=threshold, actor=actor)
+    desk = state.desk()
+    if categories:
+        kind: Literal["month", "quarter"] = "quarter" if quarterly else "month"
+        cats = desk.forecast_categories(as_of=day, by=by, kind=kind, actor=actor)
+        _emit([*cats.to_records(), *cats.total_records()], fmt, text=str(cats))
+        return
+    if show_range:
+        goal = None if target is None else salesflow.Money.of(target, desk.currency)
+        spread = desk.forecast_range(
+            period=period,
+            by=by,
+            learned=learned,
+            target=goal,
+            seed=seed,
+            as_of=day,
+            actor=actor,
+        )
+        _emit(spread.to_records(), fmt, text=str(spread))
+        return
+    fc = desk.forecast(as_of=day, by=by, threshold=threshold, actor=actor)
     if not quarterly:
         _emit(fc.to_records(), fmt, text=str(fc))
         return
@@ -935,6 +969,45 @@ def attainment(period: str | None, as_of: datetime | None, as_user: str | None, 
 
 
 @cli.command()
+@click.option("--period", "periods", multiple=True, required=True, help="A closed period.")
+@click.option(
+    "--lead",
+    "leads",
+    multiple=True,
+    type=int,
+    default=(30, 60, 90),
+    show_default=True,
+    help="Days before the period's end (repeat).",
+)
+@click.option("--by", default="owner", show_default=True, help="owner or team.")
+@click.option("--calibration", is_flag=True, help="Also the Brier score and calibration table.")
+@_as_of_option
+@_as_option(required=False)
+@_format_option
+def accuracy(
+    periods: tuple[str, ...],
+    leads: tuple[int, ...],
+    by: str,
+    calibration: bool,
+    as_of: datetime | None,
+    as_user: str | None,
+    fmt: str,
+) -> None:
+    """The forecast at each lead time against what was signed: error, APE and bias per rep (who
+    is optimistic, who sandbags); --calibration adds the Brier score of the stage probabilities."""
+    state = _state()
+    actor = state.actor(as_user)
+    desk = state.desk()
+    result = desk.forecast_accuracy(list(periods), lead_times=leads, by=by, actor=actor)
+    text = f"{result}\n\n{_text_table(result.summary_records(), 'Bias per ' + by)}"
+    records = [*result.to_records(), *result.total_records()]
+    if calibration:
+        scores = desk.forecast_calibration(as_of=state.as_of(as_of), actor=actor)
+        text += f"\n\n{scores}"
+    _emit(records, fmt, text=text)
+
+
+@cli.command()
 @_as_of_option
 @click.option("--not-invoiced", is_flag=True, help="Only contracts with something to invoice.")
 @click.option("--not-paid", is_flag=True, help="Only contracts with invoices not paid.")
@@ -1025,6 +1098,47 @@ def approvals_pending(role: str | None, as_user: str | None, fmt: str) -> None:
         for r in found
     ]
     _emit(records, fmt, caption=f"{len(records)} pending approval requests")
+
+
+# -- the sales rules ---------------------------------------------------------------------------------------
+
+
+@cli.group()
+def rules() -> None:
+    """The stored sales rules (stage plan, discount policy, contract workflow, team roles)."""
+
+
+@rules.command(name="export")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+def rules_export(file: str | None) -> None:
+    """Write the current rules as TOML to FILE (standard output without one)."""
+    text = _state().desk().rules().to_toml()
+    if file is None:
+        click.echo(text, nl=False)
+    else:
+        Path(file).write_text(text, encoding="utf-8")
+        click.echo(f"wrote the rules to {file}")
+
+
+@rules.command(name="import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@_as_option(required=True)
+@click.option("--comment", help="Why the rules change (kept with the new version).")
+def rules_import(file: str, as_user: str, comment: str | None) -> None:
+    """Store the rules in FILE as the next version; parts the file leaves out stay as they are."""
+    state = _state()
+    desk = state.desk()
+    actor = state.actor(as_user)
+    assert actor is not None
+    current = desk.rules()
+    wanted = salesflow.Rules.from_toml(Path(file).read_text(encoding="utf-8"), base=current)
+    result = desk.change_rules(actor, wanted, version=current.version, comment=comment)
+    if not result.events:
+        click.echo(f"the rules in {file} are version {current.version}: nothing changed")
+        return
+    click.echo(f"stored the rules as version {result.value.version}:")
+    for line in result.events[0].data["changes"]:
+        click.echo(f"  {line}")
 
 
 # -- plugins -----------------------------------------------------------------------------------------------

@@ -14,16 +14,21 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
+from salesflow.commands.agenda import AgendaCommands
+from salesflow.commands.analytics import AnalyticsCommands
 from salesflow.commands.approvals import ApprovalCommands
 from salesflow.commands.calls import CallCommands, CallImport
 from salesflow.commands.contracts import ContractCommands
 from salesflow.commands.core import Clock, CommandResult, DeskCore, HandlerError
+from salesflow.commands.forecasts import ForecastCommands
 from salesflow.commands.opportunities import OpportunityCommands
 from salesflow.commands.quotes import QuoteCommands
+from salesflow.commands.rules import RuleCommands
 from salesflow.domain.approvals import Workflow
 from salesflow.domain.discounts import DiscountPolicy
 from salesflow.domain.phones import PhoneSettings
 from salesflow.domain.stages import StagePlan
+from salesflow.domain.tasks import FollowUpMode
 from salesflow.errors import PluginError, ValidationError
 from salesflow.plugins.manager import find_storage_backend, get_plugin_manager
 from salesflow.ports import Storage
@@ -85,6 +90,7 @@ def open(
     discount_policy: DiscountPolicy | None = None,
     contract_workflow: Workflow | None = None,
     currency: str = "CNY",
+    call_follow_up: FollowUpMode = "completed",
     load_entrypoints: bool = True,
     **storage_options: Any,
 ) -> SalesDesk:
@@ -96,14 +102,19 @@ def open(
             join your transaction).
         plugins: extra plugin objects to register (after the builtin and entry-point ones).
         clock: what "now" is (an aware datetime); the UTC wall clock by default.
-        plan: the stage plan (``StagePlan.default()`` when omitted).
+        plan: the stage plan (the stored rules' when omitted, see :mod:`salesflow.commands.rules`;
+            the default plan when none are stored). Given, it wins over the stored one; so do
+            ``discount_policy`` and ``contract_workflow``.
         phones: how phone numbers are read (default region, the company's own numbers).
         timezone: the zone that decides which day a call belongs to.
-        discount_policy: who may give which discount (a rep 10 %, a manager 20 %, a director 25 %
-            when omitted).
-        contract_workflow: who reviews contracts (sales manager -> project manager -> finance and
-            legal when omitted).
+        discount_policy: who may give which discount (the stored rules' when omitted; with none
+            stored a rep 10 %, a manager 20 %, a director 25 %).
+        contract_workflow: who reviews contracts (the stored rules' when omitted; with none stored
+            sales manager -> project manager -> finance and legal).
         currency: the reporting currency of empty reports.
+        call_follow_up: what an answered call to a known contact with no open task leaves in the
+            rep's follow-up work: ``"completed"`` (a done task, the default), ``"open"`` (a task
+            for the next step) or ``"off"`` (nothing).
         load_entrypoints: load the plugins of the ``salesflow`` entry-point group.
         storage_options: passed to the backend (``table_prefix=`` for SQL, ...).
     """
@@ -119,11 +130,21 @@ def open(
         discount_policy=discount_policy,
         contract_workflow=contract_workflow,
         currency=currency,
+        call_follow_up=call_follow_up,
     )
 
 
 class SalesDesk(
-    OpportunityCommands, QuoteCommands, ContractCommands, ApprovalCommands, CallCommands, DeskCore
+    OpportunityCommands,
+    QuoteCommands,
+    ContractCommands,
+    AgendaCommands,
+    ApprovalCommands,
+    CallCommands,
+    AnalyticsCommands,
+    ForecastCommands,
+    RuleCommands,
+    DeskCore,
 ):
     """The application service over one storage. Use :func:`salesflow.open` to build one, or pass
     your own storage (e.g. ``SqlStorage(your_engine)``) to share your application's database.

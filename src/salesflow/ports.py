@@ -62,7 +62,8 @@ quoted below, which are part of the message):
 * :class:`~salesflow.errors.StorageError`: the backend failed (the driver's error chained as
   ``__cause__``), or a stored document cannot be read back.
 
-Optional capabilities (:attr:`Storage.capabilities`): :data:`FORECAST_PUSHDOWN`.
+Optional capabilities (:attr:`Storage.capabilities`): :data:`FORECAST_PUSHDOWN`,
+:data:`WINDOW_PUSHDOWN`.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import attrs
 
 from salesflow.analytics.forecast import Forecast
-from salesflow.domain.calls import CallSource
+from salesflow.domain.calls import CallSource, RecordingSource
 from salesflow.domain.events import Event
 from salesflow.domain.money import RateSource
 from salesflow.domain.opportunities import Opportunity
@@ -84,12 +85,14 @@ from salesflow.domain.stages import StagePlan
 
 __all__ = [
     "FORECAST_PUSHDOWN",
+    "WINDOW_PUSHDOWN",
     "Between",
     "CallSource",
     "DocumentRepository",
     "EventLog",
     "OpportunityRepository",
     "RateSource",
+    "RecordingSource",
     "Storage",
     "UnitOfWork",
 ]
@@ -101,6 +104,15 @@ FORECAST_PUSHDOWN = "forecast_pushdown"
 :meth:`OpportunityRepository.forecast` runs in the database (the SQL backend's ``GROUP BY``) instead
 of over :meth:`OpportunityRepository.query` in Python. The conformance kit runs its
 pushdown-specific cases only for such backends."""
+
+WINDOW_PUSHDOWN = "window_pushdown"
+"""The capability of a backend whose opportunity repository also has ``query_window(*, created,
+closed, closed_stages, **filters)``: the opportunities of :meth:`OpportunityRepository.query`
+with ``filters`` that may have been created in ``created`` or closed in ``closed`` (each a
+``(start, end)`` pair of dates, inclusive, either ``None``; see
+:mod:`salesflow.analytics.windows`), selected in the database. It may return more (the
+calculator checks each row's days exactly), never fewer. The desk's windowed analytics use it
+when the backend declares it, and :meth:`~OpportunityRepository.query` otherwise."""
 
 
 @attrs.frozen
@@ -336,7 +348,11 @@ class DocumentRepository(Protocol[T]):
 
 class EventLog(Protocol):
     """The append-only log of domain events, the audit log (``uow.events``). It has no way to
-    change or delete an event."""
+    change or delete an event.
+
+    A backend may also offer ``append_all(events) -> list[Event]``, storing a command's events
+    together (one statement) with the same checks as :meth:`append` one by one; the desk uses it
+    when it is there. It is optional, so the protocol does not declare it."""
 
     def append(self, event: Event) -> Event:
         """Store ``event`` and return it with its sequence number (increasing; numbers may be
@@ -394,9 +410,24 @@ class UnitOfWork(Protocol):
     calls: DocumentRepository[Any]
     """Call records (:class:`~salesflow.domain.calls.CallRecord`), by ``id``; unique by
     ``source`` and ``external_id``."""
+    contact_numbers: DocumentRepository[Any]
+    """Contacts' numbers normalised once when stored
+    (:class:`~salesflow.domain.contacts.ContactNumber`), by ``id``; queried by ``number``."""
     library: DocumentRepository[Any]
     """Best-call library entries (:class:`~salesflow.domain.library.LibraryEntry`), by
     ``call_id``."""
+    rules: DocumentRepository[Any]
+    """The versions of the sales rules (:class:`~salesflow.domain.rules.Rules`), by version (as
+    text): a version is never changed or deleted."""
+    alerts: DocumentRepository[Any]
+    """The alerts emitted by the daily run (:class:`~salesflow.domain.alerts.Alert`), by their
+    key ``"<on>/<name>/<record kind>/<record id>"``."""
+    category_overrides: DocumentRepository[Any]
+    """Forecast category overrides with their audit trail
+    (:class:`~salesflow.domain.forecasts.CategoryOverride`), by ``opportunity_id``."""
+    forecast_snapshots: DocumentRepository[Any]
+    """A day's forecast lines (:class:`~salesflow.domain.forecasts.ForecastSnapshot`), by the ISO
+    date: never changed or deleted."""
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the outermost transaction has committed (never on rollback);

@@ -26,6 +26,12 @@ import salesflow  # noqa: E402
 from salesflow import tables  # noqa: E402
 from salesflow.analytics.distribution import distribution  # noqa: E402
 from salesflow.analytics.forecast import forecast  # noqa: E402
+from salesflow.analytics.forecast_accuracy import cohort_win_rates  # noqa: E402
+from salesflow.analytics.forecast_categories import (  # noqa: E402
+    CATEGORY_COLUMNS,
+    CUMULATIVE_COLUMNS,
+)
+from salesflow.analytics.forecast_movement import STEPS  # noqa: E402
 from salesflow.analytics.funnel import funnel  # noqa: E402
 from salesflow.analytics.lost_reasons import lost_reasons  # noqa: E402
 from salesflow.analytics.performance import Target, attainment, signed_deals  # noqa: E402
@@ -62,6 +68,13 @@ ADDITIVE: dict[str, list[str]] = {
     "receivables_totals": ["count", *_MONEY, *(f"overdue_{b}" for b in BUCKETS), "overdue"],
     "call_stats": ["calls", "answered", "talk_seconds", "ring_seconds", "uncounted"],
     "quote": [],
+    "agenda": [],
+    "forecast_categories": [*CATEGORY_COLUMNS, *CUMULATIVE_COLUMNS, "weighted", "count"],
+    "forecast_range": [],
+    "forecast_movement": ["start", *STEPS, "end"],
+    "forecast_accuracy": ["forecast", "actual", "error"],
+    "calibration": [],
+    "cohorts": [],
 }
 
 
@@ -104,6 +117,21 @@ def results() -> Iterator[dict[str, Table]]:
             "receivables_totals": receivables.totals,
             "call_stats": desk.call_stats(period="month"),
             "quote": desk.quotes()[0].explain(),
+            "agenda": desk.agenda(company.actors["dan"], on=company.as_of),
+            "forecast_categories": desk.forecast_categories(
+                as_of=company.as_of, by=("team", "owner")
+            ),
+            "forecast_range": desk.forecast_range(
+                period="2026-Q4", by="team", target=Money.of("3000000", "CNY"), as_of=company.as_of
+            ),
+            "forecast_movement": desk.forecast_movement(
+                date(2026, 10, 26), company.as_of, by=("team", "owner")
+            ),
+            "forecast_accuracy": desk.forecast_accuracy(
+                ["2026-Q3", "2026-10"], lead_times=(30, 60)
+            ),
+            "calibration": desk.forecast_calibration(as_of=company.as_of),
+            "cohorts": cohort_win_rates(pipeline, as_of=AS_OF),
         }
         yield found
     plt.close("all")

@@ -13,7 +13,10 @@ from hypothesis import strategies as st
 from salesflow.analytics.forecast import forecast
 from salesflow.analytics.grouping import ALL
 from salesflow.analytics.performance import (
+    CUSHION,
+    MEMBERS,
     REP,
+    STRETCH,
     TEAM,
     TOTAL,
     Attainment,
@@ -112,14 +115,38 @@ def test_teams_roll_up_from_their_members_and_the_total_from_everyone():
     assert len(result.reps) == 4
 
 
-def test_a_team_target_must_equal_the_sum_of_its_members_targets():
+def test_a_team_target_may_be_a_stretch_or_a_cushion_and_is_reported_as_such():
     teams = {"east": ["ann", "bob"]}
-    agreeing = [target("ann", 100), target("bob", 300), target("east", 400)]
-    assert attainment(agreeing, [], period=Q4, teams=teams).row("east").target == cny(400)
-    contradicting = [target("ann", 100), target("bob", 300), target("east", 500)]
-    with pytest.raises(ValidationError, match=r"sum of its members' targets, 400 CNY") as info:
-        attainment(contradicting, [], period=Q4, teams=teams)
-    assert info.value.field == "targets['east']"
+    members = [target("ann", 30000), target("bob", 50000)]
+    stretch = attainment(
+        [*members, target("east", 100000)], [signed("ann", 60000)], period=Q4, teams=teams
+    )
+    east = stretch.row("east")
+    assert (east.target, east.members_target, east.difference, east.basis) == (
+        cny(100000),
+        cny(80000),
+        cny(20000),
+        STRETCH,
+    )
+    # Measured against the manager's target, not the members' sum.
+    assert east.gap == cny(40000)
+    assert east.attainment == Decimal("60.0")
+    assert stretch.team_records()[0]["basis"] == "stretch"
+    assert stretch.total.target == cny(100000)
+    assert stretch.total.members_target == cny(80000)
+    cushion = attainment([*members, target("east", 70000)], [], period=Q4, teams=teams)
+    assert cushion.row("east").difference == cny(-10000)
+    assert cushion.row("east").basis == CUSHION
+    agreeing = attainment([*members, target("east", 80000)], [], period=Q4, teams=teams)
+    assert agreeing.row("east").basis == MEMBERS
+    assert agreeing.row("east").difference == cny(0)
+    left_out = attainment(members, [], period=Q4, teams=teams)
+    assert left_out.row("east").target == cny(80000)
+    assert left_out.row("east").basis == MEMBERS
+    # The other rules still hold: one target per team and period.
+    with pytest.raises(ValidationError, match="one target per rep or team") as info:
+        attainment([*members, target("east", 1), target("east", 2)], [], period=Q4, teams=teams)
+    assert info.value.field == "targets[3]"
 
 
 @pytest.mark.parametrize(
@@ -272,6 +299,9 @@ def test_it_prints_and_converts():
         "projected": Decimal(25),
         "coverage": Decimal("0.0"),
         "attainment": Decimal("25.0"),
+        "members_target": None,
+        "difference": None,
+        "basis": None,
     }
     assert "<table" in result._repr_html_()
     assert list(result.to_frame()["name"]) == ["ann"]

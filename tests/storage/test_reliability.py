@@ -432,7 +432,8 @@ def test_an_upgrade_that_failed_midway_on_mariadb_is_completed_by_the_next_open(
     with storage.transaction() as uow:
         assert stored_version(uow.connection, storage.tables) == 1  # honest: step 2 unfinished
         names = set(inspect(uow.connection).get_table_names())
-        assert {t.name for t in storage.tables.metadata.sorted_tables} <= names  # kept
+        step_two = {t.name for t in storage.tables.metadata.sorted_tables if t.info["since"] <= 2}
+        assert step_two <= names  # kept
         assert set(_places(uow, prefix).values()) == {2}  # the column is there, not filled
     _sql(mysql_url, f"DROP TRIGGER {trigger}")  # the cause is fixed
     with caplog.at_level(logging.WARNING, logger="salesflow.storage.sql"):

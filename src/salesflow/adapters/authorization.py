@@ -17,11 +17,18 @@ record's team is its ``team`` attribute (a quote's and a contract's are their op
 * Team-wide work without a single owner (importing a day of calls, curating the best-call library)
   is for a ``sales_manager`` or ``sales_director``; ``finance`` invoices, credits and records
   payments on any contract, and a ``project_manager`` records execution progress on any contract.
+* The sales rules (``rules.change``: the stage plan, discount policy, contract workflow and
+  team-bound roles, see :mod:`salesflow.commands.rules`) are changed by the ``rules_roles``
+  (``admin`` and ``sales_director`` by default) and read (``rules.read``) by anyone with a role.
 
 The desk checks a change on the record as it is **and** as it would be, so nobody moves a record
 out of (or into) a scope they do not have. Configure the team-bound roles with
-``salesflow.open(plugins=[TeamScope(team_roles={...})])``: a registered policy answers before the
-builtin one.
+``salesflow.open(plugins=[TeamScope(team_roles={...})])``: a desk given its own ``TeamScope``
+unregisters this module's builtin answer, which would otherwise answer first (both are
+``trylast``, and pluggy asks the one registered first first). Without one, a desk takes the team-bound roles from its stored rules
+(:attr:`Rules.team_roles <salesflow.domain.rules.Rules.team_roles>`): when they differ from the
+default, it registers a ``TeamScope`` with them under the name :data:`RULES_SCOPE` in place of this
+module's builtin answer.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from salesflow.domain.actors import Actor, Role
+from salesflow.domain.rules import DEFAULT_TEAM_ROLES
 from salesflow.plugins.hookspecs import hookimpl
 
 __all__ = [
@@ -38,6 +46,8 @@ __all__ = [
     "FINANCE_ACTIONS",
     "MANAGER_ACTIONS",
     "PROJECT_ACTIONS",
+    "RULES_ROLES",
+    "RULES_SCOPE",
     "TeamScope",
     "salesflow_authorize",
 ]
@@ -54,16 +64,27 @@ FINANCE_ACTIONS = frozenset({"billing.invoice", "billing.credit", "billing.payme
 PROJECT_ACTIONS = frozenset({"billing.progress", "billing.correct"})
 """Execution progress: a ``project_manager`` may record it on any contract."""
 
-DEFAULT_TEAM_ROLES = frozenset({Role.SALES_REP.value, Role.SALES_MANAGER.value})
-"""The roles that act only within the actor's teams unless configured otherwise."""
+RULES_ROLES = frozenset({Role.ADMIN.value, Role.SALES_DIRECTOR.value})
+"""The roles that may change the sales rules unless configured otherwise."""
+
+RULES_SCOPE = "salesflow.rules.team_scope"
+"""The plugin name of the :class:`TeamScope` a desk registers for its stored team-bound roles."""
 
 
 class TeamScope:
-    """The team-scope policy (see the module docs), with the team-bound roles as configuration."""
+    """The team-scope policy (see the module docs), with the team-bound roles and the roles that
+    may change the sales rules as configuration."""
 
-    def __init__(self, team_roles: Iterable[str] = DEFAULT_TEAM_ROLES) -> None:
+    def __init__(
+        self,
+        team_roles: Iterable[str] = DEFAULT_TEAM_ROLES,
+        *,
+        rules_roles: Iterable[str] = RULES_ROLES,
+    ) -> None:
         self.team_roles = frozenset(team_roles)
         """Roles that act only on records of the actor's teams."""
+        self.rules_roles = frozenset(rules_roles)
+        """Roles that may change the sales rules (``rules.change``)."""
 
     def is_org_wide(self, actor: Actor) -> bool:
         """Whether ``actor`` holds a role that is not team-bound."""
@@ -80,6 +101,10 @@ class TeamScope:
         """Whether ``actor`` may do ``action`` on ``subject`` (deciding in ``role``)."""
         if actor.has_role(Role.ADMIN):
             return True
+        if action == "rules.change":
+            return any(actor.has_role(r) for r in self.rules_roles)
+        if action == "rules.read":
+            return bool(actor.roles)
         verb = action.rsplit(".", 1)[-1]
         team = getattr(subject, "team", None)
         owner = getattr(subject, "owner", None)

@@ -15,7 +15,10 @@ become a :class:`~salesflow.domain.calls.CallRecord`, and the base class
 * with ``on_error="raise"`` reads the whole window first and raises the first problem as a
   :class:`~salesflow.errors.ValidationError` before yielding anything, so an importer that streams
   the records into storage never imports half a batch; with ``on_error="skip"`` streams the good
-  records and lists the bad rows in :attr:`CallSourceBase.errors`.
+  records and lists the bad rows in :attr:`CallSourceBase.errors`;
+* answers :meth:`CallSourceBase.fetch_recording` (the
+  :class:`~salesflow.domain.calls.RecordingSource` protocol) with "no recording" unless the
+  subclass can fetch them (Asterisk from its monitor folder, Twilio from its recording URLs).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from datetime import datetime
 from typing import Final
 
 from salesflow.domain.calls import CallKey, CallRecord, MalformedRow, OnError
-from salesflow.errors import InvalidTypeError, ValidationError
+from salesflow.errors import InvalidTypeError, NotFoundError, ValidationError
 
 __all__ = ["MAX_CALL_SECONDS", "CallSourceBase", "check_seconds", "check_window"]
 
@@ -111,6 +114,12 @@ class CallSourceBase(abc.ABC):
     def report(self, location: str, error: ValidationError, line: int | None = None) -> None:
         """Record a malformed row: where it is (``"Master.csv line 17"``) and what is wrong."""
         self._errors.append(MalformedRow.from_error(self.name, location, error, line))
+
+    def fetch_recording(self, reference: str) -> bytes:
+        """The recording ``reference`` names (see
+        :class:`~salesflow.domain.calls.RecordingSource`). This default has none: it raises
+        :class:`~salesflow.errors.NotFoundError`; sources with recordings override it."""
+        raise NotFoundError("recording", reference, f"the source {self.name!r} keeps no recordings")
 
     # -- the CallSource protocol ---------------------------------------------------------------------
 

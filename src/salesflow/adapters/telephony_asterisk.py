@@ -35,6 +35,10 @@ How a row becomes a :class:`~salesflow.domain.calls.CallRecord` (decisions pinne
 * ``recording``, ``task_id``, ``opportunity_id``, ``contact_id``, ``owner`` and ``direction`` are read
   from columns when ``column_mapping`` names them (e.g. ``{"recording": "userfield"}`` when the
   dialplan stores MixMonitor's file name there).
+* Recordings: with ``monitor_dir`` (Asterisk's monitor folder, ``/var/spool/asterisk/monitor``),
+  the ``recording`` reference is the file's path in that folder as the row gives it, and
+  :meth:`AsteriskCsvSource.fetch_recording` reads it from there. A reference that leaves the
+  folder (``../``, an absolute path elsewhere, a symbolic link out of it) is refused.
 
 A customised CSV (cdr_custom, FreePBX exports) is read through ``column_mapping`` (field name ->
 0-based column position, or column name) and, when its first line names the columns,
@@ -60,7 +64,7 @@ from typing import IO, Any, Literal
 
 from salesflow.adapters.telephony import CallSourceBase, check_seconds
 from salesflow.domain.calls import CallRecord, Direction, Disposition
-from salesflow.errors import InvalidTypeError, ValidationError
+from salesflow.errors import InvalidTypeError, NotFoundError, ValidationError
 from salesflow.tabular import csv_error, next_row
 
 __all__ = [
@@ -188,6 +192,8 @@ class AsteriskCsvSource(CallSourceBase):
         encoding: the file's encoding (undecodable bytes become U+FFFD, so a stray byte in a
             caller name never loses a call).
         name: the source name (default ``"asterisk-csv"``), to tell several PBXs apart.
+        monitor_dir: Asterisk's monitor folder, where the recordings the ``recording`` column
+            names are (see :meth:`fetch_recording`).
     """
 
     name = "asterisk-csv"
@@ -205,8 +211,12 @@ class AsteriskCsvSource(CallSourceBase):
         direction: Callable[[Mapping[str, str]], str] | None = None,
         encoding: str = "utf-8",
         name: str | None = None,
+        monitor_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(name=name)
+        if monitor_dir is not None and not isinstance(monitor_dir, str | os.PathLike):
+            raise InvalidTypeError("monitor_dir", monitor_dir, "a folder path or None")
+        self._monitor = None if monitor_dir is None else Path(monitor_dir)
         self._tz = _to_timezone(timezone)
         if not isinstance(header, bool):
             raise InvalidTypeError("header", header, "True or False")
@@ -241,6 +251,31 @@ class AsteriskCsvSource(CallSourceBase):
                 self._file = io.StringIO(path.read())
         else:
             raise InvalidTypeError("path", path, "a path or an open text file")
+
+    def fetch_recording(self, reference: str) -> bytes:
+        """The bytes of the recording file ``reference`` names in the monitor folder.
+
+        Raises:
+            NotFoundError: no ``monitor_dir`` was given, or the file does not exist.
+            ValidationError: ``reference`` is not a path inside the monitor folder.
+        """
+        if not isinstance(reference, str) or not reference.strip():
+            raise InvalidTypeError("reference", reference, "a recording file name")
+        if self._monitor is None:
+            raise NotFoundError("recording", reference, f"{self.name!r} has no monitor_dir")
+        folder = self._monitor.resolve()
+        # resolve() follows symbolic links, so a link out of the folder is caught here too.
+        path = (folder / reference).resolve()
+        if not path.is_relative_to(folder) or path == folder:
+            raise ValidationError(
+                "reference", reference, f"a file inside the monitor folder {str(folder)!r}"
+            )
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError("recording", reference, f"not in {str(folder)!r}") from None
+        except IsADirectoryError:
+            raise ValidationError("reference", reference, "a recording file") from None
 
     @staticmethod
     def _check_mapping(

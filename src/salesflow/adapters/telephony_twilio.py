@@ -30,7 +30,11 @@ How a call object becomes a :class:`~salesflow.domain.calls.CallRecord` (pinned 
   callable that gets the call object.
 * ``recording``: the Call resource does not say whether a recording exists (``subresource_uris``
   lists a recordings URI for every call), so ``recordings`` supplies references: a mapping
-  sid -> reference or a callable that gets the call object.
+  sid -> reference or a callable that gets the call object. The reference is the recording's
+  URL (``https://api.twilio.com/2010-04-01/Accounts/AC.../Recordings/RE....mp3``);
+  :meth:`TwilioJsonSource.fetch_recording` downloads it (HTTP GET with ``recording_auth``, the
+  account sid and auth token) and refuses a URL outside ``recording_base_url``, so that a
+  forged reference cannot make salesflow fetch anything else.
 
 Pages that cannot be read are reported, never fatal by themselves: a page the loader cannot load
 (a missing or truncated file, a ``next_page_uri`` that leads nowhere; the loader raising
@@ -56,7 +60,7 @@ from salesflow.adapters.telephony import MAX_CALL_SECONDS, CallSourceBase, check
 from salesflow.domain.calls import CallRecord, Direction, Disposition
 from salesflow.domain.money import Money
 from salesflow.domain.numbers import to_amount
-from salesflow.errors import InvalidTypeError, NotFoundError, ValidationError
+from salesflow.errors import InvalidTypeError, NotFoundError, StorageError, ValidationError
 
 __all__ = ["PageLoader", "TwilioJsonSource", "TwilioPageDirectory", "page_key"]
 
@@ -210,6 +214,9 @@ class TwilioJsonSource(CallSourceBase):
         recordings: the recording of a call: a mapping sid -> reference, or a callable that gets
             the call object.
         name: the source name (default ``"twilio-json"``), to tell several accounts apart.
+        recording_base_url: recordings are fetched only from URLs that start with it.
+        recording_auth: ``(account sid, auth token)`` for HTTP basic authentication, or ``None``.
+        timeout: seconds to wait for a recording download.
     """
 
     name = "twilio-json"
@@ -223,8 +230,29 @@ class TwilioJsonSource(CallSourceBase):
         owners: Mapping[str, str] | Callable[[Mapping[str, Any]], str | None] | None = None,
         recordings: Mapping[str, str] | Callable[[Mapping[str, Any]], str | None] | None = None,
         name: str | None = None,
+        recording_base_url: str = "https://api.twilio.com/",
+        recording_auth: tuple[str, str] | None = None,
+        timeout: float = 30.0,
     ) -> None:
         super().__init__(name=name)
+        base = urlsplit(recording_base_url) if isinstance(recording_base_url, str) else None
+        if base is None or base.scheme not in ("http", "https") or not base.netloc:
+            raise ValidationError(
+                "recording_base_url", recording_base_url, "an http(s) URL such as the API's root"
+            )
+        if recording_auth is not None and not (
+            isinstance(recording_auth, tuple)
+            and len(recording_auth) == 2
+            and all(isinstance(part, str) for part in recording_auth)
+        ):
+            raise InvalidTypeError(
+                "recording_auth", "<hidden>", "(account sid, auth token) strings or None"
+            )
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ValidationError("timeout", timeout, "a positive number of seconds")
+        self._recording_base = recording_base_url
+        self._recording_auth = recording_auth
+        self._timeout = float(timeout)
         self.directory: TwilioPageDirectory | None = None
         """The page directory, when built from ``directory``."""
         if directory is not None:
@@ -415,6 +443,45 @@ class TwilioJsonSource(CallSourceBase):
             recording=_pick(self._recordings, sid.strip(), call, "recording"),
             price=_price(call),
         )
+
+    def fetch_recording(self, reference: str) -> bytes:
+        """Download the recording at the URL ``reference`` (see the module documentation).
+
+        Raises:
+            ValidationError: ``reference`` is not a URL under ``recording_base_url``.
+            NotFoundError: the server answers 404.
+            StorageError: the download fails otherwise (the cause is chained).
+        """
+        import base64
+        import urllib.error
+        import urllib.request
+
+        if not isinstance(reference, str):
+            raise InvalidTypeError("reference", reference, "a recording URL")
+        parts = urlsplit(reference)
+        base = urlsplit(self._recording_base)
+        if (
+            (parts.scheme, parts.netloc) != (base.scheme, base.netloc)
+            or not parts.path.startswith(base.path or "/")
+            or ".." in parts.path.split("/")
+        ):
+            raise ValidationError(
+                "reference", reference, f"a recording URL under {self._recording_base!r}"
+            )
+        request = urllib.request.Request(reference, method="GET")
+        if self._recording_auth is not None:
+            token = base64.b64encode(":".join(self._recording_auth).encode()).decode("ascii")
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                body: bytes = response.read()
+                return body
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                raise NotFoundError("recording", reference) from None
+            raise StorageError(f"recording {reference!r}: HTTP {exc.code}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise StorageError(f"recording {reference!r} could not be fetched: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"<TwilioJsonSource {self.name!r} {len(self._starts)} chain(s)>"

@@ -16,9 +16,11 @@ The calculator makes one pass over its input and keeps memory proportional to th
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
+from salesflow.analytics.frames import is_frame
 from salesflow.analytics.grouping import (
     ALL,
     MISSING,
@@ -36,9 +38,11 @@ from salesflow.analytics.grouping import (
     team_fields,
     to_by,
 )
-from salesflow.analytics.inputs import Fields, check_fields, mapped
+from salesflow.analytics.inputs import Fields, check_fields, mapped, stage_names
+from salesflow.analytics.windows import WindowLike, within
 from salesflow.domain.money import Money
 from salesflow.domain.numbers import EXACT, ZERO
+from salesflow.domain.stages import StagePlan
 from salesflow.errors import InvalidTypeError, ValidationError
 from salesflow.tables import Table, plot_bars
 
@@ -442,6 +446,10 @@ def distribution(
     places: int = 1,
     currency: str | None = None,
     fields: Fields | None = None,
+    plan: StagePlan | None = None,
+    created: WindowLike = None,
+    closed: WindowLike = None,
+    tz: tzinfo | None = None,
 ) -> Distribution:
     """Count, amount and share of ``opportunities`` per value of ``dimension``, per group and for
     the team (R5: "which industries does my team work?").
@@ -458,6 +466,14 @@ def distribution(
             empty result.
         fields: where each field comes from in your rows, e.g. ``{"industry": "sector",
             "amount": lambda row: Decimal(row.value)}`` (see :mod:`salesflow.analytics.inputs`).
+        plan: the stage plan that says which stages are closed, for ``closed=``
+            (``StagePlan.default()`` when omitted).
+        created: count only the opportunities created in this window, a
+            :class:`~salesflow.domain.periods.Period` or a ``(start, end)`` pair of dates, both
+            inclusive (see :mod:`salesflow.analytics.windows`).
+        closed: count only the opportunities won or lost in this window (open ones are in
+            none).
+        tz: the zone that decides the day of a stage change in a window (UTC by default).
 
     Values are listed by how many opportunities the team has in each (most first, ties by name),
     with ``missing`` last.
@@ -471,8 +487,27 @@ def distribution(
     check_label(missing, "missing")
     check_places(places)
     check_currency(currency)
-    rows = mapped(opportunities, check_fields(fields))
-    cells, others = tally(rows, group_by, dimension, currency)
+    if is_frame(opportunities):  # a DataFrame: counted on its columns (analytics.columnar)
+        from salesflow.analytics.columnar import tally_frame
+
+        if created is not None or closed is not None:
+            raise ValidationError(
+                "created" if created is not None else "closed",
+                created if created is not None else closed,
+                "no window for a DataFrame (it has no stage history): filter its rows first",
+            )
+        cells, others = tally_frame(
+            opportunities, group_by, dimension, currency, check_fields(fields)
+        )
+    else:
+        rows = within(
+            mapped(opportunities, check_fields(fields)),
+            stage_names(plan)[1],
+            created=created,
+            closed=closed,
+            tz=tz,
+        )
+        cells, others = tally(rows, group_by, dimension, currency)
     counts, amounts = merge(cells, others, missing)
     team: dict[Any, int] = {}
     for row in counts.values():

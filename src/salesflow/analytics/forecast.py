@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from salesflow.analytics.frames import is_frame
 from salesflow.analytics.grouping import ALL, group_fields, sort_key, team_fields
 from salesflow.analytics.inputs import (
     Fields,
@@ -333,6 +334,19 @@ def forecast(
         raise InvalidTypeError("keep_lines", keep_lines, "True, False or None")
     names = StageNames(plan, defaulted=given is None)
     rules = _Rules(plan, limit, group_by, as_of, rates, currency, names)
+    if is_frame(opportunities):  # a DataFrame: computed on its columns (analytics.columnar)
+        from salesflow.analytics.columnar import forecast_frame
+
+        return forecast_frame(
+            opportunities,
+            rules=rules,
+            plan=plan,
+            by=group_by,
+            fiscal_year_start=fiscal_year_start,
+            currency=currency,
+            keep_lines=keep_lines,
+            fields=mapping,
+        )
     reiterable = is_reiterable(opportunities)
     keep = not reiterable if keep_lines is None else keep_lines
     items = mapped(opportunities, mapping)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import attrs
 
 from salesflow.analytics.distribution import Cells, Distribution, Others, merge, tally
+from salesflow.analytics.frames import is_frame
 from salesflow.analytics.grouping import (
     ALL,
     check_currency,
@@ -436,8 +437,15 @@ def funnel(
         raise InvalidTypeError("include_lost", include_lost, "True or False")
     check_places(places)
     check_currency(currency)
-    rows = mapped(opportunities, check_fields(fields))
-    cells, others = tally(rows, group_by, "stage", currency)
+    if is_frame(opportunities):  # a DataFrame: counted on its columns (analytics.columnar)
+        from salesflow.analytics.columnar import tally_frame
+
+        cells, others = tally_frame(
+            opportunities, group_by, "stage", currency, check_fields(fields)
+        )
+    else:
+        rows = mapped(opportunities, check_fields(fields))
+        cells, others = tally(rows, group_by, "stage", currency)
     cells, others = _by_key(cells, others, names)
     counts, amounts = merge(cells, others, _MISSING_GROUP)
     lost = {s.key for s in plan if s.is_lost}

@@ -27,6 +27,7 @@ The calculator makes one pass over its input and keeps memory proportional to th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import tzinfo
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -44,6 +45,7 @@ from salesflow.analytics.grouping import (
 )
 from salesflow.analytics.inputs import Fields, check_fields, mapped, stage_names
 from salesflow.analytics.performance import _teams
+from salesflow.analytics.windows import WindowLike, within
 from salesflow.domain.money import Money
 from salesflow.domain.numbers import ZERO
 from salesflow.domain.stages import StagePlan
@@ -158,6 +160,9 @@ def lost_reasons(
     places: int = 1,
     currency: str | None = None,
     fields: Fields | None = None,
+    created: WindowLike = None,
+    closed: WindowLike = None,
+    tz: tzinfo | None = None,
 ) -> LostReasons:
     """Count, amount and share of the lost ``opportunities`` per reason, per group and for all of
     them ("why do we lose, and who loses what, where?").
@@ -179,6 +184,12 @@ def lost_reasons(
             empty result.
         fields: where each field comes from in your rows, e.g. ``{"stage": "phase"}`` (see
             :mod:`salesflow.analytics.inputs`). Stages may be keys or display names.
+        created: count only the opportunities created in this window, a
+            :class:`~salesflow.domain.periods.Period` or a ``(start, end)`` pair of dates, both
+            inclusive (see :mod:`salesflow.analytics.windows`).
+        closed: count only the opportunities won or lost in this window (open ones are in
+            none).
+        tz: the zone that decides the day of a stage change in a window (UTC by default).
 
     Raises:
         StageError: an opportunity's stage is not in the plan.
@@ -203,7 +214,8 @@ def lost_reasons(
     readers = [_group_reader(name, team_of) for name in group_by]
     single = len(readers) == 1
     cells: dict[tuple[Any, Any], Cell] = {}
-    for item in mapped(opportunities, check_fields(fields)):
+    rows = mapped(opportunities, check_fields(fields))
+    for item in within(rows, names, created=created, closed=closed, tz=tz):
         try:
             stage = item.stage
             if stage not in lost:

@@ -12,14 +12,31 @@ Rules (pinned by tests):
   ``coverage = expected / gap`` and ``attainment = signed / target``, both percentages rounded half
   up to ``places`` decimals (``None`` when the gap, or the target, is zero).
 * **Teams roll up from their members.** Membership is given explicitly as
-  ``teams={"east": ["ann", "bob"], ...}``; a rep belongs to at most one team. A team's target,
-  signed, expected and projected are the exact sums of its members'. A team's target may be left
-  out (it is then the sum of the members' targets) or given, but then it must equal that sum
-  exactly: a team target that contradicts its members' raises
-  :class:`~salesflow.errors.ValidationError`, since one of the two numbers is wrong and
-  salesflow cannot tell which. A team's gap, coverage and attainment are computed from the team's
-  sums (a rep's overshoot covers a teammate's shortfall), so they are not the sums of the members'.
-* The ``(all)`` row sums every rep once.
+  ``teams={"east": ["ann", "bob"], ...}``; a rep belongs to at most one team. A team's signed,
+  expected and projected are the exact sums of its members'. A team's gap, coverage and
+  attainment are computed from the team's figures (a rep's overshoot covers a teammate's
+  shortfall), so they are not the sums of the members'.
+* **A team's target is the manager's.** Left out, it is the sum of its members' targets. Given,
+  it may differ from that sum, as managers set them: above it is a **stretch** (the team aims at
+  100k while its reps' targets add up to 80k), below it a **cushion**. The team row reports both
+  numbers: ``target`` (the team's), ``members_target`` (the exact sum of its members') and
+  ``difference`` (``target - members_target``, labelled by ``basis``: :data:`STRETCH`,
+  :data:`CUSHION`, or :data:`MEMBERS` when they agree). Gap, coverage and attainment of the team
+  are measured against the team's own target.
+* The ``(all)`` row sums every rep once for signed and expected; its target is the company's sum
+  of the teams' targets (stretches and cushions included) and of the targets of reps in no team,
+  its ``members_target`` the sum of every rep's target.
+* **Targets per period, pro-rated.** A target is set for a month, a quarter or a (fiscal) year.
+  Measuring ``period``, a rep's or team's target is the one set for ``period`` itself; without
+  one, it is the **pro-rated share** of the shortest target set for a longer period that contains
+  ``period`` (a quarter's target measured over one of its months). Pro-rating is exact and equal
+  per month: :meth:`Target.monthly` splits the amount over its months with
+  :meth:`Money.allocate <salesflow.domain.money.Money.allocate>` (equal weights, in whole minor
+  units of the currency; the minor units left over go one each to the earliest months), so the
+  months of a quarter add up to exactly the quarter's target, and a share of several months
+  (:meth:`Target.share`) is the exact sum of those months. Targets of shorter periods inside
+  ``period`` are not added up: set the target of the period you measure, or measure the shorter
+  periods.
 * One currency: mixing currencies raises :class:`~salesflow.errors.CurrencyMismatchError`.
 """
 
@@ -34,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from salesflow.analytics.forecast import Forecast
+from salesflow.analytics.frames import is_frame
 from salesflow.analytics.grouping import ALL, check_currency, check_places, percent_of
 from salesflow.analytics.inputs import (
     Fields,
@@ -54,7 +72,10 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = [
+    "CUSHION",
+    "MEMBERS",
     "REP",
+    "STRETCH",
     "TEAM",
     "TOTAL",
     "Attainment",
@@ -72,6 +93,12 @@ TEAM = "team"
 """Row kind of a team (the sum of its members)."""
 TOTAL = "total"
 """Row kind of the ``(all)`` row (the sum of every rep)."""
+STRETCH = "stretch"
+"""Basis of a team target set above the sum of its members' targets."""
+CUSHION = "cushion"
+"""Basis of a team target set below the sum of its members' targets."""
+MEMBERS = "members"
+"""Basis of a team target equal to the sum of its members' targets (or left out)."""
 
 
 class SignedItem(Protocol):
@@ -142,6 +169,65 @@ class Target:
     period: Period = attrs.field(converter=_to_period)
     amount: Money = attrs.field(validator=_check_amount)
 
+    def monthly(self) -> tuple[Target, ...]:
+        """This target split equally over its months, exactly: one month :class:`Target` per
+        month, in order, whose amounts add up to exactly this target's.
+
+        The split is :meth:`Money.allocate <salesflow.domain.money.Money.allocate>` with equal
+        weights, in whole minor units of the currency: the minor units left over go one each
+        to the earliest months (100.00 CNY over a quarter: 33.34, 33.33, 33.33).
+
+        Raises:
+            ValidationError: the amount is not a whole number of minor units (``amount``).
+        """
+        if self.period.kind == "month":
+            return (self,)
+        if not self.amount.is_rounded():
+            raise ValidationError(
+                "amount",
+                self.amount,
+                f"a target in whole minor units of {self.amount.currency} to pro-rate "
+                f"(target of {self.owner!r} for {self.period.label})",
+            )
+        parts = self.amount.allocate([1] * self.period.length)
+        return tuple(
+            Target(owner=self.owner, period=Period.from_month_index(index), amount=part)
+            for index, part in zip(self.period.month_indexes(), parts, strict=True)
+        )
+
+    def share(self, period: Period | str) -> Target:
+        """The pro-rated target of ``period``, a period inside this target's (a month of a
+        quarter, a quarter of a year): the exact sum of :meth:`monthly` over ``period``'s
+        months. The shares of the parts of a period add up to exactly its target.
+
+        Raises:
+            ValidationError: ``period`` is not inside this target's period, or the amount is
+                not a whole number of minor units.
+        """
+        inner = _to_period(period)
+        if inner == self.period:
+            return self
+        if not _covers(self.period, inner):
+            raise ValidationError(
+                "period", inner, f"a period inside {self.period.label}, the target's period"
+            )
+        wanted = set(inner.month_indexes())
+        months = [m.amount.amount for m in self.monthly() if m.period.first in wanted]
+        return Target(
+            owner=self.owner,
+            period=inner,
+            amount=Money._trusted(exact_sum(months), self.amount.currency),
+        )
+
+
+def _covers(outer: Period, inner: Period) -> bool:
+    """Whether ``outer`` is longer than ``inner`` and holds every month of it."""
+    return (
+        outer.length > inner.length
+        and outer.first <= inner.first
+        and inner.first + inner.length <= outer.first + outer.length
+    )
+
 
 def signed_deals(
     opportunities: Iterable[Any], plan: StagePlan | None = None, *, fields: Fields | None = None
@@ -196,7 +282,8 @@ class AttainmentRow:
     team: str | None
     """The rep's team (the team itself on a team row; ``None`` for a rep in no team)."""
     target: Money
-    """The target (for a team: the sum of its members')."""
+    """The target: a team's own when set (else the sum of its members'), the company's on the
+    ``(all)`` row."""
     signed: Money
     """Signed in the period."""
     expected: Money
@@ -209,6 +296,15 @@ class AttainmentRow:
     """``expected / gap`` in percent (``None`` when there is no gap)."""
     attainment: Decimal | None
     """``signed / target`` in percent (``None`` without a target)."""
+    members_target: Money | None = None
+    """The exact sum of the members' targets (every rep's on the ``(all)`` row); ``None`` on a
+    rep's row."""
+    difference: Money | None = None
+    """``target - members_target``: above zero a stretch, below a cushion; ``None`` on a rep's
+    row."""
+    basis: str | None = None
+    """:data:`STRETCH`, :data:`CUSHION` or :data:`MEMBERS` (how ``target`` relates to
+    ``members_target``); ``None`` on a rep's row."""
 
 
 class Attainment(Table):
@@ -253,18 +349,23 @@ class Attainment(Table):
 
     def to_records(self) -> list[dict[str, Any]]:
         """One record per rep: ``name``, ``kind``, ``team``, ``currency``, then ``target``,
-        ``signed``, ``gap``, ``expected``, ``projected`` (Decimal) and ``coverage``,
-        ``attainment`` (percent or ``None``). The teams' rows are :meth:`team_records`, the
-        ``(all)`` row :meth:`total_records`."""
+        ``signed``, ``gap``, ``expected``, ``projected`` (Decimal), ``coverage``,
+        ``attainment`` (percent or ``None``), then ``members_target``, ``difference`` and
+        ``basis`` (``None`` for a rep). The teams' rows are :meth:`team_records`, the ``(all)``
+        row :meth:`total_records`."""
         return _records(self.reps)
 
     def team_records(self) -> list[dict[str, Any]]:
-        """One record per team, as :meth:`to_records` (each the sum of its members')."""
+        """One record per team, as :meth:`to_records`: the team's target beside the sum of its
+        members' (``members_target``) and the ``difference``, a :data:`STRETCH` or a
+        :data:`CUSHION` (``basis``)."""
         return _records(self.teams)
 
     def total_records(self) -> list[dict[str, Any]]:
-        """The ``(all)`` record: every rep once (so its target, signed, gap... are the sums of
-        the reps' records, except gap, coverage and attainment, computed from the sums)."""
+        """The ``(all)`` record: every rep once (its signed, expected and projected are the sums
+        of the reps' records; its target is the sum of the teams' targets and of the reps in no
+        team, its ``members_target`` the sum of the reps'; gap, coverage and attainment are
+        computed from these)."""
         return _records([self.total])
 
     def record_columns(self) -> list[str]:
@@ -330,6 +431,9 @@ _COLUMNS = (
     "projected",
     "coverage",
     "attainment",
+    "members_target",
+    "difference",
+    "basis",
 )
 
 
@@ -347,6 +451,9 @@ def _records(rows: Iterable[AttainmentRow]) -> list[dict[str, Any]]:
             "projected": r.projected.amount,
             "coverage": r.coverage,
             "attainment": r.attainment,
+            "members_target": None if r.members_target is None else r.members_target.amount,
+            "difference": None if r.difference is None else r.difference.amount,
+            "basis": r.basis,
         }
         for r in rows
     ]
@@ -404,10 +511,15 @@ def _teams(teams: Mapping[str, Iterable[str]] | None) -> dict[str, tuple[str, ..
 def _read_targets(targets: Iterable[Target], period: Period, sums: _Sums) -> None:
     if isinstance(targets, Target) or not isinstance(targets, Iterable):
         raise InvalidTypeError("targets", targets, "an iterable of Target")
+    # Per owner, the targets of longer periods holding ``period``: the shortest is pro-rated
+    # when no target is set for ``period`` itself.
+    longer: dict[str, list[tuple[int, Target]]] = {}
     for i, target in enumerate(targets):
         if not isinstance(target, Target):
             raise InvalidTypeError(f"targets[{i}]", target, "a Target")
         if target.period != period:
+            if _covers(target.period, period):
+                longer.setdefault(target.owner, []).append((i, target))
             continue
         if target.owner in sums.targets:
             raise ValidationError(
@@ -415,6 +527,22 @@ def _read_targets(targets: Iterable[Target], period: Period, sums: _Sums) -> Non
             )
         sums.check(target.amount.currency, "targets")
         sums.targets[target.owner] = target.amount.amount
+    for owner, found in longer.items():
+        if owner in sums.targets:
+            continue
+        shortest = min(t.period.length for _i, t in found)
+        chosen = [(i, t) for i, t in found if t.period.length == shortest]
+        if len(chosen) > 1:
+            i, target = chosen[1]
+            raise ValidationError(
+                f"targets[{i}]",
+                target,
+                f"one {target.period.kind} target per rep or team holding {period.label} "
+                f"(targets[{chosen[0][0]}] is one too)",
+            )
+        i, target = chosen[0]
+        sums.check(target.amount.currency, "targets")
+        sums.targets[owner] = target.share(period).amount.amount
 
 
 def _read_signed(signed: Iterable[SignedItem], period: Period, sums: _Sums) -> None:
@@ -506,8 +634,10 @@ def attainment(
     ``period`` (R15).
 
     Args:
-        targets: :class:`Target` values; those of other periods are ignored. At most one per rep
-            or team in ``period``.
+        targets: :class:`Target` values: per rep or team, the one set for ``period``, else the
+            pro-rated share (:meth:`Target.share`) of the shortest one set for a longer period
+            holding ``period``; the others are ignored. At most one per rep or team and period.
+            A team's target may differ from the sum of its members' (a stretch or a cushion).
         signed: signed deals (see :class:`SignedItem` and :func:`signed_deals`); only those
             signed in ``period`` count.
         forecast: a :class:`~salesflow.analytics.forecast.Forecast` grouped by ``owner`` (its
@@ -521,8 +651,8 @@ def attainment(
             e.g. ``{"signed_on": "close_date"}`` (see :mod:`salesflow.analytics.inputs`).
 
     Raises:
-        ValidationError: a bad argument, a duplicate target, or a team target that is not the sum
-            of its members' targets.
+        ValidationError: a bad argument, a duplicate target, or a target to pro-rate that is
+            not in whole minor units.
         CurrencyMismatchError: the amounts are in more than one currency.
     """
     period = _to_period(period)
@@ -531,9 +661,17 @@ def attainment(
     check_places(places)
     sums = _Sums(currency)
     _read_targets(targets, period, sums)
-    if not isinstance(signed, Iterable):
+    if is_frame(signed):  # a DataFrame: summed on its columns (analytics.columnar)
+        from salesflow.analytics.columnar import signed_frame
+
+        found = signed_frame(signed, period, sums.currency, check_fields(fields))
+        for owner, (amount, code) in found.items():
+            sums.check(code, "signed amounts")
+            sums.signed[owner] = amount
+    elif not isinstance(signed, Iterable):
         raise InvalidTypeError("signed", signed, "an iterable of signed deals")
-    _read_signed(mapped(signed, check_fields(fields)), period, sums)
+    else:
+        _read_signed(mapped(signed, check_fields(fields)), period, sums)
     _read_expected(forecast, period, sums)
     if sums.currency is None:
         raise ValidationError("currency", None, "attainment(currency=...) for an empty input")
@@ -577,39 +715,42 @@ def attainment(
             sums.expected.get(name, ZERO),
         )
 
+    def set_against(summed: AttainmentRow, members_target: Decimal) -> AttainmentRow:
+        difference = EXACT.subtract(summed.target.amount, members_target)
+        basis = STRETCH if difference > 0 else CUSHION if difference < 0 else MEMBERS
+        return attrs.evolve(
+            summed,
+            members_target=Money._trusted(members_target, code),
+            difference=Money._trusted(difference, code),
+            basis=basis,
+        )
+
     rows: list[AttainmentRow] = []
     for team in sorted(members):
         team_rows = [rep_row(name) for name in sorted(members[team])]
-        target = exact_sum(r.target.amount for r in team_rows)
-        given = sums.targets.get(team)
-        if given is not None and given != target:
-            raise ValidationError(
-                f"targets[{team!r}]",
-                Money._trusted(given, code),
-                f"the sum of its members' targets, {Money._trusted(target, code)} (leave the team "
-                "target out to use that sum)",
-            )
+        summed = exact_sum(r.target.amount for r in team_rows)
+        # A manager's target may differ from the members' sum: a stretch or a cushion.
+        target = sums.targets.get(team, summed)
         rows.extend(team_rows)
-        rows.append(
-            row(
-                team,
-                TEAM,
-                team,
-                target,
-                exact_sum(r.signed.amount for r in team_rows),
-                exact_sum(r.expected.amount for r in team_rows),
-            )
+        team_row = row(
+            team,
+            TEAM,
+            team,
+            target,
+            exact_sum(r.signed.amount for r in team_rows),
+            exact_sum(r.expected.amount for r in team_rows),
         )
+        rows.append(set_against(team_row, summed))
     rows.extend(rep_row(name) for name in sorted(reps - set(team_of)))
     every = [r for r in rows if r.kind == REP]
-    rows.append(
-        row(
-            ALL,
-            TOTAL,
-            None,
-            exact_sum(r.target.amount for r in every),
-            exact_sum(r.signed.amount for r in every),
-            exact_sum(r.expected.amount for r in every),
-        )
+    company = [r for r in rows if r.kind == TEAM or (r.kind == REP and r.team is None)]
+    total = row(
+        ALL,
+        TOTAL,
+        None,
+        exact_sum(r.target.amount for r in company),
+        exact_sum(r.signed.amount for r in every),
+        exact_sum(r.expected.amount for r in every),
     )
+    rows.append(set_against(total, exact_sum(r.target.amount for r in every)))
     return Attainment(period=period, currency=code, rows=rows)

@@ -24,6 +24,7 @@ industry) cells.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import tzinfo
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Protocol
@@ -47,6 +48,7 @@ from salesflow.analytics.grouping import (
     where,
 )
 from salesflow.analytics.inputs import Fields, check_fields, mapped, stage_names
+from salesflow.analytics.windows import WindowLike, within
 from salesflow.domain.money import Money
 from salesflow.domain.numbers import EXACT, ZERO, to_decimal
 from salesflow.domain.stages import StagePlan
@@ -489,6 +491,9 @@ def rep_industry_matrix(
     places: int = 1,
     currency: str | None = None,
     fields: Fields | None = None,
+    created: WindowLike = None,
+    closed: WindowLike = None,
+    tz: tzinfo | None = None,
 ) -> RepIndustryMatrix:
     """Win record per rep and industry, with a smoothed win rate (R17).
 
@@ -507,6 +512,12 @@ def rep_industry_matrix(
         fields: where each field comes from in your rows, e.g. ``{"owner": "sales_agent",
             "industry": lambda row: sectors[row.account]}`` (see
             :mod:`salesflow.analytics.inputs`). Stages may be keys or display names.
+        created: count only the opportunities created in this window, a
+            :class:`~salesflow.domain.periods.Period` or a ``(start, end)`` pair of dates, both
+            inclusive (see :mod:`salesflow.analytics.windows`).
+        closed: count only the opportunities won or lost in this window (so no open ones:
+            they have not closed).
+        tz: the zone that decides the day of a stage change in a window (UTC by default).
 
     Raises:
         StageError: an opportunity's stage is not in the plan.
@@ -551,7 +562,13 @@ def rep_industry_matrix(
     won_key = plan.won_stage.key
     try:
         loop(
-            mapped(opportunities, check_fields(fields)),
+            within(
+                mapped(opportunities, check_fields(fields)),
+                names,
+                created=created,
+                closed=closed,
+                tz=tz,
+            ),
             cells,
             open_keys,
             won_key,

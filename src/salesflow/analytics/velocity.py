@@ -25,7 +25,7 @@ moves are recorded by the day), never with the number of opportunities.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Protocol
@@ -43,6 +43,7 @@ from salesflow.analytics.grouping import (
     to_by,
 )
 from salesflow.analytics.inputs import Fields, StageNames, check_fields, mapped, stage_names
+from salesflow.analytics.windows import WindowLike, within
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import InvalidTypeError, StageError, ValidationError
 from salesflow.tables import NEGATIVE, POSITIVE, Table, plot_bars
@@ -405,6 +406,9 @@ def stage_velocity(
     as_of: datetime | date | None = None,
     places: int = 1,
     fields: Fields | None = None,
+    created: WindowLike = None,
+    closed: WindowLike = None,
+    tz: tzinfo | None = None,
 ) -> StageVelocity:
     """How long opportunities stay in each stage and where they go next, from their history.
 
@@ -418,6 +422,12 @@ def stage_velocity(
         fields: where each field comes from in your rows, e.g. ``{"history": history_of}``
             for a function that builds the stage changes from date columns (see
             :mod:`salesflow.analytics.inputs`). Stages may be keys or display names.
+        created: count only the opportunities created in this window, a
+            :class:`~salesflow.domain.periods.Period` or a ``(start, end)`` pair of dates, both
+            inclusive (see :mod:`salesflow.analytics.windows`).
+        closed: count only the opportunities won or lost in this window (open ones are in
+            none).
+        tz: the zone that decides the day of a stage change in a window (UTC by default).
 
     Raises:
         StageError: a change names a stage the plan does not know.
@@ -432,8 +442,11 @@ def stage_velocity(
     cells: dict[Any, dict[str, _Cell]] = {}
     transitions: dict[Any, dict[tuple[str | None, str], int]] = {}
     without = 0
+    rows = within(
+        mapped(opportunities, check_fields(fields)), names, created=created, closed=closed, tz=tz
+    )
     try:
-        for item in mapped(opportunities, check_fields(fields)):
+        for item in rows:
             moves = reader.moves(item)
             if not moves:
                 without += 1
@@ -589,12 +602,18 @@ def learned_probabilities(
     as_of: datetime | date | None = None,
     places: int = 1,
     fields: Fields | None = None,
+    created: WindowLike = None,
+    closed: WindowLike = None,
+    tz: tzinfo | None = None,
 ) -> LearnedProbabilities:
     """The win probability of each open stage as history shows it, beside the configured one.
 
     Only opportunities closed (won or lost) by ``as_of`` count: for each open stage, the share
     of those that reached it (or a later open stage) that were won. ``fields`` maps the fields
     read (``history`` and the stages of its changes) as for :func:`stage_velocity`.
+    ``created=`` and ``closed=`` count only the opportunities created, or won or lost, in those
+    windows (``tz`` decides the day of a change; see :mod:`salesflow.analytics.windows`):
+    ``closed=`` learns from the deals closed in a recent span only.
 
     Raises:
         StageError: a change names a stage the plan does not know.
@@ -609,9 +628,12 @@ def learned_probabilities(
     lost_at = [0] * n_open
     won_total = 0
     without = 0
-    closed = 0
+    counted = 0
+    rows = within(
+        mapped(opportunities, check_fields(fields)), names, created=created, closed=closed, tz=tz
+    )
     try:
-        for item in mapped(opportunities, check_fields(fields)):
+        for item in rows:
             moves = reader.moves(item)
             if not moves:
                 without += 1
@@ -619,7 +641,7 @@ def learned_probabilities(
             final = moves[-1][2]
             if final != won_key and final not in lost:
                 continue
-            closed += 1
+            counted += 1
             if final == won_key:
                 won_total += 1
                 continue
@@ -644,4 +666,4 @@ def learned_probabilities(
                 learned=percent_of(Fraction(won, reached), places) if reached else None,
             )
         )
-    return LearnedProbabilities(rows=rows, closed=closed, without_history=without, plan=plan)
+    return LearnedProbabilities(rows=rows, closed=counted, without_history=without, plan=plan)

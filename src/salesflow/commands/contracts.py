@@ -16,6 +16,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import attrs
+
 from salesflow.analytics.performance import Attainment, Target, attainment
 from salesflow.analytics.receivables import Receivables, receivables, signed_from_contracts
 from salesflow.commands.approvals import REVIEWED, ApprovalCommands, Reviewed
@@ -211,15 +213,23 @@ class ContractCommands(ApprovalCommands):
         comment: str | None = None,
     ) -> CommandResult[Contract]:
         """Send a draft contract for review through the contract workflow; it is locked while in
-        review. A resubmission after a rejection starts again at the first step."""
+        review. A resubmission after a rejection starts again at the first step. The contract
+        records the version of the rules whose workflow reviews it
+        (:attr:`Contract.rules_version <salesflow.domain.contracts.Contract.rules_version>`)."""
 
         def work(uow: UnitOfWork, events: list[Event]) -> Contract:
             contract = self._load(uow, actor, contract_id, "contract.submit", version)
-            submitted = contract.submit()
+            rules_version = self.rules_version_for(uow, "contract_workflow")
+            submitted = attrs.evolve(contract.submit(), rules_version=rules_version)
             uow.contracts.save(submitted)
             events.append(
                 self.event(
-                    "contract_submitted", "contract", contract_id, actor, version=contract.version
+                    "contract_submitted",
+                    "contract",
+                    contract_id,
+                    actor,
+                    version=contract.version,
+                    rules_version=rules_version,
                 )
             )
             self.open_review(
@@ -491,7 +501,9 @@ class ContractCommands(ApprovalCommands):
         """Target, signed (formal contracts, by signing date), gap and expected (the stored
         forecast of open opportunities) per rep and team for ``period`` (R15). A signed contract
         has won its opportunity, so a deal counts once. With ``actor``, only the contracts and
-        opportunities the actor may read count."""
+        opportunities the actor may read count. ``targets`` are taken as
+        :func:`~salesflow.analytics.performance.attainment` takes them: a team's may be a stretch
+        or a cushion, and a quarter's or a year's is pro-rated to a shorter ``period``."""
         day = self.today() if as_of is None else as_of
         with self.storage.transaction() as uow:
             contracts = self.visible(actor, "contract", uow.contracts.query())

@@ -31,7 +31,9 @@ from salesflow.domain.discounts import DiscountPolicy
 from salesflow.domain.events import Event
 from salesflow.domain.money import currency_exponent
 from salesflow.domain.phones import PhoneSettings
+from salesflow.domain.rules import default_discount_policy as _default_policy
 from salesflow.domain.stages import StagePlan
+from salesflow.domain.tasks import FollowUpMode, check_follow_up_mode
 from salesflow.errors import InvalidTypeError, NotAuthorizedError, ValidationError
 from salesflow.plugins.manager import get_plugin_manager
 from salesflow.ports import Storage, UnitOfWork
@@ -51,16 +53,9 @@ def _utc_now() -> datetime:
 def default_discount_policy() -> DiscountPolicy:
     """The policy of a desk that was given none: a rep may give up to 10 % per line and on average,
     a sales manager 20 %, a sales director 25 %; more needs nobody's approval because nobody may
-    give it. Configure your own with ``salesflow.open(discount_policy=...)``."""
-    return DiscountPolicy.from_dict(
-        {
-            "ladder": [
-                {"role": "sales_rep", "max_line_discount": 10},
-                {"role": "sales_manager", "max_line_discount": 20},
-                {"role": "sales_director", "max_line_discount": 25},
-            ]
-        }
-    )
+    give it. Configure your own with ``salesflow.open(discount_policy=...)`` or
+    ``desk.change_rules(...)``."""
+    return _default_policy()
 
 
 @attrs.frozen
@@ -100,6 +95,7 @@ class DeskCore:
         discount_policy: DiscountPolicy | None = None,
         contract_workflow: Workflow | None = None,
         currency: str = "CNY",
+        call_follow_up: FollowUpMode = "completed",
     ) -> None:
         if not isinstance(storage, Storage):
             raise InvalidTypeError("storage", storage, "a Storage (see salesflow.ports)")
@@ -119,6 +115,9 @@ class DeskCore:
         self.phone_settings = phones or PhoneSettings()
         """How phone numbers are read: default region, the company's own numbers."""
         self.timezone = timezone
+        self.call_follow_up: FollowUpMode = check_follow_up_mode(call_follow_up)
+        """What an answered call to a known contact with no open task leaves (``"completed"``: a
+        done task; ``"open"``: a task for the next step; ``"off"``: nothing)."""
         if contract_workflow is not None and not isinstance(contract_workflow, Workflow):
             raise InvalidTypeError("contract_workflow", contract_workflow, "a Workflow")
         currency_exponent(currency)  # refuses a code that is not ISO 4217
@@ -131,6 +130,15 @@ class DeskCore:
         """Who may give which discount (:func:`default_discount_policy` unless configured)."""
         """The zone that decides which day (and month) a call belongs to (its own offset if None)."""
         self._clock = clock or _utc_now
+        given = {
+            "plan": plan,
+            "discount_policy": discount_policy,
+            "contract_workflow": contract_workflow,
+        }
+        self.code_rules: frozenset[str] = frozenset(k for k, v in given.items() if v is not None)
+        """The parts of the sales rules this desk was given in code: they win over the stored
+        rules, which it does not consult for them (see :mod:`salesflow.commands.rules`)."""
+        self.load_rules()
 
     # -- plumbing --------------------------------------------------------------------------------------
 
@@ -228,7 +236,12 @@ class DeskCore:
         errors: list[HandlerError] = []
         with self.storage.transaction() as uow:
             value = work(uow, pending)
-            stored = [uow.events.append(e) for e in pending]
+            # A backend that stores several events in one statement says so with append_all.
+            append_all = getattr(uow.events, "append_all", None)
+            if append_all is not None:
+                stored = append_all(pending)
+            else:
+                stored = [uow.events.append(e) for e in pending]
             uow.on_commit(lambda: errors.extend(self._dispatch(stored)))
         return CommandResult(value, tuple(stored), tuple(errors))
 
@@ -257,6 +270,17 @@ class DeskCore:
             at=self.now(),
             data=data,
         )
+
+    # -- the sales rules (stored and versioned by salesflow.commands.rules) -------------------------
+
+    def load_rules(self) -> None:
+        """Put the stored sales rules in force for the parts not given in code (the desk's rule
+        commands do; the core alone keeps what it was given)."""
+
+    def rules_version_for(self, uow: UnitOfWork, part: str) -> int | None:
+        """The version of the stored rules whose ``part`` a decision in ``uow`` is made under, or
+        ``None`` when no stored rules are in force for it (the core alone has none)."""
+        return None
 
     # -- lifetime ------------------------------------------------------------------------------------
 

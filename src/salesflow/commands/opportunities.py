@@ -14,6 +14,8 @@ from salesflow.analytics.forecast import Forecast
 from salesflow.analytics.funnel import Funnel, funnel
 from salesflow.analytics.grouping import MISSING
 from salesflow.analytics.lost_reasons import LostReasons, lost_reasons
+from salesflow.analytics.windows import WindowLike
+from salesflow.commands.analytics import select_window
 from salesflow.commands.core import CommandResult, DeskCore
 from salesflow.domain.actors import Actor
 from salesflow.domain.events import Event
@@ -261,13 +263,17 @@ class OpportunityCommands(DeskCore):
         teams: Mapping[str, Iterable[str]] | None = None,
         missing: str = MISSING,
         places: int = 1,
+        created: WindowLike = None,
+        closed: WindowLike = None,
         actor: Actor | None = None,
         **filters: Any,
     ) -> LostReasons:
         """Why the stored lost opportunities matching ``filters`` (and readable by ``actor``, if
         given) were lost (see :func:`~salesflow.analytics.lost_reasons.lost_reasons`): only the
         plan's lost stages are read from storage (a ``stage`` filter narrows them further),
-        streamed in one pass."""
+        streamed in one pass. ``created=`` and ``closed=`` count only the deals created, or
+        lost, in those windows (see :mod:`salesflow.analytics.windows`; the day of a move is its
+        date in the desk's ``timezone``, UTC when it has none)."""
         stages = [s.key for s in self.plan.lost_stages]
         wanted = filters.pop("stage", None)
         if wanted is not None:
@@ -277,12 +283,15 @@ class OpportunityCommands(DeskCore):
             stages = [key for key in stages if key in chosen]
         with self.storage.transaction() as uow:
             return lost_reasons(
-                self.visible(
-                    actor, "opportunity", uow.opportunities.query(stage=stages, **filters)
+                select_window(
+                    self, uow, actor, created=created, closed=closed, stage=stages, **filters
                 ),
                 self.plan,
                 by=by,
                 teams=teams,
                 missing=missing,
                 places=places,
+                created=created,
+                closed=closed,
+                tz=self.timezone,
             )

@@ -11,6 +11,7 @@ given to the old content no longer counts.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import attrs
@@ -23,6 +24,7 @@ from salesflow.domain.catalog import Catalog
 from salesflow.domain.discounts import DiscountVerdict, RouteDecision, route_quote
 from salesflow.domain.events import Event
 from salesflow.domain.quotes import Quote, QuoteState
+from salesflow.domain.taxes import TaxRate
 from salesflow.errors import ConcurrencyError, InvalidTypeError, ValidationError
 from salesflow.ports import UnitOfWork
 
@@ -104,6 +106,24 @@ class QuoteCommands(ApprovalCommands):
 
         return self.run(work)
 
+    def tax_source(
+        self, *, sku: str, category_path: tuple[str, ...], region: str, on: date
+    ) -> tuple[TaxRate, ...]:
+        """The tax rates the desk's plugins give for ``sku`` in ``region`` on ``on`` (the
+        ``salesflow_get_tax_rates`` hook, every answer in plugin order). Pass it to
+        :meth:`Quote.add_line <salesflow.domain.quotes.Quote.add_line>` as ``tax_source`` for a
+        quote with a ``region``: the desk refuses lines whose rates differ from it."""
+        answers = self.plugins.hook.salesflow_get_tax_rates(
+            sku=sku, category_path=tuple(category_path), region=region, on=on
+        )
+        rates: list[TaxRate] = []
+        for answer in reversed(answers):  # pluggy answers last-registered first
+            for i, rate in enumerate(answer or ()):
+                if not isinstance(rate, TaxRate):
+                    raise InvalidTypeError(f"salesflow_get_tax_rates[{i}]", rate, "a TaxRate")
+                rates.append(rate)
+        return tuple(rates)
+
     # -- quotes ---------------------------------------------------------------------------------------
 
     def create_quote(self, actor: Actor, quote: Quote) -> CommandResult[Quote]:
@@ -114,13 +134,18 @@ class QuoteCommands(ApprovalCommands):
         if not isinstance(quote, Quote):
             raise InvalidTypeError("quote", quote, "a Quote")
         self.refuse_lifecycle(
-            quote, "quote", state=QuoteState.DRAFT, rejection_reason=None, contract_id=None
+            quote,
+            "quote",
+            state=QuoteState.DRAFT,
+            rejection_reason=None,
+            contract_id=None,
+            rules_version=None,
         )
 
         def work(uow: UnitOfWork, events: list[Event]) -> Quote:
             placed = attrs.evolve(self._placed(uow, quote), version=1)
             self.authorize(actor, "quote.create", placed)
-            placed.check_prices(self._catalog(uow))
+            placed.check_prices(self._catalog(uow), tax_source=self.tax_source)
             stored: Quote = uow.quotes.add(placed)
             events.append(self.event("quote_created", "quote", quote.id, actor, version=1))
             return stored
@@ -157,9 +182,14 @@ class QuoteCommands(ApprovalCommands):
                 raise ConcurrencyError("quote", quote.id, quote.version - 1, stored.version)
             stored.check_editable()
             self.refuse_lifecycle(
-                quote, "quote", state=QuoteState.DRAFT, rejection_reason=None, contract_id=None
+                quote,
+                "quote",
+                state=QuoteState.DRAFT,
+                rejection_reason=None,
+                contract_id=None,
+                rules_version=None,
             )
-            placed.check_prices(self._catalog(uow))
+            placed.check_prices(self._catalog(uow), tax_source=self.tax_source)
             if stored.state is QuoteState.PENDING_APPROVAL:
                 self.withdraw_pending(uow, events, actor, "quote", quote.id, "the quote changed")
             saved: Quote = uow.quotes.save(placed)
@@ -188,7 +218,8 @@ class QuoteCommands(ApprovalCommands):
         :meth:`waiting_for`); a forbidden quote raises
         :class:`~salesflow.errors.ForbiddenDiscountError` and nothing changes. Its lines must
         still carry the stored catalog's prices. With ``version`` the quote must still be the
-        version the actor saw.
+        version the actor saw. The quote records the version of the rules whose policy judged it
+        (:attr:`Quote.rules_version <salesflow.domain.quotes.Quote.rules_version>`).
         """
 
         def work(uow: UnitOfWork, events: list[Event]) -> Quote:
@@ -196,10 +227,12 @@ class QuoteCommands(ApprovalCommands):
             self.authorize(actor, "quote.submit", stored)
             if version is not None and version != stored.version:
                 raise ConcurrencyError("quote", quote_id, version, stored.version)
-            stored.check_prices(self._catalog(uow))
+            stored.check_prices(self._catalog(uow), tax_source=self.tax_source)
+            rules_version = self.rules_version_for(uow, "discount_policy")
             routing = route_quote(stored, self._authority(actor, stored), self.discount_policy)
-            uow.quotes.save(routing.quote)
-            data = _verdict_data(routing.verdict)
+            judged = attrs.evolve(routing.quote, rules_version=rules_version)
+            uow.quotes.save(judged)
+            data = {**_verdict_data(routing.verdict), "rules_version": rules_version}
             if routing.decision is RouteDecision.APPROVED:
                 events.append(
                     self.event(
@@ -210,8 +243,8 @@ class QuoteCommands(ApprovalCommands):
                 assert routing.required_role is not None
                 events.append(self.event("quote_submitted", "quote", quote_id, actor, **data))
                 workflow = Workflow.one_step(routing.required_role)
-                self.open_review(uow, events, actor, routing.quote, "quote", workflow)
-            return routing.quote
+                self.open_review(uow, events, actor, judged, "quote", workflow)
+            return judged
 
         return self.run(work)
 

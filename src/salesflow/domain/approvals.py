@@ -208,6 +208,18 @@ def _check_keys(data: object, field: str, required: set[str], optional: set[str]
 
 # -- workflows ----------------------------------------------------------------------------------
 
+_MAX_SLA_DAYS = 366
+"""The longest SLA a workflow step may have (days)."""
+
+
+def _check_sla(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if type(value) is not int or not 0 <= value <= _MAX_SLA_DAYS:
+        raise ValidationError(
+            attribute.name, value, f"None or a whole number of days from 0 to {_MAX_SLA_DAYS}"
+        )
+
 
 @attrs.frozen
 class Step:
@@ -220,10 +232,18 @@ class Step:
 
     name: str = attrs.field(validator=check_name)
     roles: tuple[str, ...] = attrs.field(converter=_to_roles)
+    sla_days: int | None = attrs.field(default=None, kw_only=True, validator=_check_sla)
+    """How many days the step may wait for its roles (``None``: no SLA). A request is overdue at
+    the step once it has waited longer: ``Step("review", ("legal",), sla_days=2)`` waited on
+    Monday is due Wednesday and overdue on Thursday (see :func:`salesflow.agenda`)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """This step as a plain dict: ``{"name": ..., "roles": [...]}``."""
-        return {"name": self.name, "roles": list(self.roles)}
+        """This step as a plain dict: ``{"name": ..., "roles": [...]}`` (and ``"sla_days"`` when
+        the step has an SLA)."""
+        data: dict[str, Any] = {"name": self.name, "roles": list(self.roles)}
+        if self.sla_days is not None:
+            data["sla_days"] = self.sla_days
+        return data
 
 
 @attrs.frozen
@@ -307,7 +327,7 @@ class Workflow:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Workflow:
         """Build a workflow from ``{"name": ..., "steps": [{"name": ..., "roles": [...]}, ...]}``
-        (and optionally ``"allow_self_approval": true``).
+        (and optionally ``"allow_self_approval": true``, and a step's ``"sla_days"``).
 
         Errors name the offending step (``steps[2].roles``).
         """
@@ -317,9 +337,9 @@ class Workflow:
             raise InvalidTypeError("steps", raw, "a list of step dicts")
         steps = []
         for i, item in enumerate(raw):
-            _check_keys(item, f"steps[{i}]", {"name", "roles"}, set())
+            _check_keys(item, f"steps[{i}]", {"name", "roles"}, {"sla_days"})
             try:
-                steps.append(Step(item["name"], item["roles"]))
+                steps.append(Step(item["name"], item["roles"], sla_days=item.get("sla_days")))
             except ValidationError as exc:
                 raise exc.located(f"steps[{i}]") from None
         return cls(data["name"], steps, allow_self_approval=data.get("allow_self_approval", False))

@@ -46,6 +46,7 @@ __all__ = [
     "Disposition",
     "MalformedRow",
     "OnError",
+    "RecordingSource",
     "call_id_for",
     "unique_calls",
 ]
@@ -535,4 +536,26 @@ class CallSource(Protocol):
         self, since: datetime | None, until: datetime | None, *, on_error: OnError = "raise"
     ) -> Iterator[CallRecord]:
         """The calls that started in ``[since, until)``."""
+        ...
+
+
+@runtime_checkable
+class RecordingSource(Protocol):
+    """A call source that can fetch the recordings its calls refer to.
+
+    A :class:`CallSource` puts a recording *reference* on each call it knows one for
+    (:attr:`CallRecord.recording`: a file in Asterisk's monitor folder, a Twilio recording URL);
+    only the reference is stored. :meth:`fetch_recording` turns it back into the audio, through
+    the source that wrote it. It is a protocol of its own so that sources written before it
+    still are :class:`CallSource` values;
+    :class:`~salesflow.adapters.telephony.CallSourceBase` has a default that finds none.
+    """
+
+    def fetch_recording(self, reference: str) -> bytes:
+        """The recording ``reference`` names, as bytes.
+
+        Raises:
+            NotFoundError: the source has no such recording (or no recordings at all).
+            ValidationError: ``reference`` is not one this source wrote (e.g. outside its folder).
+        """
         ...

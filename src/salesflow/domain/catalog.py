@@ -20,7 +20,17 @@ Rules (pinned by tests):
   the price of the highest tier the quantity reaches (12 units with a tier at 10 are all at the tier
   price); with ``"slab"`` each unit gets the price of its own tier (units 1-9 at the list price,
   units 10-12 at the tier price). Tiers count whole units, so a tiered product is sold in whole
-  numbers.
+  numbers. With ``"band"`` tiers may end at ``max_quantity``: the band the quantity falls in
+  prices every unit, and a quantity in no band pays the list price (bands do not overlap, only the
+  last may be open, prices stay between the floor and the list price).
+* **Taxes** (:mod:`salesflow.domain.taxes`): a product or a category carries tax rates; a product
+  without any pays its nearest category's; one code means one rate across the catalog.
+  ``tax_included`` says the product's prices include them.
+* **Units of measure** (:mod:`salesflow.domain.units`): a product may be sold in other units (a
+  box of 5), each with a factor and an optional price of its own, at least the floor amount.
+* **Surcharges** (negative discounts) are allowed on a product only with ``allow_surcharge``.
+* **Cost plus markup**: with ``markup`` the list price is exactly ``cost x (100 + markup) / 100``
+  (:meth:`Product.cost_plus`).
 * **Bundles** are made of products (never of other bundles) with quantities per bundle, and have a
   bundle price in whole minor units, in the components' currency. The bundle price is at least the
   sum of the components' floor amounts, so a bundle sold without a discount never breaks a floor.
@@ -58,6 +68,7 @@ from salesflow.domain.dates import to_date
 from salesflow.domain.money import Money
 from salesflow.domain.numbers import (
     EXACT,
+    HUNDRED,
     MAX_QUANTITY,
     ZERO,
     exact_sum,
@@ -65,6 +76,8 @@ from salesflow.domain.numbers import (
     to_decimal,
     to_quantity,
 )
+from salesflow.domain.taxes import TaxRate, check_unique_codes, parse_tax_rates
+from salesflow.domain.units import UnitOfMeasure, parse_units
 from salesflow.errors import (
     CurrencyMismatchError,
     InvalidTypeError,
@@ -86,11 +99,11 @@ __all__ = [
     "TierSegment",
 ]
 
-TierMode: TypeAlias = Literal["range", "slab"]
-"""How volume tiers apply: ``"range"`` (every unit at the tier reached) or ``"slab"`` (each unit
-at its own tier)."""
+TierMode: TypeAlias = Literal["range", "slab", "band"]
+"""How volume tiers apply: ``"range"`` (every unit at the tier reached), ``"slab"`` (each unit
+at its own tier) or ``"band"`` (every unit at the price of the band the quantity falls in)."""
 
-_TIER_MODES = ("range", "slab")
+_TIER_MODES = ("range", "slab", "band")
 
 Column: TypeAlias = str | Callable[[Mapping[str, Any]], Any]
 """Where a field comes from in a row: a column name, or a function of the whole row."""
@@ -108,11 +121,19 @@ PRODUCT_FIELDS = (
     "valid_until",
     "tier_mode",
     "tiers",
+    "taxes",
+    "tax_included",
+    "allow_surcharge",
+    "markup",
+    "units",
 )
 """The product fields a record or CSV row can fill, in the order :meth:`Catalog.write_csv` writes.
-``tiers`` is written ``"10:9.00;50:8.50"`` (min quantity and unit price, ``;`` between tiers)."""
+``tiers`` is written ``"10:9.00;50:8.50"`` (min quantity and unit price, ``;`` between tiers; a
+band with an upper bound ``"5-7:82.50"``), ``taxes`` ``"VAT13:13;CITY:1"`` (code and rate in
+percent, optionally ``:name``) and ``units``
+``"box:5:45.00;dozen:12"`` (code, factor and optional price)."""
 
-CATEGORY_FIELDS = ("id", "name", "parent")
+CATEGORY_FIELDS = ("id", "name", "parent", "taxes")
 """The category fields a record or CSV row can fill."""
 
 BUNDLE_FIELDS = (
@@ -130,6 +151,22 @@ BUNDLE_FIELDS = (
 
 
 # -- field checks -------------------------------------------------------------------------------
+
+
+def _to_tax_rates(value: object) -> tuple[TaxRate, ...]:
+    if isinstance(value, tuple) and all(type(v) is TaxRate for v in value):
+        check_unique_codes(value, "taxes")
+        return value
+    return parse_tax_rates(value)
+
+
+def _to_optional_markup(value: object) -> Decimal | None:
+    if value is None:
+        return None
+    number = to_decimal(value, "markup")
+    if not ZERO <= number < MAX_QUANTITY:
+        raise ValidationError("markup", value, "a markup percentage of zero or more")
+    return number
 
 
 def _to_min_quantity(value: object) -> int:
@@ -182,6 +219,8 @@ class Category:
     id: str = attrs.field(validator=check_id)
     name: str = attrs.field(validator=check_name)
     parent: str | None = attrs.field(default=None, validator=check_optional_id)
+    taxes: tuple[TaxRate, ...] = attrs.field(default=(), converter=_to_tax_rates)
+    """The tax rates its products (and its subcategories') pay, unless they name their own."""
 
     def __attrs_post_init__(self) -> None:
         if self.parent == self.id:
@@ -201,28 +240,55 @@ class Category:
                 parent=None
                 if record.get("parent") is None
                 else _as_text(record["parent"], "parent"),
+                taxes=record.get("taxes") or (),
             )
         except ValidationError as exc:
             raise (exc.located(where) if where else exc) from None
 
     def to_dict(self) -> dict[str, Any]:
         """This category as a plain dict that :meth:`from_dict` reads back."""
-        return {"id": self.id, "name": self.name, "parent": self.parent}
+        data: dict[str, Any] = {"id": self.id, "name": self.name, "parent": self.parent}
+        if self.taxes:
+            data["taxes"] = [t.to_dict() for t in self.taxes]
+        return data
 
 
 # -- products and tiers ----------------------------------------------------------------------------
 
 
+def _to_max_quantity(value: object) -> int | None:
+    return None if value is None else _to_min_quantity(value)
+
+
 @attrs.frozen
 class PriceTier:
-    """A volume tier: from ``min_quantity`` units on, a unit costs ``unit_price``."""
+    """A volume tier: from ``min_quantity`` units on, a unit costs ``unit_price``; a price band
+    (``tier_mode="band"``) may end at ``max_quantity`` units (inclusive)."""
 
     min_quantity: int = attrs.field(converter=_to_min_quantity)
     unit_price: Money = attrs.field(validator=check_money)
+    max_quantity: int | None = attrs.field(default=None, converter=_to_max_quantity)
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_quantity is not None and self.max_quantity < self.min_quantity:
+            raise ValidationError(
+                "max_quantity", self.max_quantity, f"at least min_quantity {self.min_quantity}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """This tier as a plain dict (the price as a string, to stay exact in JSON)."""
-        return {"min_quantity": self.min_quantity, "unit_price": str(self.unit_price.amount)}
+        data: dict[str, Any] = {
+            "min_quantity": self.min_quantity,
+            "unit_price": str(self.unit_price.amount),
+        }
+        if self.max_quantity is not None:
+            data["max_quantity"] = self.max_quantity
+        return data
+
+    def text(self) -> str:
+        """The tier as CSV writes it: ``10:9.00``, or ``5-7:82.50`` for a bounded band."""
+        bound = "" if self.max_quantity is None else f"-{self.max_quantity}"
+        return f"{self.min_quantity}{bound}:{self.unit_price.amount}"
 
 
 @attrs.frozen(kw_only=True)
@@ -249,9 +315,10 @@ class Product:
 
     Required: ``sku``, ``name``, ``list_price`` (:class:`Money`, zero or more). Optional:
     ``category`` (a category id), ``floor_price`` (the lowest net unit price any approver may
-    accept), ``cost``, ``active`` (default ``True``), ``valid_from`` / ``valid_until`` (inclusive
-    dates), ``tiers`` (a tuple of :class:`PriceTier`) and ``tier_mode`` (``"range"`` or ``"slab"``,
-    see the module docs).
+    accept), ``cost`` (what one unit costs; quotes show margins from it), ``active`` (default
+    ``True``), ``valid_from`` / ``valid_until`` (inclusive dates), ``tiers`` (a tuple of
+    :class:`PriceTier`) and ``tier_mode`` (``"range"``, ``"slab"`` or ``"band"``, see the module
+    docs), ``taxes`` (tax codes), ``tax_included``, ``allow_surcharge``, ``markup`` and ``units``.
     """
 
     sku: str = attrs.field(validator=check_id)
@@ -269,7 +336,22 @@ class Product:
     tier_mode: TierMode = attrs.field(
         default="range", validator=check_choice, metadata={"choices": _TIER_MODES}
     )
+    taxes: tuple[TaxRate, ...] = attrs.field(default=(), converter=_to_tax_rates)
+    """The tax rates the product pays (empty: its nearest category's)."""
+    tax_included: bool = attrs.field(default=False, validator=check_bool)
+    """Whether its prices (list, tiers, units, floor) include its taxes."""
+    allow_surcharge: bool = attrs.field(default=False, validator=check_bool)
+    """Whether a quote may charge more than its price (a negative discount)."""
+    markup: Decimal | None = attrs.field(default=None, converter=_to_optional_markup)
+    """A cost-plus price rule: the list price is cost x (100 + markup) / 100 (see :meth:`cost_plus`)."""
+    units: tuple[UnitOfMeasure, ...] = attrs.field(
+        default=(), converter=as_tuple, metadata={"items": UnitOfMeasure}
+    )
+    """Other units it is sold in (box of 5, dozen), see :mod:`salesflow.domain.units`."""
     _starts: tuple[tuple[int, Money], ...] = attrs.field(init=False, eq=False, repr=False)
+    _steps: tuple[tuple[Decimal, Decimal, Decimal], ...] = attrs.field(
+        init=False, eq=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         try:
@@ -280,6 +362,77 @@ class Product:
         # Where each price starts (the list price at unit 1), kept for pricing big quotes.
         starts = ((1, self.list_price), *((t.min_quantity, t.unit_price) for t in self.tiers))
         object.__setattr__(self, "_starts", starts)
+        # (start, unit price, amount of the units before start), highest start first: a tiered
+        # amount is then one lookup, one multiplication and one addition.
+        steps = []
+        before = ZERO
+        for i, (start, price) in enumerate(starts):
+            steps.append(
+                (Decimal(start), price.amount, before if self.tier_mode == "slab" else ZERO)
+            )
+            if i + 1 < len(starts):
+                width = Decimal(starts[i + 1][0] - start)
+                before = EXACT.add(before, EXACT.multiply(width, price.amount))
+        object.__setattr__(self, "_steps", tuple(reversed(steps)))
+
+    @classmethod
+    def cost_plus(
+        cls, *, sku: str, name: str, cost: Money, markup: Decimal | int | str, **fields: Any
+    ) -> Product:
+        """A product priced by the cost-plus rule: list price = cost x (100 + markup) / 100,
+        exact (ERPNext: 1000 + 10 % = 1100)."""
+        rate = _to_optional_markup(markup)
+        assert rate is not None
+        price = EXACT.divide(EXACT.multiply(cost.amount, EXACT.add(HUNDRED, rate)), HUNDRED)
+        return cls(
+            sku=sku,
+            name=name,
+            cost=cost,
+            markup=rate,
+            list_price=Money.of(price, cost.currency),
+            **fields,
+        )
+
+    def unit(self, code: str | None) -> UnitOfMeasure | None:
+        """The unit of measure ``code`` (``None``: the base unit); ValidationError otherwise."""
+        if code is None:
+            return None
+        for unit in self.units:
+            if unit.code == code:
+                return unit
+        raise ValidationError(
+            "unit", code, f"one of the units of {self.sku!r}: {[u.code for u in self.units]}"
+        )
+
+    def _check_extras(self) -> None:
+        currency = self.list_price.currency
+        if self.markup is not None:
+            if self.cost is None:
+                raise ValidationError("markup", self.markup, "a product with a cost")
+            wanted = EXACT.divide(
+                EXACT.multiply(self.cost.amount, EXACT.add(HUNDRED, self.markup)), HUNDRED
+            )
+            if wanted != self.list_price.amount:
+                raise ValidationError(
+                    "list_price",
+                    self.list_price,
+                    f"cost x (100 + markup) / 100 = {wanted} (use Product.cost_plus)",
+                )
+        seen: set[str] = set()
+        for i, unit in enumerate(self.units):
+            if unit.code in seen:
+                raise ValidationError(f"units[{i}].code", unit.code, "each unit code once")
+            seen.add(unit.code)
+            if unit.price is None:
+                continue
+            if unit.price.currency != currency:
+                raise CurrencyMismatchError(currency, unit.price.currency, operation="use units")
+            if self.floor_price is not None:
+                floor = EXACT.multiply(self.floor_price.amount, unit.factor)
+                if unit.price.amount < floor:
+                    raise ValidationError(
+                        f"units[{i}].price", unit.price, f"at least the floor amount {floor}"
+                    )
 
     def _check_prices(self) -> None:
         currency = self.list_price.currency
@@ -291,11 +444,21 @@ class Product:
             raise ValidationError(
                 "floor_price", self.floor_price, f"at most the list price {self.list_price}"
             )
+        self._check_extras()
+        band = self.tier_mode == "band"
         previous: PriceTier | None = None
         for i, tier in enumerate(self.tiers):
             price = tier.unit_price
             if price.currency != currency:
                 raise CurrencyMismatchError(currency, price.currency, operation="use tier prices")
+            if not band and tier.max_quantity is not None:
+                raise ValidationError(
+                    f"tiers[{i}].max_quantity", tier.max_quantity, "None (bounds are for bands)"
+                )
+            if band:
+                self._check_band(i, tier, previous)
+                previous = tier
+                continue
             if previous is not None and tier.min_quantity <= previous.min_quantity:
                 raise ValidationError(
                     f"tiers[{i}].min_quantity",
@@ -314,6 +477,30 @@ class Product:
                     f"tiers[{i}].unit_price", price, f"at least the floor price {self.floor_price}"
                 )
             previous = tier
+
+    def _check_band(self, i: int, tier: PriceTier, previous: PriceTier | None) -> None:
+        if previous is not None:
+            if previous.max_quantity is None:
+                raise ValidationError(
+                    f"tiers[{i - 1}].max_quantity",
+                    None,
+                    "an upper bound (only the last band is open)",
+                )
+            if tier.min_quantity <= previous.max_quantity:
+                raise ValidationError(
+                    f"tiers[{i}].min_quantity",
+                    tier.min_quantity,
+                    f"more than the previous band's upper bound {previous.max_quantity}",
+                )
+        price = tier.unit_price
+        if price > self.list_price:
+            raise ValidationError(
+                f"tiers[{i}].unit_price", price, f"at most the list price {self.list_price}"
+            )
+        if self.floor_price is not None and price < self.floor_price:
+            raise ValidationError(
+                f"tiers[{i}].unit_price", price, f"at least the floor price {self.floor_price}"
+            )
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -350,12 +537,22 @@ class Product:
     def volume_amount(self, quantity: Decimal | int | str) -> Money:
         """The exact (unrounded) catalog amount of ``quantity`` units, volume tiers applied."""
         qty = self._tier_quantity(quantity)
-        if len(self._starts) == 1:
-            return Money._trusted(EXACT.multiply(self.list_price.amount, qty), self.currency)
-        total = exact_sum(
-            EXACT.multiply(count, price.amount) for _start, count, price in self._runs(qty)
-        )
-        return Money._trusted(total, self.currency)
+        return Money._trusted(self._amount_of(qty), self.currency)
+
+    def _amount_of(self, qty: Decimal) -> Decimal:
+        """The exact catalog amount of a checked quantity (see :meth:`volume_amount`)."""
+        if not self.tiers:
+            return EXACT.multiply(self.list_price.amount, qty)
+        if self.tier_mode == "band":
+            return exact_sum(EXACT.multiply(c, p.amount) for _s, c, p in self._runs(qty))
+        for start, price, before in self._steps:
+            if start <= qty:
+                if before:  # slab: the full slabs below, then this slab's units
+                    return EXACT.add(
+                        before, EXACT.multiply(EXACT.add(EXACT.subtract(qty, start), 1), price)
+                    )
+                return EXACT.multiply(price, qty)
+        raise AssertionError("the list price starts at unit 1")
 
     def _tier_quantity(self, quantity: object) -> Decimal:
         if type(quantity) is Decimal and quantity.is_finite() and quantity > 0:
@@ -372,6 +569,12 @@ class Product:
         """(first unit, number of units, unit price) for each run, for a checked quantity."""
         starts = self._starts
         if len(starts) == 1:
+            return [(1, qty, self.list_price)]
+        if self.tier_mode == "band":
+            for tier in self.tiers:
+                top = tier.max_quantity
+                if tier.min_quantity <= qty and (top is None or qty <= top):
+                    return [(tier.min_quantity, qty, tier.unit_price)]
             return [(1, qty, self.list_price)]
         if self.tier_mode == "range":
             start, price = next((s, p) for s, p in reversed(starts) if s <= qty)
@@ -400,18 +603,29 @@ class Product:
         """
         record = _clean(data, PRODUCT_FIELDS, "product", where)
         try:
-            for name in ("sku", "name", "list_price"):
+            for name in ("sku", "name"):
                 if record.get(name) is None:
                     raise ValidationError(name, None, "a value")
             code = record.get("currency") or currency
             if code is None:
                 raise ValidationError("currency", None, "a currency field or currency=...")
             code = _as_text(code, "currency").upper()
+            if record.get("list_price") is None and record.get("markup") is None:
+                raise ValidationError("list_price", None, "a value (or a cost and a markup)")
 
             def money(name: str) -> Money | None:
                 value = record.get(name)
                 return None if value is None else Money.of(_amount(value, name), code)
 
+            if record.get("list_price") is None and record.get("markup") is not None:
+                cost = money("cost")
+                if cost is None:
+                    raise ValidationError("cost", None, "a cost for the markup")
+                markup = _to_optional_markup(record["markup"])
+                assert markup is not None
+                record["list_price"] = EXACT.divide(
+                    EXACT.multiply(cost.amount, EXACT.add(HUNDRED, markup)), HUNDRED
+                )
             list_price = money("list_price")
             assert list_price is not None
             return cls(
@@ -428,6 +642,11 @@ class Product:
                 valid_until=record.get("valid_until"),
                 tier_mode=record.get("tier_mode") or "range",
                 tiers=_parse_tiers(record.get("tiers"), code),
+                taxes=record.get("taxes") or (),
+                tax_included=_to_bool(record.get("tax_included", False), "tax_included"),
+                allow_surcharge=_to_bool(record.get("allow_surcharge", False), "allow_surcharge"),
+                markup=record.get("markup"),
+                units=parse_units(record.get("units"), code),
             )
         except ValidationError as exc:
             raise (exc.located(where) if where else exc) from None
@@ -447,7 +666,23 @@ class Product:
             "valid_until": None if self.valid_until is None else self.valid_until.isoformat(),
             "tier_mode": self.tier_mode,
             "tiers": [t.to_dict() for t in self.tiers],
+            **self._extras_dict(),
         }
+
+    def _extras_dict(self) -> dict[str, Any]:
+        # Written only when set, so that documents stored before these fields read back equal.
+        data: dict[str, Any] = {}
+        if self.taxes:
+            data["taxes"] = [t.to_dict() for t in self.taxes]
+        if self.tax_included:
+            data["tax_included"] = True
+        if self.allow_surcharge:
+            data["allow_surcharge"] = True
+        if self.markup is not None:
+            data["markup"] = str(self.markup)
+        if self.units:
+            data["units"] = [u.to_dict() for u in self.units]
+        return data
 
 
 # -- bundles --------------------------------------------------------------------------------------
@@ -633,6 +868,18 @@ class Catalog:
                 items[entry.sku] = entry
         for i, bundle in enumerate(self.bundles):
             self._check_bundle(i, bundle, items)
+        rates: dict[str, TaxRate] = {}
+        named: list[tuple[str, tuple[TaxRate, ...]]] = [
+            *((f"categories[{c.id!r}].taxes", c.taxes) for c in self.categories),
+            *((f"products[{p.sku!r}].taxes", p.taxes) for p in self.products),
+        ]
+        for field, taxes in named:
+            for rate in taxes:
+                known = rates.setdefault(rate.code, rate)
+                if known != rate:
+                    raise ValidationError(
+                        field, rate, f"the catalog's one rate for code {rate.code!r}: {known}"
+                    )
         object.__setattr__(self, "_categories", categories)
         object.__setattr__(self, "_items", items)
 
@@ -728,6 +975,28 @@ class Catalog:
             current = self.category(current).parent
         return tuple(path)
 
+    @property
+    def taxes(self) -> tuple[TaxRate, ...]:
+        """Every tax rate a category or product names (each code once, in catalog order)."""
+        rates: dict[str, TaxRate] = {}
+        named: list[tuple[TaxRate, ...]] = [c.taxes for c in self.categories]
+        named.extend(p.taxes for p in self.products)
+        for taxes in named:
+            for rate in taxes:
+                rates.setdefault(rate.code, rate)
+        return tuple(rates.values())
+
+    def tax_rates(self, product: Product) -> tuple[TaxRate, ...]:
+        """The tax rates ``product`` pays: its own, else those of the nearest category on its path
+        that has any (``()`` when none has)."""
+        if product.taxes:
+            return product.taxes
+        for category_id in self.category_path(product.category):
+            found = self.category(category_id).taxes
+            if found:
+                return found
+        return ()
+
     def products_in(self, category_id: str, *, nested: bool = True) -> tuple[Product, ...]:
         """The products of category ``category_id`` (and of its subcategories when ``nested``)."""
         self.category(category_id)
@@ -807,7 +1076,9 @@ class Catalog:
                 raise InvalidTypeError(key, raw, "a list of dicts")
             parts[key] = [parse(entry, where=f"{key}[{i}]") for i, entry in enumerate(raw)]
         return cls(
-            categories=parts["categories"], products=parts["products"], bundles=parts["bundles"]
+            categories=parts["categories"],
+            products=parts["products"],
+            bundles=parts["bundles"],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -817,6 +1088,20 @@ class Catalog:
             "products": [p.to_dict() for p in self.products],
             "bundles": [b.to_dict() for b in self.bundles],
         }
+
+    def to_toml(self) -> str:
+        """This catalog as a TOML document (``[[categories]]``, ``[[products]]``, ``[[bundles]]``
+        tables, amounts as strings) that :meth:`from_toml` reads back equal."""
+        from salesflow.domain import toml_text
+
+        return toml_text.dumps(self.to_dict())
+
+    @classmethod
+    def from_toml(cls, text: str) -> Catalog:
+        """Read a catalog from the TOML that :meth:`to_toml` writes (or a person wrote)."""
+        from salesflow.domain import toml_text
+
+        return cls.from_dict(toml_text.loads(text, "catalog"))
 
     # -- records and CSV -------------------------------------------------------------------------------
 
@@ -941,15 +1226,24 @@ class Catalog:
         writer.writeheader()
         for product in self.products:
             row = product.to_dict()
-            row["tiers"] = ";".join(
-                f"{t.min_quantity}:{t.unit_price.amount}" for t in product.tiers
+            row["tiers"] = ";".join(t.text() for t in product.tiers)
+            row["taxes"] = _tax_text(product.taxes)
+            row["units"] = ";".join(
+                ":".join(
+                    [u.code, str(u.factor)] + ([] if u.price is None else [str(u.price.amount)])
+                )
+                for u in product.units
             )
+            row.setdefault("tax_included", False)
+            row.setdefault("allow_surcharge", False)
             writer.writerow(cells(row))
         if categories is not None:
             writer = csv.DictWriter(categories, fieldnames=CATEGORY_FIELDS)
             writer.writeheader()
             for category in self.categories:
-                writer.writerow(cells(category.to_dict()))
+                row = category.to_dict()
+                row["taxes"] = _tax_text(category.taxes)
+                writer.writerow(cells(row))
         if bundles is not None:
             writer = csv.DictWriter(bundles, fieldnames=BUNDLE_FIELDS)
             writer.writeheader()
@@ -1077,12 +1371,19 @@ def _pairs(text: str, field: str, shape: str) -> list[tuple[str, str]]:
 def _parse_tiers(value: object, currency: str) -> tuple[PriceTier, ...]:
     if value is None:
         return ()
-    shape = "tiers like '10:9.00;50:8.50' (min quantity:unit price)"
+    shape = "tiers like '10:9.00;50:8.50' or bands like '5-7:82.50' (quantities:unit price)"
     if isinstance(value, str):
-        return tuple(
-            PriceTier(q, Money.of(to_amount(p, "tiers"), currency))
-            for q, p in _pairs(value, "tiers", shape)
-        )
+        tiers = []
+        for q, p in _pairs(value, "tiers", shape):
+            low, dash, high = q.partition("-")
+            tiers.append(
+                PriceTier(
+                    low.strip(),
+                    Money.of(to_amount(p, "tiers"), currency),
+                    high.strip() if dash else None,
+                )
+            )
+        return tuple(tiers)
     if not isinstance(value, list | tuple):
         raise InvalidTypeError("tiers", value, shape + " or a list of dicts")
     tiers = []
@@ -1090,12 +1391,16 @@ def _parse_tiers(value: object, currency: str) -> tuple[PriceTier, ...]:
         if isinstance(entry, PriceTier):
             tiers.append(entry)
             continue
-        if not isinstance(entry, Mapping) or set(entry) != {"min_quantity", "unit_price"}:
-            raise ValidationError(f"tiers[{i}]", entry, "a dict with min_quantity and unit_price")
+        keys = {"min_quantity", "unit_price"}
+        if not isinstance(entry, Mapping) or not keys <= set(entry) <= keys | {"max_quantity"}:
+            raise ValidationError(
+                f"tiers[{i}]", entry, "a dict with min_quantity, unit_price (and max_quantity)"
+            )
         tiers.append(
             PriceTier(
                 entry["min_quantity"],
                 Money.of(to_amount(entry["unit_price"], f"tiers[{i}].unit_price"), currency),
+                entry.get("max_quantity"),
             )
         )
     return tuple(tiers)
@@ -1116,6 +1421,10 @@ def _parse_components(value: object) -> tuple[BundleComponent, ...]:
             raise ValidationError(f"components[{i}]", entry, "a dict with sku and quantity")
         components.append(BundleComponent(entry["sku"], entry["quantity"]))
     return tuple(components)
+
+
+def _tax_text(rates: tuple[TaxRate, ...]) -> str:
+    return ";".join(f"{r.code}:{r.rate}" + ("" if r.name is None else f":{r.name}") for r in rates)
 
 
 def _cell(value: object) -> str:

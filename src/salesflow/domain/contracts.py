@@ -56,6 +56,7 @@ from salesflow.domain.checks import (
     MAX_TEXT_LENGTH,
     as_enum,
     as_optional_date,
+    check_count,
     check_id,
     check_instance,
     check_optional_id,
@@ -202,6 +203,12 @@ class Contract:
     ended_on: date | None = attrs.field(default=None, converter=as_optional_date)
     end_reason: str | None = attrs.field(default=None, validator=check_optional_text)
     version: int = attrs.field(default=1, validator=check_positive)
+    rules_version: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(check_count)
+    )
+    """The version of the desk's sales rules whose contract workflow reviews (or reviewed) this
+    contract, set when it is submitted (``None`` before, or when the desk's workflow was passed in
+    code)."""
 
     def __attrs_post_init__(self) -> None:
         try:
@@ -496,6 +503,7 @@ class Contract:
             "ended_on": None if self.ended_on is None else self.ended_on.isoformat(),
             "end_reason": self.end_reason,
             "version": self.version,
+            "rules_version": self.rules_version,
         }
 
     @classmethod

@@ -22,6 +22,15 @@ How the figures are measured (pinned by tests):
 * Percentages use the exact amounts of the waterfall, before the rounding to the minor unit (for
   the net: ``discounted x (100 - document discount) / 100``), so rounding, which no one chooses,
   never decides an approval: a 10 % discount is 10 % for any price.
+* **Every kind of discount counts by its effect.** A percentage, a fixed amount off, a negotiated
+  unit price or a surcharge (a negative discount) all show in ``discounted``; a fixed document
+  amount off counts in the average as ``amount / subtotal`` of every line. For a product whose
+  prices include tax, the average weighs the line without its taxes.
+* **Margins.** A rung may set ``min_margin``: the quote's margin (net - cost over the lines whose
+  products have a cost, percent of their net, see :attr:`Quote.margin_percent
+  <salesflow.domain.quotes.Quote.margin_percent>`) must be at least that much for the role to let
+  it through; minimum margins never rise going up the ladder, and a quote below every role's is
+  forbidden.
 * **Floors** always hold, on the rounded net the customer pays: a product line's net must be at
   least floor price x quantity; a bundle's nets together at least its components' floors
   together. No role may approve a quote below a floor.
@@ -121,6 +130,8 @@ class RoleLimits:
     max_line_discount: Decimal = attrs.field(converter=as_percent)
     max_average_discount: Decimal = attrs.field(converter=as_percent)
     categories: tuple[CategoryLimit, ...] = attrs.field(default=(), converter=_to_category_limits)
+    min_margin: Decimal | None = attrs.field(default=None, converter=as_optional_percent)
+    """The lowest margin (percent of net) the role may let through (``None``: no minimum)."""
     _line_overrides: Mapping[str, Decimal] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -162,6 +173,8 @@ class RoleLimits:
         }
         if self.categories:
             data["categories"] = {c.category: c.to_dict() for c in self.categories}
+        if self.min_margin is not None:
+            data["min_margin"] = str(self.min_margin)
         return data
 
 
@@ -188,6 +201,7 @@ class ReasonKind(enum.StrEnum):
     CATEGORY_AVERAGE_DISCOUNT = "category_average_discount"
     BELOW_FLOOR = "below_floor"
     NO_ROLE = "no_role"
+    MARGIN = "margin"
 
 
 @attrs.frozen(kw_only=True)
@@ -215,6 +229,11 @@ class DiscountReason:
         limit, actual, excess = self.limit, self.actual, self.excess
         if self.kind is ReasonKind.NO_ROLE or limit is None or actual is None or excess is None:
             return "the actor holds no role of the discount policy"
+        if self.kind is ReasonKind.MARGIN:
+            return (
+                f"margin {_show(actual)}% is below the {self.role} minimum of {_show(limit)}% "
+                f"by {_show(excess)} points"
+            )
         if self.kind is ReasonKind.BELOW_FLOOR:
             return (
                 f"line {self.line} nets {actual} {self.unit}, {excess} below its floor "
@@ -286,18 +305,19 @@ class DiscountVerdict:
         }
 
 
-@attrs.frozen(kw_only=True)
-class _LineFigures:
-    line: QuoteLine
-    reference: Decimal
-    discount: Decimal
-    net: Decimal
+# One line's figures: id, category path, reference, discount (percent) and the discounted amount
+# (before the document discount), plain tuples since a quote may have 10,000 lines.
+_LineFigures = tuple[str, tuple[str, ...], Decimal, Decimal, Decimal]
 
 
 @attrs.frozen(kw_only=True)
 class _Figures:
-    lines: tuple[_LineFigures, ...]
+    lines: list[_LineFigures]
+    keep: Decimal
+    """The share of every line the document discount leaves (1 - its percentage - amount / subtotal)."""
     average: Decimal
+    margin: Decimal | None = None
+    max_discount: Decimal = ZERO
 
 
 def _percent_off(amount: Decimal, reference: Decimal) -> Decimal:
@@ -353,6 +373,26 @@ class DiscountPolicy:
                                 f"at least {low}, the limit of {previous.role!r}{scope}",
                             )
                     previous = rung
+        previous = None
+        for rung in self.ladder:
+            if previous is not None and previous.min_margin is None and rung.min_margin is not None:
+                raise ValidationError(
+                    f"ladder[{rung.role!r}].min_margin",
+                    rung.min_margin,
+                    f"None, like {previous.role!r} below it (minimum margins never rise)",
+                )
+            if (
+                previous is not None
+                and previous.min_margin is not None
+                and rung.min_margin is not None
+                and rung.min_margin > previous.min_margin
+            ):
+                raise ValidationError(
+                    f"ladder[{rung.role!r}].min_margin",
+                    rung.min_margin,
+                    f"at most {previous.min_margin}, the minimum of {previous.role!r}",
+                )
+            previous = rung
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -373,7 +413,8 @@ class DiscountPolicy:
     def from_dict(cls, data: Mapping[str, Any]) -> DiscountPolicy:
         """Build a policy from ``{"ladder": [...], "measure_from": "catalog"}``.
 
-        Each rung is ``{"role", "max_line_discount", "max_average_discount", "categories"}``;
+        Each rung is ``{"role", "max_line_discount", "max_average_discount", "categories",
+        "min_margin"}``;
         ``max_average_discount`` defaults to ``max_line_discount``, and ``categories`` maps a
         category id to ``{"max_line_discount", "max_average_discount"}`` (either may be left out).
         Percentages are numbers or numeric strings, never floats.
@@ -402,39 +443,62 @@ class DiscountPolicy:
 
     def _figures(self, quote: Quote) -> _Figures:
         keep = EXACT.divide(EXACT.subtract(HUNDRED, quote.document_discount), HUNDRED)
+        subtotal = quote.subtotal.amount
+        if quote.document_amount_off and subtotal:
+            # A fixed amount off the document takes the same share off every line.
+            keep = keep - quote.document_amount_off / subtotal
+        catalog = self.measure_from == "catalog"
+        multiply = EXACT.multiply
         lines = []
-        for line in quote.lines:
+        # The waterfall's own figures (quote._priced): the policy needs numbers, not line objects.
+        priced = quote._priced
+        for line_id, row in zip(priced.ids, priced.rows, strict=True):
+            _item, part, units, catalog_amount, _gross, discounted, _sub, included = row
             reference = (
-                line.catalog_amount.amount
-                if self.measure_from == "catalog"
-                else line.list_amount.amount
+                catalog_amount if catalog else multiply(part.product.list_price.amount, units)
             )
-            discounted = line.discounted.amount
-            lines.append(
-                _LineFigures(
-                    line=line,
-                    reference=reference,
-                    discount=_percent_off(discounted, reference),
-                    net=EXACT.multiply(discounted, keep),
-                )
-            )
-        return _Figures(lines=tuple(lines), average=_average(lines))
+            discount = _percent_off(discounted, reference)
+            if included is not None:
+                # Weigh a tax-included line without its taxes, like every other line.
+                untax = HUNDRED / (HUNDRED + exact_sum(r.rate for r in part.taxes))
+                reference = reference * untax
+                discounted = discounted * untax
+            lines.append((line_id, part.category_path, reference, discount, discounted))
+        needs_margin = any(r.min_margin is not None for r in self.ladder)
+        margin = quote.margin_percent if needs_margin else None
+        return _Figures(
+            lines=lines,
+            keep=keep,
+            average=_average(lines, keep),
+            margin=margin,
+            max_discount=max((f[3] for f in lines), default=ZERO),
+        )
 
     def _exceeded(self, rung: RoleLimits, figures: _Figures) -> list[DiscountReason]:
         reasons = []
-        for item in figures.lines:
-            limit, category = rung.line_limit(item.line.category_path)
-            if item.discount > limit:
+        # Most quotes stay within a rung's own limit on every line: one comparison then.
+        uniform = not rung.categories
+        if uniform and figures.max_discount <= rung.max_line_discount:
+            checked: list[_LineFigures] = []
+        else:
+            checked = figures.lines
+        for line_id, path, _reference, discount, _discounted in checked:
+            limit, category = rung.line_limit(path)
+            if discount > limit:
                 reasons.append(
                     _reason(
                         ReasonKind.LINE_DISCOUNT,
                         rung.role,
                         limit,
-                        item.discount,
-                        item.line.id,
+                        discount,
+                        line_id,
                         category=category,
                     )
                 )
+        margin = figures.margin
+        if rung.min_margin is not None and margin is not None and margin < rung.min_margin:
+            reasons.append(_reason(ReasonKind.MARGIN, rung.role, rung.min_margin, margin))
+            reasons[-1] = attrs.evolve(reasons[-1], excess=rung.min_margin - margin)
         if figures.average > rung.max_average_discount:
             reasons.append(
                 _reason(
@@ -447,10 +511,10 @@ class DiscountPolicy:
         for override in rung.categories:
             if override.max_average_discount is None:
                 continue
-            within = [f for f in figures.lines if override.category in f.line.category_path]
+            within = [f for f in figures.lines if override.category in f[1]]
             if not within:
                 continue
-            average = _average(within)
+            average = _average(within, figures.keep)
             if average > override.max_average_discount:
                 reasons.append(
                     _reason(
@@ -511,19 +575,25 @@ class DiscountPolicy:
             actor=actor.id,
             actor_role=None if actor_index is None else self.ladder[actor_index].role,
             average_discount=figures.average,
-            max_line_discount=max((f.discount for f in figures.lines), default=ZERO),
+            max_line_discount=figures.max_discount,
         )
 
 
 def _rung_from_dict(data: object) -> RoleLimits:
     if not isinstance(data, Mapping):
         raise InvalidTypeError("rung", data, "a dict with role and max_line_discount")
-    unknown = set(data) - {"role", "max_line_discount", "max_average_discount", "categories"}
+    unknown = set(data) - {
+        "role",
+        "max_line_discount",
+        "max_average_discount",
+        "categories",
+        "min_margin",
+    }
     if unknown:
         raise ValidationError(
             "rung",
             sorted(unknown),
-            "only role, max_line_discount, max_average_discount and categories",
+            "only role, max_line_discount, max_average_discount, categories and min_margin",
         )
     if "role" not in data or "max_line_discount" not in data:
         raise ValidationError("rung", dict(data), "a 'role' and a 'max_line_discount'")
@@ -555,12 +625,14 @@ def _rung_from_dict(data: object) -> RoleLimits:
         max_line_discount=data["max_line_discount"],
         max_average_discount=data.get("max_average_discount", data["max_line_discount"]),
         categories=categories,
+        min_margin=data.get("min_margin"),
     )
 
 
-def _average(lines: Sequence[_LineFigures]) -> Decimal:
-    reference = exact_sum(f.reference for f in lines)
-    return _percent_off(exact_sum(f.net for f in lines), reference)
+def _average(lines: Sequence[_LineFigures], keep: Decimal) -> Decimal:
+    # Every net is discounted x keep, so their sum is keep x the discounted amounts' sum, exactly.
+    reference = exact_sum(f[2] for f in lines)
+    return _percent_off(EXACT.multiply(exact_sum(f[4] for f in lines), keep), reference)
 
 
 def _reason(
@@ -586,8 +658,12 @@ def _reason(
 
 def _floor_breaches(quote: Quote) -> list[DiscountReason]:
     """Lines (or bundles, taken whole) whose rounded net is below their floor amount."""
+    if all(row[1].product.floor_price is None for row in quote._priced.rows):
+        return []  # no floor to hold: the line objects are not needed
     groups: dict[str, list[QuoteLine]] = {}
     for line in quote.lines:
+        if line.product.floor_price is None and line.bundle_sku is None:
+            continue  # nothing to hold (a bundle's floor is its components' together)
         groups.setdefault(line.item_id if line.bundle_sku else line.id, []).append(line)
     reasons = []
     for key, lines in groups.items():
@@ -595,7 +671,7 @@ def _floor_breaches(quote: Quote) -> list[DiscountReason]:
         if not floors:
             continue
         floor = exact_sum(floors)
-        net = exact_sum(line.net.amount for line in lines)
+        net = exact_sum(line._net for line in lines)
         if net < floor:
             reasons.append(
                 DiscountReason(

@@ -11,6 +11,10 @@ Rules (pinned by tests):
 * A missed inbound call (not answered) from a known contact that found no task makes a follow-up
   task for the contact's owner (the call's owner when the contact has none), due on the call's date,
   unless that person already has an open task for the contact, which the call then links to.
+* An answered call to a known contact that found no task leaves a follow-up task when the linker
+  is asked to (``follow_up``, see :data:`~salesflow.domain.tasks.FollowUpMode`; ``"off"`` by
+  default here, ``"completed"`` on the desk), for the call's owner (the contact's owner when the
+  call has none); with neither, no task is made.
 * A call's date is the date of ``started_at`` in its own offset, or in ``tz`` when the linker is
   given one.
 
@@ -28,8 +32,11 @@ import attrs
 from salesflow.domain.calls import CallRecord
 from salesflow.domain.phones import PhoneDirectory
 from salesflow.domain.tasks import (
+    FollowUpMode,
     FollowUpTask,
     OpenTasks,
+    check_follow_up_mode,
+    follow_up_for_answered_call,
     follow_up_for_missed_call,
     followup_task_id,
 )
@@ -58,7 +65,8 @@ class LinkedCall:
     contact_match: ContactMatch
     """How the contact was found, or why none was."""
     new_task: FollowUpTask | None = None
-    """The follow-up task created for a missed inbound call (store it with the call)."""
+    """The follow-up task created for a missed inbound call, or for an answered call with no
+    task (``follow_up``): store it with the call."""
     unassigned: bool = False
     """A missed inbound call from a known contact that no task could be made for: neither the
     contact nor the call has an owner. Reported so that the call is not quietly forgotten."""
@@ -77,6 +85,7 @@ def link_call(
     new_task_id: Callable[[CallRecord], str] = followup_task_id,
     tz: tzinfo | None = None,
     create_tasks: bool = True,
+    follow_up: FollowUpMode = "off",
 ) -> LinkedCall:
     """Link ``call`` to its contact, task and opportunity (see the module rules). Pure.
 
@@ -88,6 +97,8 @@ def link_call(
         new_task_id: the id of a task created for a missed call (deterministic by default).
         tz: the zone that decides a call's date (the call's own offset when ``None``).
         create_tasks: whether a missed inbound call may create a task.
+        follow_up: what an answered call with no task leaves (see
+            :data:`~salesflow.domain.tasks.FollowUpMode`).
 
     Returns the linked call and the new task, if one was created. Nothing passed in is changed; use
     :class:`CallLinker` to link a batch in which a task created for one call serves the next.
@@ -97,7 +108,8 @@ def link_call(
     if not isinstance(directory, PhoneDirectory):
         raise InvalidTypeError("directory", directory, "a PhoneDirectory")
     index = tasks if isinstance(tasks, OpenTasks) else OpenTasks(() if tasks is None else tasks)
-    return _link(call, directory, index, new_task_id, tz, create_tasks)
+    mode = check_follow_up_mode(follow_up, "follow_up")
+    return _link(call, directory, index, new_task_id, tz, create_tasks, mode)
 
 
 def _link(
@@ -107,6 +119,7 @@ def _link(
     new_task_id: Callable[[CallRecord], str],
     tz: tzinfo | None,
     create_tasks: bool,
+    follow_up: FollowUpMode = "off",
 ) -> LinkedCall:
     contact_id = call.contact_id
     match: ContactMatch
@@ -143,11 +156,30 @@ def _link(
                         due=day,
                     )
                     task = new_task
+        elif task is None and follow_up != "off" and call.answered and searcher is not None:
+            new_task = follow_up_for_answered_call(
+                call,
+                contact_id=contact_id,
+                owner=searcher,
+                mode=follow_up,
+                task_id=new_task_id(call),
+                tz=tz,
+            )
+            task = new_task
     task_id = call.task_id if call.task_id is not None else (None if task is None else task.id)
     opportunity_id = call.opportunity_id
     if opportunity_id is None and task is not None:
         opportunity_id = task.opportunity_id
-    linked = call.with_links(contact_id=contact_id, task_id=task_id, opportunity_id=opportunity_id)
+    if (
+        contact_id == call.contact_id
+        and task_id == call.task_id
+        and opportunity_id == call.opportunity_id
+    ):
+        linked = call  # nothing found (an unknown number): no copy to make
+    else:
+        linked = call.with_links(
+            contact_id=contact_id, task_id=task_id, opportunity_id=opportunity_id
+        )
     return LinkedCall(call=linked, contact_match=match, new_task=new_task, unassigned=unassigned)
 
 
@@ -155,7 +187,8 @@ class CallLinker:
     """Links a batch of calls: :func:`link_call` with a task index that learns as it goes.
 
     A task created for one missed call is found by the next missed call of the same contact, so a
-    contact who calls three times while nobody answers gets one follow-up task, not three. The
+    contact who calls three times while nobody answers gets one follow-up task, not three (an
+    open follow-up of an answered call serves the next calls too; a completed one does not). The
     created tasks are in :attr:`created_tasks`; nothing outside the linker is changed.
     """
 
@@ -167,6 +200,7 @@ class CallLinker:
         new_task_id: Callable[[CallRecord], str] = followup_task_id,
         tz: tzinfo | None = None,
         create_tasks: bool = True,
+        follow_up: FollowUpMode = "off",
     ) -> None:
         if not isinstance(directory, PhoneDirectory):
             raise InvalidTypeError("directory", directory, "a PhoneDirectory")
@@ -181,12 +215,21 @@ class CallLinker:
         self._new_task_id = new_task_id
         self._tz = tz
         self._create = create_tasks
+        self._follow_up = check_follow_up_mode(follow_up, "follow_up")
 
     def link(self, call: CallRecord) -> LinkedCall:
         """Link one call (see :func:`link_call`)."""
         if not isinstance(call, CallRecord):
             raise InvalidTypeError("call", call, "a CallRecord")
-        result = _link(call, self.directory, self.tasks, self._new_task_id, self._tz, self._create)
+        result = _link(
+            call,
+            self.directory,
+            self.tasks,
+            self._new_task_id,
+            self._tz,
+            self._create,
+            self._follow_up,
+        )
         if result.new_task is not None:
             self.tasks.add(result.new_task)
             self.created_tasks.append(result.new_task)

@@ -22,7 +22,7 @@ must stay fast.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
@@ -253,11 +253,18 @@ class PhoneDirectory:
         *,
         default_region: str | None = None,
         company_numbers: Iterable[str] | None = None,
+        normalised: Mapping[str, Sequence[str | None]] | None = None,
     ) -> PhoneDirectory:
         """Index ``contacts`` (objects with ``id``, ``owner`` and ``phones``).
 
         Pass ``settings``, or ``default_region`` and ``company_numbers`` to build them. Contact ids
         must be unique (:class:`~salesflow.errors.ValidationError` otherwise).
+
+        ``normalised`` maps a contact id to its numbers already in E.164 under ``settings``'
+        default region (``None`` for one that is not a phone number), in the order of its
+        ``phones``: those contacts cost no parsing (the numbers stored beside the contacts, see
+        :class:`~salesflow.domain.contacts.ContactNumber`). A contact it leaves out, or lists with
+        another count of numbers, is parsed. The directory is the same either way.
         """
         if settings is None:
             settings = PhoneSettings(
@@ -292,8 +299,11 @@ class PhoneDirectory:
             by_id[contact_id] = contact
             if isinstance(phones, str):
                 phones = (phones,)
-            for raw in phones:
-                e164 = normalise_number(raw, region)
+            phones = tuple(phones)
+            known = None if normalised is None else normalised.get(contact_id)
+            if known is None or len(known) != len(phones):
+                known = [normalise_number(raw, region) for raw in phones]
+            for raw, e164 in zip(phones, known, strict=True):
                 if e164 is None:
                     unparseable.append((contact_id, raw))
                 elif e164 in company:
@@ -301,14 +311,14 @@ class PhoneDirectory:
                 else:
                     _add_aliases(aliases, raw, e164)
                     _add_national_aliases(aliases, e164, region)
-                    known = index.get(e164)
-                    if known is None:
+                    listed = index.get(e164)
+                    if listed is None:
                         index[e164] = contact_id
-                    elif isinstance(known, str):
-                        if known != contact_id:
-                            index[e164] = (known, contact_id)
-                    elif contact_id not in known:
-                        index[e164] = (*known, contact_id)
+                    elif isinstance(listed, str):
+                        if listed != contact_id:
+                            index[e164] = (listed, contact_id)
+                    elif contact_id not in listed:
+                        index[e164] = (*listed, contact_id)
         return cls(
             settings=settings,
             index=index,

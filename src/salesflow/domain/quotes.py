@@ -17,15 +17,26 @@ The pricing waterfall, in this order, for every line (pinned by tests):
    components in proportion to their list prices (``list price x quantity per bundle``) with
    :meth:`Money.allocate <salesflow.domain.money.Money.allocate>`, so the components add up to the
    bundle price exactly.
-4. **Line discount** (percent): ``amount x (100 - discount) / 100``, exact.
+4. **Line discounts**, in this order: the percentage, ``amount x (100 - discount) / 100``, then
+   the fixed ``amount_off``, both exact. Negative values are surcharges, allowed only on products
+   whose catalog entry says ``allow_surcharge``.
 5. **Rounding** of the line to the currency's minor unit, ``ROUND_HALF_UP``: the *subtotal*. This is
-   the first of the three rounding points. A bundle is discounted and rounded as a whole, and the
-   rounded bundle subtotal is allocated over the components by their step-3 amounts.
-6. **Document discount** (percent) on the sum of the subtotals, rounded once (``ROUND_HALF_UP``,
-   rounding point 2), then allocated over the lines by subtotal (largest remainder), so the line
-   nets add up to ``subtotal - document discount`` exactly.
-7. **Tax** (percent) on the sum of the nets, rounded once (``ROUND_HALF_UP``, rounding point 3) and
-   allocated over the lines by net the same way.
+   the first rounding point. A bundle is discounted and rounded as a whole, and the rounded bundle
+   subtotal is allocated over the components by their step-3 amounts. For a product whose prices
+   include tax, the rounded amount is the *included* amount and the subtotal is its untaxed part
+   (:func:`salesflow.domain.taxes.untaxed_amount`: divided by 1 + the line's rates, rounded half
+   up: the cent rule).
+6. **Document discount**: the percentage of the sum of the subtotals, rounded once (``ROUND_HALF_UP``),
+   plus the fixed :attr:`Quote.document_amount_off`, allocated over the lines by subtotal (largest
+   remainder), so the line nets add up to ``subtotal - document discount`` exactly.
+7. **Taxes**: each line pays its own rates (the catalog's for its product or category, those of
+   the quote's region, and the quote-wide ``tax_rate`` as code ``tax``). With
+   ``tax_rounding="document"`` (the default) each rate is rounded once on the nets of the lines
+   carrying it and allocated over them by net; with ``"line"`` each line's tax per rate is rounded
+   on its own (see :mod:`salesflow.domain.taxes`).
+
+Quantities may be in a product's unit of measure (:mod:`salesflow.domain.units`); lines count base
+units. Lines of products with a cost show ``cost`` and ``margin``; :attr:`Quote.margin` sums them.
 
 Nothing else rounds: unit prices and the exact intermediate amounts keep every digit, and
 :attr:`Quote.total` is always the exact sum of the line nets plus the exact sum of the line taxes.
@@ -60,6 +71,7 @@ from salesflow.domain.checks import (
     as_enum,
     as_percent,
     as_quantity,
+    check_choice,
     check_count,
     check_id,
     check_instance,
@@ -67,7 +79,7 @@ from salesflow.domain.checks import (
     check_optional_text,
     check_string,
 )
-from salesflow.domain.money import Money, check_currency, currency_exponent
+from salesflow.domain.money import Money, check_currency, currency_exponent, currency_precision
 from salesflow.domain.numbers import (
     EXACT,
     HUNDRED,
@@ -77,8 +89,19 @@ from salesflow.domain.numbers import (
     check_bounds,
     exact_sum,
     to_amount,
+    to_decimal,
     to_percent,
 )
+from salesflow.domain.taxes import (
+    TAX_ROUNDINGS,
+    TaxRate,
+    TaxRounding,
+    TaxSource,
+    check_unique_codes,
+    parse_tax_rates,
+    untaxed_amount,
+)
+from salesflow.domain.units import UnitOfMeasure
 from salesflow.errors import (
     CurrencyMismatchError,
     InvalidTypeError,
@@ -92,6 +115,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = [
+    "LineTax",
     "PriceStep",
     "ProductSnapshot",
     "Quote",
@@ -128,6 +152,40 @@ def _to_path(value: object) -> tuple[str, ...]:
     return path
 
 
+def _to_discount(value: object, field: attrs.Attribute[Any]) -> Decimal:
+    """A line discount in percent, -100..100: below zero is a surcharge (where the catalog
+    allows one)."""
+    number = to_decimal(value, field.name)
+    if not -HUNDRED <= number <= HUNDRED:
+        raise ValidationError(
+            field.name, value, "a percentage from -100 (a surcharge) to 100", where=None
+        )
+    return number
+
+
+def _to_amount_off(value: object, field: attrs.Attribute[Any]) -> Decimal:
+    if value is ZERO or (type(value) is int and value == 0):
+        return ZERO  # the usual case, without the bounds check
+    return to_amount(value, field.name)
+
+
+def _to_rates(value: object) -> tuple[TaxRate, ...]:
+    if isinstance(value, tuple) and all(type(v) is TaxRate for v in value):
+        check_unique_codes(value, "taxes")
+        return value
+    return parse_tax_rates(value)
+
+
+if TYPE_CHECKING:
+    # What mypy sees (its attrs plugin does not read attrs.Converter, python/mypy#15736).
+    def _as_discount(value: object, /) -> Decimal: ...
+    def _as_amount_off(value: object, /) -> Decimal: ...
+
+else:
+    _as_discount = attrs.Converter(_to_discount, takes_field=True)
+    _as_amount_off = attrs.Converter(_to_amount_off, takes_field=True)
+
+
 def _dec(value: Decimal) -> str:
     """A canonical text for a number: ``10``, ``10.0`` and ``1E+1`` all read ``10``."""
     return format(value.normalize(), "f") if value else "0"
@@ -145,14 +203,20 @@ class ProductSnapshot:
     product: Product = attrs.field(validator=check_instance, metadata={"type": Product})
     category_path: tuple[str, ...] = attrs.field(default=(), converter=_to_path)
     quantity: Decimal = attrs.field(default=_ONE, converter=as_quantity)
+    taxes: tuple[TaxRate, ...] = attrs.field(default=(), converter=_to_rates)
+    """The tax rates the line pays: the catalog's for the product (or its category) and those of
+    the quote's region."""
 
     def to_dict(self) -> dict[str, Any]:
         """This snapshot as a plain dict that :meth:`from_dict` reads back."""
-        return {
+        data: dict[str, Any] = {
             "product": self.product.to_dict(),
             "category_path": list(self.category_path),
             "quantity": str(self.quantity),
         }
+        if self.taxes:
+            data["taxes"] = [t.to_dict() for t in self.taxes]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProductSnapshot:
@@ -163,10 +227,13 @@ class ProductSnapshot:
             product=Product.from_dict(data["product"]),
             category_path=data.get("category_path", ()),
             quantity=data.get("quantity", _ONE),
+            taxes=parse_tax_rates(data.get("taxes")),
         )
 
 
 def _to_snapshots(value: object) -> tuple[ProductSnapshot, ...]:
+    if type(value) is tuple and value and all(type(p) is ProductSnapshot for p in value):
+        return value  # built by the quote itself: skip the checks of arbitrary input
     if isinstance(value, str | Mapping) or not isinstance(value, Iterable):
         raise InvalidTypeError("products", value, "a sequence of ProductSnapshot")
     parts = tuple(value)
@@ -180,8 +247,10 @@ def _to_snapshots(value: object) -> tuple[ProductSnapshot, ...]:
 
 @attrs.frozen(kw_only=True)
 class QuoteItem:
-    """One line as the rep entered it: a product (or a bundle), a quantity, an optional unit price
-    and a line discount (percent).
+    """One line as the rep entered it: a product (or a bundle), a quantity (in ``unit``, a unit of
+    measure of the product, or its base unit), an optional unit price (per that unit), a line
+    discount in percent (negative: a surcharge, where the product allows one) and ``amount_off``,
+    a fixed amount off the line after the percentage (negative: a surcharge).
 
     ``products`` holds one :class:`ProductSnapshot` for a product line, and one per component (in
     bundle order) for a bundle line, whose ``bundle`` is then set. Build items with
@@ -194,7 +263,9 @@ class QuoteItem:
     products: tuple[ProductSnapshot, ...] = attrs.field(converter=_to_snapshots)
     bundle: Bundle | None = None
     unit_price: Money | None = None
-    discount: Decimal = attrs.field(default=ZERO, converter=as_percent)
+    discount: Decimal = attrs.field(default=ZERO, converter=_as_discount)
+    amount_off: Decimal = attrs.field(default=ZERO, converter=_as_amount_off)
+    unit: str | None = attrs.field(default=None, validator=check_optional_id)
 
     def __attrs_post_init__(self) -> None:
         try:
@@ -210,11 +281,24 @@ class QuoteItem:
                     "products", self.products, "one product, with quantity 1, for a product line"
                 )
             product = self.products[0].product
-            if product.tiers and not whole:
+            units = self.base_quantity
+            if product.tiers and units != units.to_integral_value():
                 raise ValidationError(
                     "quantity", self.quantity, f"a whole number ({product.sku!r} has volume tiers)"
                 )
+            if (self.discount < 0 or self.amount_off < 0) and not product.allow_surcharge:
+                raise ValidationError(
+                    "discount" if self.discount < 0 else "amount_off",
+                    self.discount if self.discount < 0 else self.amount_off,
+                    f"no surcharge: the catalog does not allow one on {product.sku!r}",
+                )
         else:
+            if self.unit is not None:
+                raise ValidationError("unit", self.unit, "None: a bundle sells whole bundles")
+            if self.discount < 0 or self.amount_off < 0:
+                raise ValidationError(
+                    "discount", self.discount, "no surcharge on a bundle (0 to 100 percent)"
+                )
             if not isinstance(self.bundle, Bundle):
                 raise InvalidTypeError("bundle", self.bundle, "a Bundle or None")
             expected = [(c.sku, c.quantity) for c in self.bundle.components]
@@ -259,11 +343,24 @@ class QuoteItem:
                     )
         else:
             product = self.products[0].product
-            amounts = [("list price", multiply(product.list_price.amount, qty))]
-            if product.tiers:
-                amounts.append(("tier price", product.volume_amount(qty).amount))
+            units = self.base_quantity
+            if units >= MAX_QUANTITY:
+                raise ValidationError(
+                    "quantity", qty, f"a quantity whose base units stay below {MAX_QUANTITY:,f}"
+                )
+            # Tier, band and unit-of-measure prices never exceed the list price (the catalog
+            # checks it), so the list amount bounds them all.
+            amounts = [("list price", multiply(product.list_price.amount, units))]
             if self.unit_price is not None:
                 amounts.append(("unit price", multiply(self.unit_price.amount, qty)))
+        if self.amount_off:
+            kept = _percent_kept(_gross_amount(self), self.discount)
+            if self.amount_off > kept:
+                raise ValidationError(
+                    "amount_off",
+                    self.amount_off,
+                    f"at most the line's amount after its discount ({kept})",
+                )
         for what, amount in amounts:
             if amount >= MAX_AMOUNT:
                 raise ValidationError(
@@ -271,6 +368,19 @@ class QuoteItem:
                     amount,
                     f"a line amount (quantity {qty} x {what}) below {MAX_AMOUNT:,f}",
                 )
+
+    @property
+    def unit_of_measure(self) -> UnitOfMeasure | None:
+        """The product's unit of measure the quantity is in (``None``: its base unit)."""
+        if self.unit is None:
+            return None
+        return self.products[0].product.unit(self.unit)
+
+    @property
+    def base_quantity(self) -> Decimal:
+        """The quantity in the product's base units (quantity x the unit's factor)."""
+        uom = self.unit_of_measure
+        return self.quantity if uom is None else EXACT.multiply(self.quantity, uom.factor)
 
     @property
     def sku(self) -> str:
@@ -296,7 +406,7 @@ class QuoteItem:
 
     def to_dict(self) -> dict[str, Any]:
         """This item as a plain dict that :meth:`from_dict` reads back."""
-        return {
+        data = {
             "id": self.id,
             "quantity": str(self.quantity),
             "discount": str(self.discount),
@@ -304,6 +414,11 @@ class QuoteItem:
             "bundle": None if self.bundle is None else self.bundle.to_dict(),
             "products": [p.to_dict() for p in self.products],
         }
+        if self.amount_off:
+            data["amount_off"] = str(self.amount_off)
+        if self.unit is not None:
+            data["unit"] = self.unit
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> QuoteItem:
@@ -327,10 +442,49 @@ class QuoteItem:
             bundle=bundle,
             unit_price=None if price is None else Money.of(price, currency),
             discount=data.get("discount", ZERO),
+            amount_off=data.get("amount_off", ZERO),
+            unit=data.get("unit"),
         )
 
 
+def _catalog_amount(item: QuoteItem, product: Product) -> Decimal:
+    """What the catalog asks for a product item: the unit of measure's own price x quantity, or
+    the (tiered) price of its base units (exact)."""
+    uom = item.unit_of_measure
+    if uom is not None and uom.price is not None:
+        return EXACT.multiply(uom.price.amount, item.quantity)
+    return product._amount_of(item.base_quantity)
+
+
+def _gross_amount(item: QuoteItem) -> Decimal:
+    """The amount the line discount applies to (exact)."""
+    if item.unit_price is not None:
+        return EXACT.multiply(item.unit_price.amount, item.quantity)
+    if item.bundle is not None:
+        return EXACT.multiply(item.bundle.price.amount, item.quantity)
+    return _catalog_amount(item, item.products[0].product)
+
+
+def _percent_kept(amount: Decimal, discount: Decimal) -> Decimal:
+    """``amount x (100 - discount) / 100``, exact (the factor first, as quotes always did, so
+    amounts keep the digits they showed)."""
+    if not discount:
+        return amount
+    return EXACT.multiply(amount, EXACT.divide(EXACT.subtract(HUNDRED, discount), HUNDRED))
+
+
 # -- lines: what the customer pays -------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class LineTax:
+    """One tax on one quote line: the rate's ``code``, ``rate`` (percent), ``name`` and the
+    ``amount`` the line pays (whole minor units)."""
+
+    code: str
+    rate: Decimal
+    name: str | None
+    amount: Money
 
 
 @attrs.frozen(kw_only=True)
@@ -338,7 +492,9 @@ class QuoteLine:
     """A priced line: every step of the waterfall, kept for explanation.
 
     Amounts marked *exact* keep every digit; ``subtotal``, ``document_discount``, ``net`` and
-    ``tax`` are whole minor units.
+    ``tax`` are whole minor units. The waterfall stores plain ``Decimal`` amounts and the
+    :class:`Money` properties wrap them on access, so that pricing a big quote builds one object per
+    line rather than one per amount.
     """
 
     id: str
@@ -352,27 +508,88 @@ class QuoteLine:
     category_path: tuple[str, ...]
     """The product's category and its parents, nearest first."""
     quantity: Decimal
-    """Units of the product (for a component: per-bundle quantity x bundles)."""
-    catalog_amount: Money
-    """Steps 2-3: what the catalog asks for the line: list price x quantity with volume tiers
-    applied, or the line's share of the bundle price (exact)."""
+    """Base units of the product (for a component: per-bundle quantity x bundles; in a unit of
+    measure: quantity x its factor)."""
+    currency: str
+    """The quote's currency."""
     unit_price: Money | None
     """Step 3: the unit price set on the quote, or ``None`` for the catalog's."""
-    gross: Money
-    """Step 3: the amount the line discount applies to (exact)."""
     discount: Decimal
-    """Step 4: the line discount, percent."""
-    discounted: Money
-    """Step 4: gross x (100 - discount) / 100 (exact)."""
-    subtotal: Money
-    """Step 5: the discounted amount rounded to the minor unit (half up; for bundle components, the
-    share of the rounded bundle subtotal)."""
-    document_discount: Money
-    """Step 6: this line's share of the document discount."""
-    net: Money
-    """subtotal - document_discount: what the customer pays before tax."""
-    tax: Money
-    """Step 7: this line's share of the quote's tax."""
+    """Step 4: the line discount, percent (negative: a surcharge)."""
+    _catalog_amount: Decimal
+    _gross: Decimal
+    _discounted: Decimal
+    _subtotal: Decimal
+    _document_discount: Decimal
+    _net: Decimal
+    _tax: Decimal
+    unit: str | None = None
+    """The unit of measure the item's quantity is in (``None``: base units)."""
+    _amount_off: Decimal = ZERO
+    _included: Decimal | None = None
+    tax_rates: tuple[TaxRate, ...] = ()
+    """The rates the line pays (the quote-wide ``tax_rate`` last, as code ``tax``)."""
+    tax_amounts: tuple[Decimal, ...] = ()
+    """What the line pays for each of :attr:`tax_rates` (whole minor units)."""
+    _cost: Decimal | None = None
+
+    def _money(self, amount: Decimal) -> Money:
+        return Money._trusted(amount, self.currency)
+
+    @property
+    def catalog_amount(self) -> Money:
+        """Steps 2-3: what the catalog asks for the line: list price x quantity with volume tiers
+        applied (or the unit of measure's own price), or the line's share of the bundle price
+        (exact)."""
+        return self._money(self._catalog_amount)
+
+    @property
+    def gross(self) -> Money:
+        """Step 3: the amount the line discount applies to (exact)."""
+        return self._money(self._gross)
+
+    @property
+    def discounted(self) -> Money:
+        """Step 4: gross x (100 - discount) / 100 - amount off (exact)."""
+        return self._money(self._discounted)
+
+    @property
+    def subtotal(self) -> Money:
+        """Step 5: the discounted amount rounded to the minor unit (half up; for bundle
+        components, the share of the rounded bundle subtotal), without tax (see
+        :attr:`included`)."""
+        return self._money(self._subtotal)
+
+    @property
+    def document_discount(self) -> Money:
+        """Step 6: this line's share of the document discount."""
+        return self._money(self._document_discount)
+
+    @property
+    def net(self) -> Money:
+        """subtotal - document_discount: what the customer pays before tax."""
+        return self._money(self._net)
+
+    @property
+    def tax(self) -> Money:
+        """Step 7: the line's taxes together (see :attr:`taxes`)."""
+        return self._money(self._tax)
+
+    @property
+    def amount_off(self) -> Money | None:
+        """Step 4: the fixed amount off the line after the percentage (``None``: none)."""
+        return self._money(self._amount_off) if self._amount_off else None
+
+    @property
+    def included(self) -> Money | None:
+        """For a product whose prices include tax: the rounded amount with the taxes in, which
+        step 5 divides back (the cent rule, :func:`salesflow.domain.taxes.untaxed_amount`)."""
+        return None if self._included is None else self._money(self._included)
+
+    @property
+    def cost(self) -> Money | None:
+        """The product's cost x quantity (``None`` when the product has no cost)."""
+        return None if self._cost is None else self._money(self._cost)
 
     @property
     def sku(self) -> str:
@@ -393,80 +610,234 @@ class QuoteLine:
     def list_amount(self) -> Money:
         """Step 1: list price x quantity (exact)."""
         amount = EXACT.multiply(self.product.list_price.amount, self.quantity)
-        return Money._trusted(amount, self.net.currency)
+        return Money._trusted(amount, self.currency)
 
     @property
     def volume(self) -> tuple[TierSegment, ...]:
         """Step 2: the runs of units and their tier prices (empty unless the product has tiers and
-        the line is not part of a bundle)."""
+        the line is not part of a bundle or priced by a unit of measure's own price)."""
         if self.bundle_sku is not None or not self.product.tiers:
+            return ()
+        uom = self.product.unit(self.unit)
+        if uom is not None and uom.price is not None:
             return ()
         return self.product.volume_segments(self.quantity)
 
     @property
     def floor_amount(self) -> Money | None:
-        """floor price x quantity, or ``None`` when the product has no floor."""
+        """floor price x quantity, or ``None`` when the product has no floor (without tax for a
+        tax-included product, by the cent rule)."""
         floor = self.product.floor_price
         if floor is None:
             return None
-        return Money._trusted(EXACT.multiply(floor.amount, self.quantity), self.net.currency)
+        amount = EXACT.multiply(floor.amount, self.quantity)
+        if self.included is not None:
+            quantum = currency_exponent(self.currency)
+            rates = [r.rate for r in self.tax_rates if r.code != _QUOTE_TAX]
+            amount = untaxed_amount(amount.quantize(quantum, ROUND_HALF_UP, EXACT), rates, quantum)
+        return Money._trusted(amount, self.currency)
 
     @property
     def line_discount_amount(self) -> Money:
-        """gross - discounted (exact)."""
-        return self.gross - self.discounted
+        """gross - discounted (exact): the percentage and the amount off together."""
+        return self._money(self._gross - self._discounted)
 
     @property
     def rounding(self) -> Money:
-        """subtotal - discounted: what rounding to the minor unit added (negative: removed)."""
-        return self.subtotal - self.discounted
+        """The rounded amount - discounted: what rounding to the minor unit added (negative:
+        removed)."""
+        rounded = self._subtotal if self._included is None else self._included
+        return self._money(rounded - self._discounted)
+
+    @property
+    def taxes(self) -> tuple[LineTax, ...]:
+        """Each tax the line pays, in the order of :attr:`tax_rates`."""
+        currency = self.currency
+        return tuple(
+            LineTax(code=r.code, rate=r.rate, name=r.name, amount=Money._trusted(a, currency))
+            for r, a in zip(self.tax_rates, self.tax_amounts, strict=True)
+        )
 
     @property
     def total(self) -> Money:
         """net + tax."""
-        return self.net + self.tax
+        return self._money(self._net + self._tax)
+
+    @property
+    def margin(self) -> Money | None:
+        """net - cost (exact; ``None`` without a cost)."""
+        return None if self._cost is None else self._money(self._net - self._cost)
+
+    @property
+    def margin_percent(self) -> Decimal | None:
+        """margin x 100 / net (``None`` without a cost or with a zero net)."""
+        if self._cost is None or not self._net:
+            return None
+        return _ratio(self._net - self._cost, self._net)
 
 
-@attrs.frozen(kw_only=True)
-class _Pricing:
-    lines: tuple[QuoteLine, ...]
-    list_total: Decimal
-    subtotal: Decimal
-    document_discount: Decimal
-    tax: Decimal
+_QUOTE_TAX = "tax"
+"""The code of the quote-wide ``tax_rate`` on a line."""
+
+
+def _ratio(part: Decimal, whole: Decimal) -> Decimal:
+    """``part x 100 / whole`` to 28 significant digits (one rounding, in the quotient)."""
+    return EXACT.multiply(part, HUNDRED) / whole
 
 
 # One priced line before the document discount: item, snapshot, units, catalog amount, gross,
-# discounted (exact) and subtotal (rounded).
-_Row = tuple[QuoteItem, ProductSnapshot, Decimal, Decimal, Decimal, Decimal, Decimal]
+# discounted (exact), subtotal (rounded, untaxed) and the tax-included subtotal (or None).
+_Row = tuple[
+    QuoteItem, ProductSnapshot, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal | None
+]
+
+
+class _Pricing:
+    """The waterfall's figures, one list per step, and the line objects built from them on first
+    use: totals, nets and the policy's figures need the numbers only."""
+
+    __slots__ = (
+        "_ids",
+        "_lines",
+        "currency",
+        "doc_shares",
+        "document_discount",
+        "line_rates",
+        "line_taxes",
+        "nets",
+        "rows",
+        "subtotal",
+        "tax",
+        "taxes",
+    )
+
+    def __init__(
+        self,
+        *,
+        currency: str,
+        rows: list[_Row],
+        doc_shares: list[Decimal],
+        nets: list[Decimal],
+        line_rates: list[tuple[TaxRate, ...]],
+        line_taxes: list[tuple[Decimal, ...]],
+        subtotal: Decimal,
+        document_discount: Decimal,
+        tax: Decimal,
+        taxes: tuple[tuple[TaxRate, Decimal, Decimal], ...],
+    ) -> None:
+        self.currency = currency
+        self.rows = rows
+        self.doc_shares = doc_shares
+        self.nets = nets
+        self.line_rates = line_rates
+        self.line_taxes = line_taxes
+        self.subtotal = subtotal
+        self.document_discount = document_discount
+        self.tax = tax
+        self.taxes = taxes
+        """(rate, base, amount) per tax, in order of first appearance."""
+        self._ids: list[str] | None = None
+        self._lines: tuple[QuoteLine, ...] | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        """The line ids: the item's, or ``L3.1``, ``L3.2``... for a bundle's components."""
+        ids = self._ids
+        if ids is None:
+            ids = []
+            counters: dict[str, int] = {}
+            for row in self.rows:
+                item = row[0]
+                if item.bundle is None:
+                    ids.append(item.id)
+                else:
+                    counters[item.id] = counters.get(item.id, 0) + 1
+                    ids.append(f"{item.id}.{counters[item.id]}")
+            self._ids = ids
+        return ids
+
+    @property
+    def lines(self) -> tuple[QuoteLine, ...]:
+        """The priced lines, built on first use."""
+        lines = self._lines
+        if lines is None:
+            lines = tuple(self._build())
+            self._lines = lines
+        return lines
+
+    def _build(self) -> Iterator[QuoteLine]:
+        currency = self.currency
+        multiply = EXACT.multiply
+        for line_id, row, doc_share, net, rates, taxes in zip(
+            self.ids,
+            self.rows,
+            self.doc_shares,
+            self.nets,
+            self.line_rates,
+            self.line_taxes,
+            strict=True,
+        ):
+            item, part, units, catalog, gross, discounted, sub, included = row
+            product = part.product
+            cost = product.cost
+            yield QuoteLine(
+                id=line_id,
+                item_id=item.id,
+                product=product,
+                bundle_sku=None if item.bundle is None else item.bundle.sku,
+                category_path=part.category_path,
+                quantity=units,
+                currency=currency,
+                unit_price=item.unit_price,
+                discount=item.discount,
+                catalog_amount=catalog,
+                gross=gross,
+                discounted=discounted,
+                subtotal=sub,
+                document_discount=doc_share,
+                net=net,
+                tax=exact_sum(taxes) if taxes else ZERO,
+                unit=item.unit,
+                amount_off=item.amount_off,
+                included=included,
+                tax_rates=rates,
+                tax_amounts=taxes,
+                cost=None if cost is None else multiply(cost.amount, units),
+            )
+
+
+def _untaxed(
+    part: ProductSnapshot, amount: Decimal, quantum: Decimal
+) -> tuple[Decimal, Decimal | None]:
+    if not part.product.tax_included:
+        return amount, None
+    return untaxed_amount(amount, [t.rate for t in part.taxes], quantum), amount
 
 
 def _rows(item: QuoteItem, quantum: Decimal, currency: str) -> list[_Row]:
     # Every product is exact (EXACT): quantity x price has up to 50 significant digits.
     multiply = EXACT.multiply
-    factor = EXACT.divide(EXACT.subtract(HUNDRED, item.discount), HUNDRED)
+    discount = item.discount
+    off = item.amount_off
     qty = item.quantity
     if item.bundle is None:
         part = item.products[0]
         product = part.product
-        catalog = (
-            product.volume_amount(qty).amount
-            if product.tiers
-            else multiply(product.list_price.amount, qty)
-        )
+        if item.unit is None:
+            units = qty
+            catalog = product._amount_of(qty)
+        else:
+            units = item.base_quantity
+            catalog = _catalog_amount(item, product)
         gross = catalog if item.unit_price is None else multiply(item.unit_price.amount, qty)
-        discounted = multiply(gross, factor)
-        return [
-            (
-                item,
-                part,
-                qty,
-                catalog,
-                gross,
-                discounted,
-                discounted.quantize(quantum, ROUND_HALF_UP, EXACT),
-            )
-        ]
+        discounted = _percent_kept(gross, discount) if discount else gross
+        if off:
+            discounted = EXACT.subtract(discounted, off)
+        sub = discounted.quantize(quantum, ROUND_HALF_UP, EXACT)
+        if product.tax_included:
+            untaxed, included = _untaxed(part, sub, quantum)
+            return [(item, part, units, catalog, gross, discounted, untaxed, included)]
+        return [(item, part, units, catalog, gross, discounted, sub, None)]
     # A bundle: allocate the bundle price (whole minor units), then the rounded, discounted bundle
     # amount, so that both the gross and the subtotal shares add up exactly.
     bundle_gross = Money._trusted(multiply(item.bundle.price.amount, qty), currency)
@@ -474,78 +845,116 @@ def _rows(item: QuoteItem, quantum: Decimal, currency: str) -> list[_Row]:
     if not any(weights):
         weights = [p.quantity for p in item.products]
     shares = bundle_gross.allocate(weights)
-    bundle_subtotal = Money._trusted(
-        multiply(bundle_gross.amount, factor).quantize(quantum, ROUND_HALF_UP, EXACT), currency
-    )
+    kept = EXACT.subtract(_percent_kept(bundle_gross.amount, discount), off)
+    bundle_subtotal = Money._trusted(kept.quantize(quantum, ROUND_HALF_UP, EXACT), currency)
     sub_shares = bundle_subtotal.allocate(
         [s.amount for s in shares] if bundle_gross.amount else weights
     )
-    return [
-        (
-            item,
-            part,
-            multiply(part.quantity, qty),
-            share.amount,
-            share.amount,
-            multiply(share.amount, factor),
-            sub.amount,
+    rows: list[_Row] = []
+    for part, share, sub_share in zip(item.products, shares, sub_shares, strict=True):
+        # The exact discounted share: the bundle's discounted amount split like its price.
+        part_discounted = (
+            EXACT.multiply(kept, share.amount) / bundle_gross.amount
+            if bundle_gross.amount
+            else ZERO
         )
-        for part, share, sub in zip(item.products, shares, sub_shares, strict=True)
-    ]
+        untaxed, included = _untaxed(part, sub_share.amount, quantum)
+        rows.append(
+            (
+                item,
+                part,
+                multiply(part.quantity, qty),
+                share.amount,
+                share.amount,
+                part_discounted if off else _percent_kept(share.amount, discount),
+                untaxed,
+                included,
+            )
+        )
+    return rows
 
 
 def _price(
-    items: tuple[QuoteItem, ...], currency: str, document_discount: Decimal, tax_rate: Decimal
+    items: tuple[QuoteItem, ...],
+    currency: str,
+    document_discount: Decimal,
+    tax_rate: Decimal,
+    amount_off: Decimal = ZERO,
+    rounding: TaxRounding = "document",
 ) -> _Pricing:
     quantum = currency_exponent(currency)
     rows = [row for item in items for row in _rows(item, quantum, currency)]
     subtotals = [row[6] for row in rows]
     subtotal = exact_sum(subtotals)
-    doc_total = _percent_of(subtotal, document_discount, quantum)
+    doc_total = EXACT.add(_percent_of(subtotal, document_discount, quantum), amount_off)
     doc_shares = _allocate(doc_total, subtotals, currency)
     nets = [EXACT.subtract(s, d) for s, d in zip(subtotals, doc_shares, strict=True)]
-    net_total = EXACT.subtract(subtotal, doc_total)
-    tax_total = _percent_of(net_total, tax_rate, quantum)
-    tax_shares = _allocate(tax_total, nets, currency)
+    quote_rate = (TaxRate(code=_QUOTE_TAX, rate=tax_rate),) if tax_rate else ()
+    line_rates = [row[1].taxes + quote_rate if quote_rate else row[1].taxes for row in rows]
+    line_taxes, summary = _taxes(line_rates, nets, quantum, currency, rounding)
+    tax_total = exact_sum(amount for _rate, _base, amount in summary)
 
-    lines = []
-    counters: dict[str, int] = {}
-    list_total = ZERO
-    for row, doc_share, net, tax in zip(rows, doc_shares, nets, tax_shares, strict=True):
-        item, part, units, catalog, gross, discounted, sub = row
-        list_total = EXACT.add(list_total, EXACT.multiply(part.product.list_price.amount, units))
-        if item.bundle is None:
-            line_id = item.id
-        else:
-            counters[item.id] = counters.get(item.id, 0) + 1
-            line_id = f"{item.id}.{counters[item.id]}"
-        catalog_money = _amount(catalog, currency)
-        lines.append(
-            QuoteLine(
-                id=line_id,
-                item_id=item.id,
-                product=part.product,
-                bundle_sku=None if item.bundle is None else item.bundle.sku,
-                category_path=part.category_path,
-                quantity=units,
-                catalog_amount=catalog_money,
-                unit_price=item.unit_price,
-                gross=catalog_money if gross is catalog else _amount(gross, currency),
-                discount=item.discount,
-                discounted=_amount(discounted, currency),
-                subtotal=_amount(sub, currency),
-                document_discount=_amount(doc_share, currency),
-                net=_amount(net, currency),
-                tax=_amount(tax, currency),
-            )
-        )
     return _Pricing(
-        lines=tuple(lines),
-        list_total=list_total,
+        currency=currency,
+        rows=rows,
+        doc_shares=doc_shares,
+        nets=nets,
+        line_rates=line_rates,
+        line_taxes=line_taxes,
         subtotal=subtotal,
         document_discount=doc_total,
         tax=tax_total,
+        taxes=summary,
     )
+
+
+def _taxes(
+    line_rates: list[tuple[TaxRate, ...]],
+    nets: list[Decimal],
+    quantum: Decimal,
+    currency: str,
+    rounding: TaxRounding,
+) -> tuple[list[tuple[Decimal, ...]], tuple[tuple[TaxRate, Decimal, Decimal], ...]]:
+    """Each line's tax per rate, and (rate, base, amount) per rate for the quote."""
+    none: tuple[Decimal, ...] = ()
+    if rounding == "line":
+        per_line = [
+            tuple([_percent_of(net, r.rate, quantum) for r in rates]) if rates else none
+            for rates, net in zip(line_rates, nets, strict=True)
+        ]
+        summary: dict[TaxRate, list[Decimal]] = {}
+        for rates, net, taxes in zip(line_rates, nets, per_line, strict=True):
+            for rate, amount in zip(rates, taxes, strict=True):
+                entry = summary.get(rate)
+                if entry is None:
+                    summary[rate] = [net, amount]
+                else:
+                    entry[0] = EXACT.add(entry[0], net)
+                    entry[1] = EXACT.add(entry[1], amount)
+        return per_line, tuple((rate, base, amount) for rate, (base, amount) in summary.items())
+    # One group per rate: the lines carrying it, rounded once and allocated by net.
+    groups: dict[TaxRate, tuple[list[int], list[int]]] = {}
+    for i, rates in enumerate(line_rates):
+        for j, rate in enumerate(rates):
+            group = groups.get(rate)
+            if group is None:
+                groups[rate] = ([i], [j])
+            else:
+                group[0].append(i)
+                group[1].append(j)
+    if not groups:
+        return [none] * len(nets), ()
+    collected: list[list[Decimal]] = [[ZERO] * len(rates) for rates in line_rates]
+    totals = []
+    for rate, (members, places) in groups.items():
+        weights = [nets[i] for i in members]
+        base = exact_sum(weights)
+        total = _percent_of(base, rate.rate, quantum)
+        totals.append((rate, base, total))
+        shares = _allocate(total, weights, currency)
+        for i, j, share in zip(members, places, shares, strict=True):
+            collected[i][j] = share
+    return [tuple(found) for found in collected], tuple(totals)
 
 
 def _amount(value: Decimal, currency: str) -> Money:
@@ -556,15 +965,36 @@ def _amount(value: Decimal, currency: str) -> Money:
 def _percent_of(amount: Decimal, percent: Decimal, quantum: Decimal) -> Decimal:
     """``amount x percent / 100`` rounded half up to ``quantum``, exactly (dividing by 100 only
     moves the decimal point, so EXACT may divide)."""
+    if not percent:
+        return ZERO
     product = EXACT.divide(EXACT.multiply(amount, percent), HUNDRED)
     return product.quantize(quantum, ROUND_HALF_UP, EXACT)
 
 
 def _allocate(total: Decimal, weights: list[Decimal], currency: str) -> list[Decimal]:
-    """``total`` split over ``weights`` in whole minor units, largest remainder (zeros if none)."""
+    """``total`` split over ``weights`` in whole minor units, largest remainder (zeros if none).
+
+    The same split as :meth:`Money.allocate` (tests compare them), for weights that are whole
+    minor units of ``currency`` (subtotals and nets), on integers and without a Money per share.
+    """
     if not total or not any(weights):
         return [ZERO] * len(weights)
-    return [m.amount for m in Money._trusted(total, currency).allocate(weights)]
+    places = currency_precision(currency)
+    scale = EXACT.scaleb
+    units = int(scale(total, places))
+    integers = [int(scale(w, places)) for w in weights]
+    if any(w < 0 for w in integers) or units < 0:
+        return [m.amount for m in Money._trusted(total, currency).allocate(weights)]
+    whole = sum(integers)
+    split = [divmod(units * w, whole) for w in integers]
+    floors = [share for share, _rest in split]
+    left = units - sum(floors)
+    if left:
+        by_remainder = sorted(range(len(split)), key=lambda i: (-split[i][1], i))
+        for i in by_remainder[:left]:
+            floors[i] += 1
+    exponent = -places
+    return [Decimal(n).scaleb(exponent) for n in floors]
 
 
 # -- explanation --------------------------------------------------------------------------------------
@@ -682,11 +1112,24 @@ def _explain_line(
         )
 
     qty = _dec(line.quantity)
-    yield step("list price", f"{qty} x {line.list_price.amount}", None, line.list_amount)
+    shown = f"{qty} x {line.list_price.amount}"
+    if line.unit is not None:
+        shown += f" ({_dec(item.quantity)} {line.unit})"
+    yield step("list price", shown, None, line.list_amount)
     if line.volume:
         first = line.volume[0]
         product = item.products[0].product
-        if product.tier_mode == "range":
+        if product.tier_mode == "band":
+            if first.min_quantity == 1:
+                detail = f"band: {qty} units fall in no band, at the list price"
+            else:
+                tier = next(t for t in product.tiers if t.min_quantity == first.min_quantity)
+                top = "..." if tier.max_quantity is None else str(tier.max_quantity)
+                detail = (
+                    f"band: {qty} units fall in the band {tier.min_quantity}-{top}: "
+                    f"{qty} x {first.unit_price.amount}"
+                )
+        elif product.tier_mode == "range":
             if first.min_quantity == 1:
                 detail = (
                     f"range: {qty} units are below the first tier "
@@ -715,34 +1158,73 @@ def _explain_line(
             line.catalog_amount - line.list_amount,
             line.catalog_amount,
         )
+    if line.unit is not None and line.bundle_sku is None and not line.volume:
+        uom = line.product.unit(line.unit)
+        if uom is not None and uom.price is not None:
+            yield step(
+                "unit of measure",
+                f"{_dec(item.quantity)} {uom.code} x {uom.price.amount}",
+                line.catalog_amount - line.list_amount,
+                line.catalog_amount,
+            )
     if line.unit_price is not None:
+        per = "" if line.unit is None else f" per {line.unit}"
         yield step(
             "unit price",
-            f"{qty} x {line.unit_price.amount} set on the quote",
+            f"{_dec(item.quantity)} x {line.unit_price.amount}{per} set on the quote",
             line.gross - line.catalog_amount,
             line.gross,
         )
-    yield step(
-        "line discount", f"{_dec(line.discount)}%", -line.line_discount_amount, line.discounted
-    )
+    kind = "surcharge" if line.discount < 0 else "line discount"
+    if line.amount_off is None:
+        yield step(kind, f"{_dec(line.discount)}%", -line.line_discount_amount, line.discounted)
+    else:
+        after = line.discounted + line.amount_off
+        yield step(kind, f"{_dec(line.discount)}%", after - line.gross, after)
+        name = "amount surcharge" if line.amount_off.amount < 0 else "amount off"
+        yield step(
+            name, f"{line.amount_off.amount} off the line", -line.amount_off, line.discounted
+        )
     rounding = (
         f"bundle subtotal rounded to {quantum} (half up) and allocated by bundle share"
         if line.bundle_sku is not None
         else f"to {quantum} (half up)"
     )
-    yield step("rounding", rounding, line.rounding, line.subtotal)
+    if line.included is None:
+        yield step("rounding", rounding, line.rounding, line.subtotal)
+    else:
+        yield step("rounding", rounding, line.rounding, line.included)
+        rates = " + ".join(r.label for r in line.tax_rates if r.code != _QUOTE_TAX)
+        yield step(
+            "tax included",
+            f"{line.included.amount} / (1 + {rates}), rounded to {quantum} (half up)",
+            line.subtotal - line.included,
+            line.subtotal,
+        )
     yield step(
         "document discount",
-        f"{_dec(quote.document_discount)}% of the quote, allocated by line subtotal",
+        f"{_dec(quote.document_discount)}% of the quote"
+        + (f" + {quote.document_amount_off} off" if quote.document_amount_off else "")
+        + ", allocated by line subtotal",
         -line.document_discount,
         line.net,
     )
-    yield step(
-        "tax",
-        f"{_dec(quote.tax_rate)}% of the quote's net, allocated by line net",
-        line.tax,
-        line.net + line.tax,
+    running = line.net
+    if not line.tax_rates:
+        yield step("tax", "0% of the quote's net, allocated by line net", line.tax, line.total)
+    share = (
+        "share of the quote's tax on the rate, allocated by line net"
+        if quote.tax_rounding == "document"
+        else f"of the line's net, rounded to {quantum} (half up)"
     )
+    for rate, amount in zip(line.tax_rates, line.tax_amounts, strict=True):
+        money = Money._trusted(amount, line.net.currency)
+        running = running + money
+        if rate.code == _QUOTE_TAX and len(line.tax_rates) == 1:
+            detail = f"{_dec(rate.rate)}% of the quote's net, allocated by line net"
+            yield step("tax", detail, money, running)
+        else:
+            yield step(f"tax {rate.code}", f"{rate.label}: {share}", money, running)
 
 
 # -- the quote ------------------------------------------------------------------------------------------
@@ -789,6 +1271,14 @@ class Quote:
     items: tuple[QuoteItem, ...] = attrs.field(default=(), converter=_to_items)
     document_discount: Decimal = attrs.field(default=ZERO, converter=as_percent)
     tax_rate: Decimal = attrs.field(default=ZERO, converter=as_percent)
+    document_amount_off: Decimal = attrs.field(default=ZERO, converter=_as_amount_off)
+    """A fixed amount off the whole quote, after the document discount percentage."""
+    tax_rounding: TaxRounding = attrs.field(
+        default="document", validator=check_choice, metadata={"choices": TAX_ROUNDINGS}
+    )
+    """Where taxes round: ``"document"`` (once per rate) or ``"line"``."""
+    region: str | None = attrs.field(default=None, validator=check_optional_id)
+    """The customer's tax region, whose rates a tax source (the desk's plugins) adds."""
     version: int = attrs.field(default=1, validator=check_count)
     state: QuoteState = attrs.field(
         default=QuoteState.DRAFT, converter=as_enum, metadata={"enum": QuoteState}
@@ -798,12 +1288,22 @@ class Quote:
     team: str | None = attrs.field(default=None, validator=check_optional_id)
     contract_id: str | None = attrs.field(default=None, validator=check_optional_id)
     """The contract this quote backs while :attr:`state` is ``contracted``."""
+    rules_version: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(check_count)
+    )
+    """The version of the desk's sales rules whose discount policy judged this quote when it was
+    last submitted (``None`` before, after an edit, or when the desk's policy was passed in code).
+    A decision stands under later rules: a stricter policy does not undo an approval."""
     _pricing: _Pricing | None = attrs.field(init=False, default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         for item in self.items:
             if item.currency != self.currency:
                 raise CurrencyMismatchError(self.currency, item.currency, operation="quote")
+        if self.document_amount_off < 0:
+            raise ValidationError(
+                "document_amount_off", self.document_amount_off, "an amount of zero or more"
+            )
         if (self.state is QuoteState.REJECTED) != (self.rejection_reason is not None):
             raise ValidationError(
                 "rejection_reason",
@@ -825,7 +1325,14 @@ class Quote:
         # add_line() should not be repriced after every line.
         pricing = self._pricing
         if pricing is None:
-            pricing = _price(self.items, self.currency, self.document_discount, self.tax_rate)
+            pricing = _price(
+                self.items,
+                self.currency,
+                self.document_discount,
+                self.tax_rate,
+                self.document_amount_off,
+                self.tax_rounding,
+            )
             object.__setattr__(self, "_pricing", pricing)
         return pricing
 
@@ -841,7 +1348,12 @@ class Quote:
     @property
     def list_total(self) -> Money:
         """Sum of list price x quantity over the lines (exact)."""
-        return self._money(self._priced.list_total)
+        multiply = EXACT.multiply
+        return self._money(
+            exact_sum(
+                multiply(line.product.list_price.amount, line.quantity) for line in self.lines
+            )
+        )
 
     @property
     def subtotal(self) -> Money:
@@ -850,7 +1362,8 @@ class Quote:
 
     @property
     def document_discount_amount(self) -> Money:
-        """The document discount: subtotal x document_discount / 100, rounded half up."""
+        """The document discount: subtotal x document_discount / 100, rounded half up, plus
+        :attr:`document_amount_off`."""
         return self._money(self._priced.document_discount)
 
     @property
@@ -860,12 +1373,48 @@ class Quote:
 
     @property
     def tax(self) -> Money:
-        """The tax: net_total x tax_rate / 100, rounded half up (the sum of the lines' taxes)."""
+        """Every tax together: the sum of the lines' taxes (see :attr:`taxes`)."""
         return self._money(self._priced.tax)
 
     @property
+    def taxes(self) -> tuple[LineTax, ...]:
+        """Each tax rate of the quote with what it comes to over the lines carrying it, in order
+        of first appearance (the quote-wide ``tax_rate`` as code ``tax``)."""
+        return tuple(
+            LineTax(code=r.code, rate=r.rate, name=r.name, amount=self._money(amount))
+            for r, _base, amount in self._priced.taxes
+        )
+
+    @property
+    def cost_total(self) -> Money | None:
+        """The cost of the lines whose product has one (``None`` when none has)."""
+        costs = [line.cost.amount for line in self.lines if line.cost is not None]
+        return self._money(exact_sum(costs)) if costs else None
+
+    @property
+    def margin(self) -> Money | None:
+        """The margin of the lines with a cost: their nets - their costs (exact)."""
+        costed = [line for line in self.lines if line.cost is not None]
+        if not costed:
+            return None
+        return self._money(
+            exact_sum(line.net.amount for line in costed)
+            - exact_sum(line.cost.amount for line in costed if line.cost is not None)
+        )
+
+    @property
+    def margin_percent(self) -> Decimal | None:
+        """margin x 100 / the nets of the lines with a cost (``None`` without costs or nets)."""
+        costed = [line for line in self.lines if line.cost is not None]
+        net = exact_sum(line.net.amount for line in costed)
+        margin = self.margin
+        if margin is None or not net:
+            return None
+        return _ratio(margin.amount, net)
+
+    @property
     def total(self) -> Money:
-        """What the customer pays: the exact sum of the line nets plus the tax."""
+        """What the customer pays: the exact sum of the line nets plus the taxes."""
         priced = self._priced
         net = EXACT.subtract(priced.subtotal, priced.document_discount)
         return self._money(EXACT.add(net, priced.tax))
@@ -909,23 +1458,34 @@ class Quote:
                 self.subtotal,
             )
         )
+        off = f" + {self.document_amount_off} off" if self.document_amount_off else ""
         steps.append(
             total(
                 "document discount",
                 f"{_dec(self.document_discount)}% of {self.subtotal.amount}, rounded to "
-                f"{quantum} (half up)",
+                f"{quantum} (half up){off}",
                 -self.document_discount_amount,
                 self.net_total,
             )
         )
-        steps.append(
-            total(
-                "tax",
-                f"{_dec(self.tax_rate)}% of {self.net_total.amount}, rounded to {quantum} (half up)",
-                self.tax,
-                self.total,
+        running = self.net_total
+        taxes = self._priced.taxes
+        if not taxes:
+            detail = f"0% of {self.net_total.amount}, rounded to {quantum} (half up)"
+            steps.append(total("tax", detail, self.tax, self.total))
+        for rate, base, amount in taxes:
+            money = self._money(amount)
+            running = running + money
+            if rate.code == _QUOTE_TAX and len(taxes) == 1:
+                detail = f"{_dec(rate.rate)}% of {base}, rounded to {quantum} (half up)"
+                steps.append(total("tax", detail, money, running))
+                continue
+            how = (
+                f"of {base} (the nets of the lines carrying it), rounded to {quantum} (half up)"
+                if self.tax_rounding == "document"
+                else f"of each line's net ({base} together), each rounded to {quantum} (half up)"
             )
-        )
+            steps.append(total(f"tax {rate.code}", f"{rate.label} {how}", money, running))
         steps.append(total("total", "sum of the line nets plus tax", None, self.total))
         return QuoteExplanation(
             quote_id=self.id, version=self.version, currency=self.currency, steps=tuple(steps)
@@ -949,6 +1509,13 @@ class Quote:
                 [line.id, _dec(line.net.amount), _dec(line.tax.amount)] for line in self.lines
             ],
         }
+        # Added only when set, so a quote made before these fields keeps its fingerprint.
+        if self.document_amount_off:
+            payload["document_amount_off"] = _dec(self.document_amount_off)
+        if self.tax_rounding != "document":
+            payload["tax_rounding"] = self.tax_rounding
+        if self.region is not None:
+            payload["region"] = self.region
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -983,7 +1550,43 @@ class Quote:
             version=self.version + 1,
             state=QuoteState.DRAFT,
             rejection_reason=None,
+            rules_version=None,
         )
+
+    def _snapshot(
+        self,
+        catalog: Catalog,
+        product: Product,
+        tax_source: TaxSource | None,
+        quantity: Decimal = _ONE,
+        memo: dict[tuple[str, Decimal], ProductSnapshot] | None = None,
+    ) -> ProductSnapshot:
+        # Snapshots are immutable: lines of one product added together share one.
+        if memo is not None:
+            known = memo.get((product.sku, quantity))
+            if known is not None and known.product is product:
+                return known
+        snapshot = self._new_snapshot(catalog, product, tax_source, quantity)
+        if memo is not None:
+            memo[product.sku, quantity] = snapshot
+        return snapshot
+
+    def _new_snapshot(
+        self, catalog: Catalog, product: Product, tax_source: TaxSource | None, quantity: Decimal
+    ) -> ProductSnapshot:
+        path = catalog.category_path(product.category)
+        taxes = catalog.tax_rates(product)
+        if tax_source is not None and self.region is not None:
+            extra = tuple(
+                tax_source(
+                    sku=product.sku, category_path=path, region=self.region, on=self.quoted_on
+                )
+            )
+            for i, rate in enumerate(extra):
+                if not isinstance(rate, TaxRate):
+                    raise InvalidTypeError(f"tax_source[{i}]", rate, "a TaxRate")
+            taxes = (*taxes, *extra)
+        return ProductSnapshot(product=product, category_path=path, quantity=quantity, taxes=taxes)
 
     def _new_item(
         self,
@@ -993,6 +1596,11 @@ class Quote:
         quantity: object,
         discount: object,
         unit_price: object,
+        *,
+        amount_off: object = ZERO,
+        unit: str | None = None,
+        tax_source: TaxSource | None = None,
+        memo: dict[tuple[str, Decimal], ProductSnapshot] | None = None,
     ) -> QuoteItem:
         found = catalog.sellable(sku, on=self.quoted_on)
         if found.currency != self.currency:
@@ -1000,11 +1608,7 @@ class Quote:
         price = self._unit_price(unit_price)
         if isinstance(found, Bundle):
             parts = tuple(
-                ProductSnapshot(
-                    product=product,
-                    category_path=catalog.category_path(product.category),
-                    quantity=qty,
-                )
+                self._snapshot(catalog, product, tax_source, qty, memo)
                 for product, qty in catalog.components(found.sku)
             )
             return QuoteItem(
@@ -1014,13 +1618,37 @@ class Quote:
                 bundle=found,
                 unit_price=price,
                 discount=discount,
+                amount_off=amount_off,
+                unit=unit,
             )
-        part = ProductSnapshot(product=found, category_path=catalog.category_path(found.category))
-        return QuoteItem(
-            id=item_id, quantity=quantity, products=(part,), unit_price=price, discount=discount
+        part = self._snapshot(catalog, found, tax_source, _ONE, memo)
+        item = QuoteItem(
+            id=item_id,
+            quantity=quantity,
+            products=(part,),
+            unit_price=price,
+            discount=discount,
+            amount_off=amount_off,
+            unit=unit,
+        )
+        if unit is not None:
+            item.unit_of_measure  # noqa: B018 - refuses a unit the product does not have
+        return item
+
+    def _renew(self, catalog: Catalog, item: QuoteItem, tax_source: TaxSource | None) -> QuoteItem:
+        return self._new_item(
+            catalog,
+            item.id,
+            item.sku,
+            item.quantity,
+            item.discount,
+            item.unit_price,
+            amount_off=item.amount_off,
+            unit=item.unit,
+            tax_source=tax_source,
         )
 
-    def check_prices(self, catalog: Catalog) -> None:
+    def check_prices(self, catalog: Catalog, *, tax_source: TaxSource | None = None) -> None:
         """Refuse a line whose catalog prices are not ``catalog``'s on :attr:`quoted_on`.
 
         Every line is priced again from ``catalog`` (list price, floor, tiers, bundle price, the
@@ -1028,33 +1656,45 @@ class Quote:
         :class:`~salesflow.errors.ValidationError` naming the line, the price on the quote and the
         catalog's. A negotiated price is not a difference: it is the line's ``unit_price``
         override, which the discount policy measures as a discount. Unknown, inactive or expired
-        items raise as in :meth:`add_line`.
+        items raise as in :meth:`add_line`. Taxes, costs, units and the surcharge permission are
+        checked the same way (with ``tax_source`` for the rates of the quote's region).
         """
         if not isinstance(catalog, Catalog):
             raise InvalidTypeError("catalog", catalog, "a Catalog")
         for item in self.items:
             where = f"quote {self.id!r}, line {item.id!r} ({item.sku!r})"
             try:
-                expected = self._new_item(
-                    catalog, item.id, item.sku, item.quantity, item.discount, item.unit_price
-                )
+                expected = self._renew(catalog, item, tax_source)
             except ValidationError as exc:
                 raise exc.located(where) from None
             for field, given, wanted in _price_differences(item, expected):
                 raise ValidationError(
                     field, given, f"the stored catalog's {wanted} on {self.quoted_on}", where=where
                 )
+        self._check_document_amount_off()
 
-    def repriced(self, catalog: Catalog) -> Quote:
+    def _check_document_amount_off(self) -> None:
+        """Refuse a fixed document discount larger than what the percentage leaves."""
+        if not self.document_amount_off:
+            return
+        subtotal = exact_sum(row[6] for row in self._priced.rows)
+        quantum = currency_exponent(self.currency)
+        left = EXACT.subtract(subtotal, _percent_of(subtotal, self.document_discount, quantum))
+        if self.document_amount_off > left:
+            raise ValidationError(
+                "document_amount_off",
+                self.document_amount_off,
+                f"at most {left}, the quote's subtotal after its discount",
+                where=f"quote {self.id!r}",
+            )
+
+    def repriced(self, catalog: Catalog, *, tax_source: TaxSource | None = None) -> Quote:
         """A new version whose lines carry ``catalog``'s current prices (quantities, discounts and
         negotiated prices kept); this quote itself when nothing changed. Use it on a draft after
         the catalog changed: :meth:`check_prices` refuses stale prices."""
         if not isinstance(catalog, Catalog):
             raise InvalidTypeError("catalog", catalog, "a Catalog")
-        items = tuple(
-            self._new_item(catalog, i.id, i.sku, i.quantity, i.discount, i.unit_price)
-            for i in self.items
-        )
+        items = tuple(self._renew(catalog, i, tax_source) for i in self.items)
         return self._edited(items=items)
 
     def _unit_price(self, value: object) -> Money | None:
@@ -1086,34 +1726,56 @@ class Quote:
         *,
         discount: Decimal | int | str = 0,
         unit_price: Money | Decimal | int | str | None = None,
+        amount_off: Decimal | int | str = 0,
+        unit: str | None = None,
+        tax_source: TaxSource | None = None,
     ) -> Quote:
         """A new version with a line for product or bundle ``sku`` from ``catalog``.
 
         The product must be sellable on :attr:`quoted_on` (see :meth:`Catalog.sellable`) and priced
-        in the quote's currency. ``unit_price`` (products only) replaces the catalog price; the
-        discount policy measures it as a discount. The new line's id is ``"L<n>"``.
+        in the quote's currency. ``quantity`` is in ``unit`` (a unit of measure of the product, or
+        its base unit); ``unit_price`` (products only, per ``unit``) replaces the catalog price;
+        the discount policy measures it as a discount. ``discount`` (percent) and then
+        ``amount_off`` come off the line; negative values are surcharges, where the product allows
+        them. The line's taxes are the catalog's for the product, plus those ``tax_source`` gives
+        for the quote's :attr:`region`. The new line's id is ``"L<n>"``.
         """
-        entry = {"sku": sku, "quantity": quantity, "discount": discount, "unit_price": unit_price}
-        return self.add_lines(catalog, [entry])
+        entry: dict[str, Any] = {
+            "sku": sku,
+            "quantity": quantity,
+            "discount": discount,
+            "unit_price": unit_price,
+            "amount_off": amount_off,
+            "unit": unit,
+        }
+        return self.add_lines(catalog, [entry], tax_source=tax_source)
 
-    def add_lines(self, catalog: Catalog, lines: Iterable[Mapping[str, Any]]) -> Quote:
+    def add_lines(
+        self,
+        catalog: Catalog,
+        lines: Iterable[Mapping[str, Any]],
+        *,
+        tax_source: TaxSource | None = None,
+    ) -> Quote:
         """A new version with several lines at once (one version step): each a dict with ``sku``
-        and optionally ``quantity``, ``discount`` and ``unit_price``, as in :meth:`add_line`.
+        and optionally ``quantity``, ``discount``, ``unit_price``, ``amount_off`` and ``unit``, as
+        in :meth:`add_line`.
 
         Either every line is added or, at the first bad one, none (the error names it).
         """
         if not isinstance(catalog, Catalog):
             raise InvalidTypeError("catalog", catalog, "a Catalog")
-        allowed = {"sku", "quantity", "discount", "unit_price"}
+        allowed = {"sku", "quantity", "discount", "unit_price", "amount_off", "unit"}
         ids = self._free_ids()
         new: list[QuoteItem] = []
         number = self.next_line
+        memo: dict[tuple[str, Decimal], ProductSnapshot] = {}
         for i, entry in enumerate(lines):
             if not isinstance(entry, Mapping) or "sku" not in entry or set(entry) - allowed:
                 raise ValidationError(
                     f"lines[{i}]",
                     entry,
-                    "a dict with sku and optionally quantity, discount, unit_price",
+                    "a dict with sku and optionally quantity, discount, unit_price, amount_off, unit",
                 )
             number, item_id = next(ids)
             try:
@@ -1125,6 +1787,10 @@ class Quote:
                         entry.get("quantity", 1),
                         entry.get("discount", 0),
                         entry.get("unit_price"),
+                        amount_off=entry.get("amount_off", 0),
+                        unit=entry.get("unit"),
+                        tax_source=tax_source,
+                        memo=memo,
                     )
                 )
             except ValidationError as exc:
@@ -1154,6 +1820,13 @@ class Quote:
         """A new version with line ``item_id`` at ``discount`` percent."""
         return self._change_item(item_id, discount=discount)
 
+    def set_unit(self, item_id: str, unit: str | None, quantity: Decimal | int | str) -> Quote:
+        """A new version with line ``item_id`` at ``quantity`` in ``unit`` (a unit of measure of
+        its product; ``None``: base units)."""
+        changed = self._change_item(item_id, unit=unit, quantity=quantity)
+        changed.item(item_id).unit_of_measure  # noqa: B018 - refuses a unit the product lacks
+        return changed
+
     def set_unit_price(self, item_id: str, unit_price: Money | Decimal | int | str | None) -> Quote:
         """A new version with line ``item_id`` at ``unit_price`` (``None``: the catalog price)."""
         return self._change_item(item_id, unit_price=self._unit_price(unit_price))
@@ -1163,8 +1836,37 @@ class Quote:
         return self._edited(document_discount=to_percent(discount, "document_discount"))
 
     def set_tax_rate(self, rate: Decimal | int | str) -> Quote:
-        """A new version with a tax rate of ``rate`` percent."""
+        """A new version with a quote-wide tax rate of ``rate`` percent (on every line, beside the
+        lines' own taxes)."""
         return self._edited(tax_rate=to_percent(rate, "tax_rate"))
+
+    def set_amount_off(self, item_id: str, amount: Decimal | int | str) -> Quote:
+        """A new version with ``amount`` off line ``item_id`` (after its percentage; negative: a
+        surcharge, where the product allows one)."""
+        return self._change_item(item_id, amount_off=amount)
+
+    def set_document_amount_off(self, amount: Decimal | int | str) -> Quote:
+        """A new version with a fixed ``amount`` off the whole quote, after the document discount
+        percentage, allocated over the lines by subtotal. It may not exceed what is left after
+        the percentage."""
+        changed = self._edited(document_amount_off=to_amount(amount, "document_amount_off"))
+        changed._check_document_amount_off()
+        return changed
+
+    def set_tax_rounding(self, rounding: TaxRounding) -> Quote:
+        """A new version whose taxes round per ``"document"`` (once per rate) or per ``"line"``."""
+        if rounding not in TAX_ROUNDINGS:
+            raise ValidationError("tax_rounding", rounding, f"one of {list(TAX_ROUNDINGS)}")
+        return self._edited(tax_rounding=rounding)
+
+    def set_region(
+        self, region: str | None, catalog: Catalog, *, tax_source: TaxSource | None = None
+    ) -> Quote:
+        """A new version for a customer in ``region``, its lines' taxes taken again from
+        ``catalog`` and ``tax_source``."""
+        moved = attrs.evolve(self, region=region)
+        items = tuple(moved._renew(catalog, i, tax_source) for i in self.items)
+        return self._edited(region=region, items=items)
 
     # -- states -----------------------------------------------------------------------------------
 
@@ -1242,6 +1944,7 @@ class Quote:
             (QuoteState.PENDING_APPROVAL, QuoteState.APPROVED, QuoteState.REJECTED),
             QuoteState.DRAFT,
             rejection_reason=None,
+            rules_version=None,
         )
 
     # -- plain dicts ----------------------------------------------------------------------------
@@ -1266,8 +1969,35 @@ class Quote:
             "next_line": self.next_line,
             "team": self.team,
             "contract_id": self.contract_id,
+            "rules_version": self.rules_version,
             "items": [item.to_dict() for item in self.items],
+            **self._extras_dict(),
         }
+
+    def _extras_dict(self) -> dict[str, Any]:
+        # Written only when set: documents stored before these fields read back equal.
+        data: dict[str, Any] = {}
+        if self.document_amount_off:
+            data["document_amount_off"] = str(self.document_amount_off)
+        if self.tax_rounding != "document":
+            data["tax_rounding"] = self.tax_rounding
+        if self.region is not None:
+            data["region"] = self.region
+        return data
+
+    def to_toml(self) -> str:
+        """This quote as a TOML document (its :meth:`to_dict`, amounts as strings) that
+        :meth:`from_toml` reads back equal."""
+        from salesflow.domain import toml_text
+
+        return toml_text.dumps(self.to_dict())
+
+    @classmethod
+    def from_toml(cls, text: str) -> Quote:
+        """Read a quote from the TOML that :meth:`to_toml` writes."""
+        from salesflow.domain import toml_text
+
+        return cls.from_dict(toml_text.loads(text, "quote"))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Quote:
@@ -1288,7 +2018,11 @@ class Quote:
             "next_line",
             "team",
             "contract_id",
+            "rules_version",
             "items",
+            "document_amount_off",
+            "tax_rounding",
+            "region",
         }
         unknown = set(data) - fields
         if unknown:
@@ -1320,6 +2054,9 @@ class Quote:
             next_line=data.get("next_line", 1),
             team=data.get("team"),
             contract_id=data.get("contract_id"),
+            document_amount_off=data.get("document_amount_off", ZERO),
+            tax_rounding=data.get("tax_rounding", "document"),
+            region=data.get("region"),
         )
 
 
@@ -1333,17 +2070,33 @@ def _price_differences(given: QuoteItem, expected: QuoteItem) -> Iterator[tuple[
             return
     for given_part, part in zip(given.products, expected.products, strict=True):
         mine, theirs = given_part.product, part.product
-        for field in ("list_price", "floor_price", "tiers", "tier_mode"):
+        for field in _PRICED_FIELDS:
             if getattr(mine, field) != getattr(theirs, field):
                 yield f"{mine.sku} {field}", getattr(mine, field), getattr(theirs, field)
         if given_part.category_path != part.category_path:
             yield f"{mine.sku} category_path", given_part.category_path, part.category_path
+        if given_part.taxes != part.taxes:
+            yield f"{mine.sku} taxes", given_part.taxes, part.taxes
+
+
+_PRICED_FIELDS = (
+    "list_price",
+    "floor_price",
+    "tiers",
+    "tier_mode",
+    "cost",
+    "markup",
+    "tax_included",
+    "allow_surcharge",
+    "units",
+)
+"""The product fields a quote line's price, margin or taxes follow from."""
 
 
 def _fingerprint(item: QuoteItem) -> dict[str, Any]:
     def product(part: ProductSnapshot) -> dict[str, Any]:
         p = part.product
-        return {
+        data: dict[str, Any] = {
             "sku": p.sku,
             "name": p.name,
             "category_path": list(part.category_path),
@@ -1351,10 +2104,33 @@ def _fingerprint(item: QuoteItem) -> dict[str, Any]:
             "list_price": _dec(p.list_price.amount),
             "floor_price": None if p.floor_price is None else _dec(p.floor_price.amount),
             "tier_mode": p.tier_mode,
-            "tiers": [[t.min_quantity, _dec(t.unit_price.amount)] for t in p.tiers],
+            "tiers": [
+                [t.min_quantity, _dec(t.unit_price.amount)]
+                + ([] if t.max_quantity is None else [t.max_quantity])
+                for t in p.tiers
+            ],
         }
+        # Added only when set, so a quote made before these fields keeps its fingerprint.
+        if part.taxes:
+            data["taxes"] = [[t.code, _dec(t.rate)] for t in part.taxes]
+        if p.tax_included:
+            data["tax_included"] = True
+        if p.cost is not None:
+            data["cost"] = _dec(p.cost.amount)
+        if p.units:
+            data["units"] = [
+                [u.code, _dec(u.factor), None if u.price is None else _dec(u.price.amount)]
+                for u in p.units
+            ]
+        return data
 
+    extras: dict[str, Any] = {}
+    if item.amount_off:
+        extras["amount_off"] = _dec(item.amount_off)
+    if item.unit is not None:
+        extras["unit"] = item.unit
     return {
+        **extras,
         "id": item.id,
         "quantity": _dec(item.quantity),
         "discount": _dec(item.discount),

@@ -18,6 +18,15 @@ Plans load from and dump to plain dicts, so they can live in a JSON or TOML file
                       "product_fit", "other"]}
 
 ``"lost_reasons"`` is optional (the default list when left out).
+
+Each stage also has a **forecast category** (:class:`ForecastCategory`: pipeline, best case,
+commit, closed, omitted), given as ``"category"`` in its dict or derived when left out
+(:meth:`StagePlan.category`): the won stage is ``closed``, a lost stage ``omitted``, an open stage
+``commit`` when its probability reaches the plan's threshold and ``pipeline`` below it. A given
+category must fit the outcome: ``closed`` only for the won stage, ``omitted`` for every lost stage,
+and an open stage is ``pipeline``, ``best_case``, ``commit`` or ``omitted``. A stage dumps its
+category only when one was given, so a plan round-trips exactly (TOML: ``category = "best_case"``
+in a ``[[stages]]`` table).
 """
 
 from __future__ import annotations
@@ -41,7 +50,14 @@ from salesflow.domain.checks import (
 from salesflow.domain.numbers import HUNDRED, ZERO, to_percent
 from salesflow.errors import InvalidTypeError, StageError, ValidationError
 
-__all__ = ["DEFAULT_LOST_REASONS", "REASON_MAX", "Outcome", "Stage", "StagePlan"]
+__all__ = [
+    "DEFAULT_LOST_REASONS",
+    "REASON_MAX",
+    "ForecastCategory",
+    "Outcome",
+    "Stage",
+    "StagePlan",
+]
 
 DEFAULT_LOST_REASONS: tuple[str, ...] = (
     "price",
@@ -66,9 +82,35 @@ class Outcome(enum.Enum):
     LOST = "lost"
 
 
+class ForecastCategory(enum.Enum):
+    """Where a deal stands in the forecast: a rep's call rather than a stage's probability.
+
+    The cumulative figures build on each other: *commit* = commit + closed, *best case* =
+    best_case + commit + closed, *pipeline* = every open deal that is not omitted.
+    """
+
+    PIPELINE = "pipeline"
+    BEST_CASE = "best_case"
+    COMMIT = "commit"
+    CLOSED = "closed"
+    OMITTED = "omitted"
+
+
+def _to_category(value: object) -> ForecastCategory | None:
+    if value is None or isinstance(value, ForecastCategory):
+        return value
+    try:
+        return ForecastCategory(value)
+    except ValueError:
+        raise ValidationError(
+            "category", value, f"one of {[c.value for c in ForecastCategory]}"
+        ) from None
+
+
 @attrs.frozen(kw_only=True)
 class Stage:
-    """One sales stage: key, display name, win probability (percent) and outcome."""
+    """One sales stage: key, display name, win probability (percent), outcome and (optional)
+    forecast category (``None``: derived by the plan, see :meth:`StagePlan.category`)."""
 
     key: str = attrs.field(validator=check_id)
     name: str = attrs.field(validator=check_name)
@@ -76,6 +118,22 @@ class Stage:
     outcome: Outcome = attrs.field(
         default=Outcome.OPEN, converter=as_enum, metadata={"enum": Outcome}
     )
+    category: ForecastCategory | None = attrs.field(default=None, converter=_to_category)
+
+    def __attrs_post_init__(self) -> None:
+        category = self.category
+        if category is None:
+            return
+        if self.is_won and category is not ForecastCategory.CLOSED:
+            raise ValidationError("category", category.value, "'closed' for the won stage")
+        if self.is_lost and category is not ForecastCategory.OMITTED:
+            raise ValidationError("category", category.value, "'omitted' for a lost stage")
+        if self.is_open and category is ForecastCategory.CLOSED:
+            raise ValidationError(
+                "category",
+                category.value,
+                "pipeline, best_case, commit or omitted for an open stage",
+            )
 
     @property
     def is_open(self) -> bool:
@@ -93,13 +151,17 @@ class Stage:
         return self.outcome is Outcome.LOST
 
     def to_dict(self) -> dict[str, Any]:
-        """This stage as a plain dict (probability as a string, to stay exact in JSON)."""
-        return {
+        """This stage as a plain dict (probability as a string, to stay exact in JSON; the
+        category only when one was given)."""
+        data = {
             "key": self.key,
             "name": self.name,
             "probability": str(self.probability),
             "outcome": self.outcome.value,
         }
+        if self.category is not None:
+            data["category"] = self.category.value
+        return data
 
 
 def _to_lost_reasons(value: object) -> tuple[str, ...]:
@@ -211,10 +273,12 @@ class StagePlan:
         for i, item in enumerate(raw):
             if not isinstance(item, Mapping):
                 raise InvalidTypeError(f"stages[{i}]", item, "a dict with key and probability")
-            extra = set(item) - {"key", "name", "probability", "outcome"}
+            extra = set(item) - {"key", "name", "probability", "outcome", "category"}
             if extra:
                 raise ValidationError(
-                    f"stages[{i}]", sorted(extra), "only key, name, probability and outcome"
+                    f"stages[{i}]",
+                    sorted(extra),
+                    "only key, name, probability, outcome and category",
                 )
             if "key" not in item or "probability" not in item:
                 raise ValidationError(f"stages[{i}]", dict(item), "a 'key' and a 'probability'")
@@ -225,6 +289,7 @@ class StagePlan:
                         name=item.get("name", item["key"]),
                         probability=item["probability"],
                         outcome=item.get("outcome", "open"),
+                        category=item.get("category"),
                     )
                 )
             except ValidationError as exc:
@@ -309,6 +374,25 @@ class StagePlan:
         """Open stages whose probability reaches ``threshold`` (the plan's own when omitted)."""
         limit = self.threshold if threshold is None else to_percent(threshold, "threshold")
         return tuple(s for s in self.stages if s.is_open and s.probability >= limit)
+
+    def category(self, key: str) -> ForecastCategory:
+        """The forecast category of stage ``key``: its own when configured, else derived (won:
+        closed; lost: omitted; open: commit at or above the plan's threshold, pipeline below)."""
+        stage = self[key]
+        if stage.category is not None:
+            return stage.category
+        if stage.is_won:
+            return ForecastCategory.CLOSED
+        if stage.is_lost:
+            return ForecastCategory.OMITTED
+        if stage.probability >= self.threshold:
+            return ForecastCategory.COMMIT
+        return ForecastCategory.PIPELINE
+
+    @property
+    def categories(self) -> dict[str, ForecastCategory]:
+        """Stage key -> forecast category (configured or derived), in plan order."""
+        return {s.key: self.category(s.key) for s in self.stages}
 
     @property
     def lost_stages(self) -> tuple[Stage, ...]:

@@ -7,6 +7,10 @@ Rules (pinned by tests):
 * A missed inbound call (not answered) makes a follow-up task
   (:func:`follow_up_for_missed_call`) due on the call's date: its id is deterministic
   (:func:`followup_task_id`), so importing the same call again cannot make a second one.
+* An answered call to a known contact that found no open task leaves a trace, as the desk is
+  configured (:data:`FollowUpMode`): nothing (``"off"``), a task already done at the end of the
+  call (``"completed"``, the desk's default) or an open task for the next step due on the call's
+  date (``"open"``); :func:`follow_up_for_answered_call` makes it, with the same deterministic id.
 * :class:`OpenTasks` indexes tasks for linking: the open task of a rep for a contact whose due date
   is nearest to a call's date (ties: the earlier due date, then the smaller id).
 
@@ -18,7 +22,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime, tzinfo
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -38,12 +42,34 @@ from salesflow.domain.dates import to_aware_datetime
 from salesflow.errors import InvalidTypeError, TransitionNotAllowedError, ValidationError
 
 __all__ = [
+    "FOLLOW_UP_MODES",
+    "FollowUpMode",
     "FollowUpTask",
     "OpenTasks",
     "TaskStatus",
+    "check_follow_up_mode",
+    "follow_up_for_answered_call",
     "follow_up_for_missed_call",
     "followup_task_id",
 ]
+
+
+FollowUpMode = Literal["off", "completed", "open"]
+"""What an answered call to a known contact with no open task leaves: nothing (``"off"``), a
+completed task recording the conversation (``"completed"``), or an open task for the next step
+(``"open"``)."""
+
+FOLLOW_UP_MODES: tuple[FollowUpMode, ...] = ("off", "completed", "open")
+"""Every :data:`FollowUpMode`, in order."""
+
+
+def check_follow_up_mode(value: object, field: str = "call_follow_up") -> FollowUpMode:
+    """``value`` if it is a :data:`FollowUpMode`, else :class:`~salesflow.errors.ValidationError`
+    naming ``field``."""
+    if not isinstance(value, str) or value not in FOLLOW_UP_MODES:
+        raise ValidationError(field, value, "one of 'off', 'completed', 'open'")
+    mode: FollowUpMode = value
+    return mode
 
 
 class TaskStatus(enum.StrEnum):
@@ -216,6 +242,53 @@ def follow_up_for_missed_call(
         at=call.started_at,
         opportunity_id=call.opportunity_id,
         subject=f"Call back: missed call from {number}",
+        call_id=call.id,
+    )
+
+
+def follow_up_for_answered_call(
+    call: CallRecord,
+    *,
+    contact_id: str,
+    owner: str,
+    mode: FollowUpMode = "completed",
+    task_id: str | None = None,
+    tz: tzinfo | None = None,
+) -> FollowUpTask:
+    """The task an answered call with no open task leaves (see :data:`FollowUpMode`).
+
+    ``"completed"``: done at the end of the call (created at its start), so the conversation shows
+    in ``owner``'s follow-up work; ``"open"``: an open task for the next step, due on the call's
+    date (in ``tz``, else the call's own offset). Both name the call and carry its opportunity;
+    ``task_id`` defaults to :func:`followup_task_id`. Raises
+    :class:`~salesflow.errors.ValidationError` when the call was not answered or ``mode`` is not
+    ``"completed"`` or ``"open"``.
+    """
+    if not isinstance(call, CallRecord):
+        raise InvalidTypeError("call", call, "a CallRecord")
+    if not call.answered:
+        raise ValidationError("call", call.id, f"an answered call (this one is {call.disposition})")
+    if check_follow_up_mode(mode, "mode") == "off":
+        raise ValidationError("mode", mode, "'completed' or 'open'")
+    number = call.counterpart_number or "a withheld number"
+    day = call.local_date(tz)
+    subject = (
+        f"Call with {number} on {day.isoformat()}"
+        if mode == "completed"
+        else f"Next step after the call with {number} on {day.isoformat()}"
+    )
+    done = mode == "completed"
+    # One construction, not create() then complete(): an import makes one per answered call.
+    return FollowUpTask(
+        id=followup_task_id(call) if task_id is None else task_id,
+        owner=owner,
+        contact_id=contact_id,
+        due=day,
+        status=TaskStatus.DONE if done else TaskStatus.OPEN,
+        opportunity_id=call.opportunity_id,
+        subject=subject,
+        created_at=call.started_at,
+        closed_at=call.ended_at if done else None,
         call_id=call.id,
     )
 

@@ -20,6 +20,7 @@ import pluggy
 
 from salesflow.domain.actors import Actor
 from salesflow.domain.events import Event
+from salesflow.domain.taxes import TaxRate
 from salesflow.errors import ValidationError
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "hookspec",
     "salesflow_authorize",
     "salesflow_get_exchange_rate",
+    "salesflow_get_tax_rates",
     "salesflow_handle_event",
     "salesflow_register_call_sources",
     "salesflow_register_storage_backends",
@@ -147,3 +149,13 @@ def salesflow_authorize(actor: Actor, action: str, subject: Any, role: str | Non
 def salesflow_get_exchange_rate(source: str, target: str, on: date) -> Decimal | None:
     """Return how many units of ``target`` one unit of ``source`` buys on ``on``, as a ``Decimal``
     (single answer: firstresult), or ``None`` when this plugin has no rate."""
+
+
+@hookspec
+def salesflow_get_tax_rates(
+    sku: str, category_path: tuple[str, ...], region: str, on: date
+) -> list[TaxRate] | None:
+    """Return the tax rates customers in ``region`` pay on product ``sku`` (in the categories
+    ``category_path``, nearest first) on ``on``, beside the catalog's own rates, or ``None`` when
+    this plugin has none. Every plugin's answer counts (a state rate and a city rate may come from
+    two plugins); the desk adds them to a quote line whose quote names a ``region``."""

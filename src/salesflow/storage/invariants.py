@@ -18,6 +18,10 @@ them for its subclasses; the SQL backend calls them from its own write paths):
   state must be exactly what its audit replays to (:func:`check_approval_save`); a new one must
   replay from its own audit (:func:`check_approval_add`). Both raise
   :class:`~salesflow.errors.ValidationError` on field ``"audit"``.
+* a version of the sales rules is added stamped, at version 1 or more (:func:`check_rules_add`),
+  and never changed (:func:`check_rules_save`) or deleted (:func:`check_rules_delete`): the
+  history of the rules only grows. Both raise :class:`~salesflow.errors.ValidationError` on
+  field ``"version"``.
 
 Each document kind names the rules of its aggregate (:attr:`DocumentKind.add_rule
 <salesflow.storage.kinds.DocumentKind.add_rule>`, :attr:`~salesflow.storage.kinds.DocumentKind.save_rule`),
@@ -43,6 +47,9 @@ __all__ = [
     "check_forward",
     "check_history",
     "check_new",
+    "check_rules_add",
+    "check_rules_delete",
+    "check_rules_save",
 ]
 
 
@@ -245,3 +252,51 @@ def check_approval_save(stored: Any, new: Any) -> None:
             "new ones (the audit only grows)",
         )
     _check_replays(new, "the saved request")
+
+
+def check_rules_add(rules: Any) -> None:
+    """Refuse to add a version of the rules that is not stamped: version 0 is the built-in
+    defaults and is never stored; a stored version names who changed the rules and when.
+
+    Raises:
+        ValidationError: on field ``"version"``.
+    """
+    if rules.version < 1 or rules.changed_by is None or rules.effective_at is None:
+        raise ValidationError(
+            "version",
+            rules.version,
+            "a version of 1 or more, stamped with who changed the rules and when (version 0, the "
+            "built-in defaults, is never stored)",
+            where="rules",
+        )
+
+
+def check_rules_save(stored: Any, new: Any) -> None:
+    """Refuse to save a stored version of the rules changed: a decision made under it must stay
+    explainable by it, so a change is always a new version.
+
+    Raises:
+        ValidationError: on field ``"version"``.
+    """
+    if new != stored:
+        raise ValidationError(
+            "version",
+            stored.version,
+            f"unchanged: version {stored.version} of the rules is kept as it was stored; a change "
+            "is a new version (desk.change_rules)",
+            where="rules",
+        )
+
+
+def check_rules_delete(stored: Any) -> None:
+    """Refuse to delete a version of the rules: the history of the rules only grows.
+
+    Raises:
+        ValidationError: on field ``"version"``.
+    """
+    raise ValidationError(
+        "version",
+        stored.version,
+        "kept forever: a version of the rules is never deleted",
+        where="rules",
+    )

@@ -38,12 +38,23 @@ attribute          key                   indexed fields                         
 ``calls``          ``id``                ``owner``, ``source``, ``external_id``,     ``source`` +
                                          ``contact_id``, ``started_at`` (datetime)   ``external_id``
 ``library``        ``call_id``           ``industry``, ``region``, ``owner``
+``rules``          ``version`` (text)    ``version`` (int), ``changed_by``
+``alerts``         ``key``               ``on`` (date), ``name``, ``owner``
 =================  ====================  ==========================================  ==============
+
+Since schema version 5: ``contact_numbers`` (key ``id``, ``"<number>#<fingerprint>"``; indexed by
+``contact_id`` and ``number``, E.164), the contacts' numbers normalised once when stored;
+``category_overrides`` (key ``opportunity_id``; indexed by ``owner`` and ``team``), the forecast
+category set for one deal with its audit trail; ``forecast_snapshots`` (key the ISO date; indexed by
+``as_of``, a date), a day's forecast lines.
 
 Rules: a contract (:func:`~salesflow.storage.invariants.check_contract_save`) and an approval
 request (:func:`~salesflow.storage.invariants.check_approval_add`,
 :func:`~salesflow.storage.invariants.check_approval_save`); opportunities' history
-(:func:`~salesflow.storage.invariants.check_history`).
+(:func:`~salesflow.storage.invariants.check_history`); the versions of the sales rules, which are
+never changed or deleted (:func:`~salesflow.storage.invariants.check_rules_save`); a category
+override's audit trail, which only grows, and a forecast snapshot, never changed or deleted
+(:mod:`salesflow.domain.forecasts`).
 """
 
 from __future__ import annotations
@@ -63,6 +74,9 @@ from salesflow.storage.invariants import (
     check_contract_delete,
     check_contract_save,
     check_history,
+    check_rules_add,
+    check_rules_delete,
+    check_rules_save,
 )
 
 __all__ = ["KINDS", "OPPORTUNITIES", "DocumentKind", "Index", "IndexType", "kind_of"]
@@ -135,6 +149,14 @@ class DocumentKind:
 
 def _id(item: Any) -> str:
     return str(item.id)
+
+
+def _forecast_rule(name: str) -> Callable[..., None]:
+    # The forecast documents' rules live beside them in the domain, imported on first use.
+    def rule(*args: Any) -> None:
+        getattr(importlib.import_module("salesflow.domain.forecasts"), name)(*args)
+
+    return rule
 
 
 KINDS: tuple[DocumentKind, ...] = (
@@ -253,11 +275,57 @@ KINDS: tuple[DocumentKind, ...] = (
         unique=(("source", "external_id"),),
     ),
     DocumentKind(
+        name="contact number",
+        attribute="contact_numbers",
+        type_path="salesflow.domain.contacts:ContactNumber",
+        key=_id,
+        indexes=(Index(name="contact_id"), Index(name="number")),
+        since=5,
+    ),
+    DocumentKind(
         name="library entry",
         attribute="library",
         type_path="salesflow.domain.library:LibraryEntry",
         key=lambda item: str(item.call_id),
         indexes=(Index(name="industry"), Index(name="region"), Index(name="owner")),
+    ),
+    DocumentKind(
+        name="rules",
+        attribute="rules",
+        type_path="salesflow.domain.rules:Rules",
+        key=lambda item: str(item.version),
+        indexes=(Index(name="version", type="int"), Index(name="changed_by")),
+        add_rule=check_rules_add,
+        save_rule=check_rules_save,
+        delete_rule=check_rules_delete,
+        since=5,
+    ),
+    DocumentKind(
+        name="alert",
+        attribute="alerts",
+        type_path="salesflow.domain.alerts:Alert",
+        key=lambda item: str(item.key),
+        indexes=(Index(name="on", type="date"), Index(name="name"), Index(name="owner")),
+        since=5,
+    ),
+    DocumentKind(
+        name="category override",
+        attribute="category_overrides",
+        type_path="salesflow.domain.forecasts:CategoryOverride",
+        key=lambda item: str(item.opportunity_id),
+        indexes=(Index(name="owner"), Index(name="team")),
+        save_rule=_forecast_rule("check_override_save"),
+        since=5,
+    ),
+    DocumentKind(
+        name="forecast snapshot",
+        attribute="forecast_snapshots",
+        type_path="salesflow.domain.forecasts:ForecastSnapshot",
+        key=lambda item: item.as_of.isoformat(),
+        indexes=(Index(name="as_of", type="date"),),
+        save_rule=_forecast_rule("check_snapshot_save"),
+        delete_rule=_forecast_rule("check_snapshot_delete"),
+        since=5,
     ),
 )
 """Every document kind, in the order their tables are created."""

@@ -57,18 +57,26 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 from salesflow.adapters.storage_memory import MemoryStorage
 from salesflow.analytics.forecast import forecast
 from salesflow.domain.actors import Actor
+from salesflow.domain.alerts import Alert
 from salesflow.domain.approvals import ApprovalRequest, Delegation, Workflow
 from salesflow.domain.billing import ContractBilling, MilestoneSpec, Trigger
 from salesflow.domain.calls import CallRecord, Direction, Disposition
 from salesflow.domain.catalog import Bundle as ProductBundle
 from salesflow.domain.catalog import BundleComponent, Catalog, Category, PriceTier, Product
-from salesflow.domain.contacts import Contact
+from salesflow.domain.contacts import Contact, contact_numbers
 from salesflow.domain.contracts import Contract
 from salesflow.domain.events import Event
+from salesflow.domain.forecasts import (
+    CategoryOverride,
+    ForecastSnapshot,
+    OverrideEntry,
+    SnapshotLine,
+)
 from salesflow.domain.library import feature_call
 from salesflow.domain.money import Money
 from salesflow.domain.numbers import MAX_AMOUNT, MAX_PLACES, MAX_QUANTITY
 from salesflow.domain.opportunities import Opportunity, StageChange
+from salesflow.domain.phones import PhoneSettings
 from salesflow.domain.quotes import Quote
 from salesflow.domain.stages import StagePlan
 from salesflow.domain.tasks import FollowUpTask
@@ -104,6 +112,8 @@ options and clock), opened while ``storage`` may still be open; the kit closes i
 CAPABILITIES: dict[str, str] = {
     "forecast_pushdown": "the stored forecast is computed by the database (GROUP BY), not by the "
     "pure calculator over the stored rows",
+    "window_pushdown": "opportunities.query_window() selects a created/closed time window in the "
+    "database (the desk's windowed analytics use it)",
 }
 """The optional capabilities a backend may declare in ``storage.capabilities``, with what each
 means. The kit's cases about one are skipped for a backend that does not declare it."""
@@ -326,7 +336,95 @@ def sample_aggregates() -> dict[str, list[Any]]:
         "tasks": [task, attrs.evolve(task.complete(at + timedelta(days=1), note="done"), id="t2")],
         "calls": [call],
         "library": [entry],
+        "contact_numbers": contact_numbers(contact, PhoneSettings(default_region="CN")),
+        "rules": _sample_rules(at),
+        "alerts": [
+            Alert(
+                on=day,
+                name="task_overdue",
+                record_kind="task",
+                record_id="t1",
+                reason="follow-up task 't1' is 2 days overdue",
+                due=day - timedelta(days=2),
+                emitted_at=at,
+                owner="ann",
+                team="east",
+            )
+        ],
+        "category_overrides": [
+            CategoryOverride(
+                opportunity_id="o1",
+                owner="ann",
+                team="east",
+                entries=(
+                    OverrideEntry(category="best_case", reason="signed LOI", actor="ann", at=at),
+                    OverrideEntry(category=None, reason="LOI withdrawn", actor="mia", at=at),
+                ),
+            )
+        ],
+        "forecast_snapshots": [
+            ForecastSnapshot(
+                as_of=day,
+                taken_at=at,
+                actor="dan",
+                threshold=Decimal("70"),
+                rules_version=2,
+                lines=(
+                    SnapshotLine(
+                        id="o1",
+                        owner="ann",
+                        team="east",
+                        stage="quotation",
+                        category="commit",
+                        amount=cny("1234.567", "KWD"),
+                        probability=Decimal("70"),
+                        expected_close=day + timedelta(days=20),
+                        weighted=cny("864.197", "KWD"),
+                    ),
+                    SnapshotLine(
+                        id="o2",
+                        owner="bob",
+                        stage="lost",
+                        category="omitted",
+                        amount=cny("10.00", "CNY"),
+                        probability=Decimal("0"),
+                        weighted=cny("0.00", "CNY"),
+                        closed_on=day,
+                        lost_reason="price",
+                    ),
+                ),
+            )
+        ],
     }
+
+
+def _sample_rules(at: datetime) -> list[Any]:
+    """Two stored versions of the sales rules: a tighter policy, then a longer contract chain."""
+    from salesflow.domain.approvals import Step
+    from salesflow.domain.discounts import DiscountPolicy
+    from salesflow.domain.rules import Rules
+
+    policy = DiscountPolicy.from_dict(
+        {
+            "ladder": [
+                {"role": "sales_rep", "max_line_discount": "7.5"},
+                {
+                    "role": "sales_manager",
+                    "max_line_discount": 15,
+                    "categories": {"hardware": {"max_line_discount": 12}},
+                },
+            ]
+        }
+    )
+    first = Rules().changed(
+        Rules(discount_policy=policy, team_roles={"sales_rep"}), by="dan", at=at, comment="Q4"
+    )
+    chain = Workflow(
+        "contract",
+        (Step("sales_manager_review", ("sales_manager",)), Step("legal_review", ("legal",))),
+    )
+    second = first.changed(first.with_part(chain), by="root", at=at + timedelta(days=1))
+    return [first, second]
 
 
 def _two_saves_at_once(

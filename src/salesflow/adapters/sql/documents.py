@@ -43,6 +43,7 @@ class SqlDocuments:
         conn: Connection,
         kind: DocumentKind,
         revisions: dict[tuple[str, str], int],
+        loaded: dict[tuple[str, str], tuple[int, Any]] | None = None,
     ) -> None:
         self._storage = storage
         self._conn = conn
@@ -50,6 +51,10 @@ class SqlDocuments:
         self._table: Table = storage.tables.documents[kind.attribute]
         self._cls = kind.load_type()
         self._seen = revisions
+        # What this unit of work read or wrote, by revision: a save checks its rule against the
+        # stored document without reading it again (a revision names one body: every write bumps
+        # it, and the UPDATE is guarded by it).
+        self._loaded = {} if loaded is None else loaded
 
     # -- rows --------------------------------------------------------------------------------------
 
@@ -89,6 +94,9 @@ class SqlDocuments:
 
     def _stored(self, key: str, expected: int) -> Any:
         """The stored aggregate ``key``, which must still be at revision ``expected``."""
+        known = self._loaded.get((self._kind.attribute, key))
+        if known is not None and known[0] == expected:
+            return known[1]
         t = self._table
         query = self._statement(
             "find", lambda: select(t.c.revision, t.c.body).where(t.c.id == bindparam("key"))
@@ -132,7 +140,9 @@ class SqlDocuments:
         if row is None:
             return None
         self._seen[(self._kind.attribute, id)] = row.revision
-        return self._load(row.body)
+        found = self._load(row.body)
+        self._loaded[(self._kind.attribute, id)] = (row.revision, found)
+        return found
 
     def get(self, id: str) -> Any:
         """The aggregate ``id``; :class:`~salesflow.errors.NotFoundError` if there is none."""
@@ -328,6 +338,7 @@ class SqlDocuments:
         if updated.rowcount != 1:
             raise ConcurrencyError(self._kind.name, key, expected, self._revision(key))
         self._seen[(self._kind.attribute, key)] = expected + 1
+        self._loaded[(self._kind.attribute, key)] = (expected + 1, item)
         return item
 
     def delete(self, id: str) -> None:

@@ -83,12 +83,13 @@ __all__ = [
     "stored_version",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The schema version this salesflow writes: 1 had opportunities and events; 2 added the document
 tables (catalog, quotes, approval requests, ...) and the opportunities' ``minor_unit``; 3 added the
 lost reason and note of a stage change (``reason``, ``note``); 4 made text compare exactly on
 MySQL/MariaDB (``utf8mb4`` with a binary NO PAD collation) and fills ``minor_unit`` again where an
-interrupted upgrade left it unfilled."""
+interrupted upgrade left it unfilled; 5 added the tables of the document kinds introduced with it
+(``since=5`` in :data:`~salesflow.storage.kinds.KINDS`)."""
 
 MYSQL_CHARSET = "utf8mb4"
 """The character set of salesflow's tables on MySQL/MariaDB: 4-byte UTF-8, so any character fits."""

@@ -25,7 +25,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +43,12 @@ from sqlalchemy import (
     create_engine,
     event,
     exc,
+    exists,
     extract,
     func,
     literal,
     null,
+    or_,
     select,
 )
 from sqlalchemy.engine import make_url
@@ -81,7 +83,7 @@ from salesflow.errors import (
     StorageError,
     ValidationError,
 )
-from salesflow.ports import FORECAST_PUSHDOWN
+from salesflow.ports import FORECAST_PUSHDOWN, WINDOW_PUSHDOWN
 from salesflow.storage.invariants import check_forward, check_history, check_new
 from salesflow.storage.kinds import kind_of
 from salesflow.storage.queries import opportunity_filter
@@ -366,6 +368,60 @@ def _opportunity(row: Any, history: list[StageChange], fixed_scale: bool) -> Opp
     )
 
 
+_WINDOW_SLACK = timedelta(days=2)
+"""How much wider than a window's days its stage changes are selected: more than any UTC offset."""
+
+
+def _window_clauses(
+    t: Any,
+    h: Any,
+    created: tuple[date | None, date | None] | None,
+    closed: tuple[date | None, date | None] | None,
+    closed_stages: Sequence[str],
+) -> list[Any]:
+    """The conditions of :meth:`SqlOpportunities.query_window` (a superset of the exact rules
+    of :mod:`salesflow.analytics.windows`)."""
+    changes = h.alias("window_changes")
+
+    def midnight(day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+    def moved_between(start: date | None, end: date | None) -> list[Any]:
+        found = []
+        if start is not None:
+            found.append(changes.c.at >= midnight(start) - _WINDOW_SLACK)
+        if end is not None:
+            found.append(changes.c.at < midnight(end) + _WINDOW_SLACK)
+        return found
+
+    def days(column: Any, start: date | None, end: date | None) -> list[Any]:
+        found = [column.is_not(None)]
+        if start is not None:
+            found.append(column >= start)
+        if end is not None:
+            found.append(column <= end)
+        return found
+
+    clauses: list[Any] = []
+    if created is not None:
+        start, end = created
+        # The creation day: the created date, else the day of the first stage change.
+        first = exists().where(
+            changes.c.opportunity_id == t.c.id, changes.c.seq == 0, *moved_between(start, end)
+        )
+        clauses.append(
+            or_(and_(*days(t.c.created, start, end)), and_(t.c.created.is_(None), first))
+        )
+    if closed is not None:
+        start, end = closed
+        into = [changes.c.opportunity_id == t.c.id, changes.c.to_stage.in_(list(closed_stages))]
+        # The close day: the last move into a closed stage, else the expected close.
+        moved = exists().where(*into, *moved_between(start, end))
+        never = ~exists().where(*into)
+        clauses.append(or_(moved, and_(never, *days(t.c.expected_close, start, end))))
+    return clauses
+
+
 class SqlOpportunities:
     """The opportunity repository of :class:`SqlStorage` (one unit of work's connection)."""
 
@@ -535,6 +591,39 @@ class SqlOpportunities:
         parameters: dict[str, Any] = {}
         while True:
             with _driver_errors("querying opportunities"):
+                built = self._build(self._conn.execute(statement, parameters).all())
+            yield from built
+            if len(built) < _PAGE:
+                return
+            statement, parameters = later, {"last": built[-1].id}
+
+    def query_window(
+        self,
+        *,
+        created: tuple[date | None, date | None] | None = None,
+        closed: tuple[date | None, date | None] | None = None,
+        closed_stages: Sequence[str] = (),
+        owner: str | Sequence[str] | None = None,
+        team: str | Sequence[str] | None = None,
+        stage: str | Sequence[str] | None = None,
+        close_from: date | None = None,
+        close_until: date | None = None,
+        updated_since: datetime | None = None,
+    ) -> Iterator[Opportunity]:
+        """The opportunities of :meth:`query` that may have been created in ``created`` or
+        closed (moved into one of ``closed_stages``) in ``closed``, selected in the database
+        (see :data:`~salesflow.ports.WINDOW_PUSHDOWN`). Stage changes are compared as instants
+        two days wider on each side than the window's days, so that a move's day in any time
+        zone is kept; the caller checks each row's days exactly."""
+        clauses = self._where(owner, team, stage, close_from, close_until, updated_since)
+        clauses.extend(_window_clauses(self._t, self._h, created, closed, closed_stages))
+        t = self._t
+        first = select(t).where(*clauses).order_by(t.c.id).limit(_PAGE)
+        statement = self._with_history(first.subquery("o"))
+        later = self._with_history(first.where(t.c.id > bindparam("last")).subquery("o"))
+        parameters: dict[str, Any] = {}
+        while True:
+            with _driver_errors("querying opportunities in a window"):
                 built = self._build(self._conn.execute(statement, parameters).all())
             yield from built
             if len(built) < _PAGE:
@@ -818,9 +907,14 @@ class SqlEvents:
     def __init__(self, storage: SqlStorage, conn: Connection) -> None:
         self._conn = conn
         self._t = storage.tables.events
+        self._latest: dict[tuple[str, str], Any] = {}
+        t = self._t
         # Built once: a fresh statement per event costs more than the insert itself.
         self._insert = storage.statement(("events", "insert"), self._t.insert)
-        t = self._t
+        self._insert_all = storage.statement(
+            ("events", "insert_all"),
+            lambda: t.insert().returning(t.c.seq, sort_by_parameter_order=True),
+        )
         self._last_at = storage.statement(
             ("events", "last_at"),
             lambda: select(func.max(t.c.at)).where(
@@ -828,15 +922,61 @@ class SqlEvents:
             ),
         )
 
+    def forget(self) -> None:
+        """Forget the latest times remembered (a savepoint undid some appends)."""
+        self._latest.clear()
+
+    def append_all(self, events: Sequence[Event]) -> list[Event]:
+        """Store ``events`` in order, as :meth:`append` does each, in one statement where the
+        database returns the sequence numbers of a multi-row insert (one round trip for a
+        command's events instead of one each)."""
+        dialect = self._conn.dialect
+        if len(events) < 2 or not dialect.insert_executemany_returning_sort_by_parameter_order:
+            return [self.append(each) for each in events]
+        rows = []
+        for each in events:
+            if not isinstance(each, Event):
+                raise InvalidTypeError("event", each, "an Event")
+            subject = (each.subject_kind, each.subject_id)
+            with _driver_errors("appending an event"):
+                if subject in self._latest:
+                    last = self._latest[subject]
+                else:
+                    last = self._conn.execute(
+                        self._last_at, {"kind": each.subject_kind, "id": each.subject_id}
+                    ).scalar()
+            check_forward(f"{each.subject_kind} {each.subject_id!r}", "at", each.at, last)
+            self._latest[subject] = each.at
+            rows.append(
+                {
+                    "name": each.name,
+                    "subject_kind": each.subject_kind,
+                    "subject_id": each.subject_id,
+                    "actor": each.actor,
+                    "at": each.at,
+                    "data": json.dumps(each.data, sort_keys=True, ensure_ascii=False),
+                }
+            )
+        with _driver_errors("appending events"):
+            result = self._conn.execute(self._insert_all, rows)
+            seqs = [int(row[0]) for row in result]
+        if len(seqs) != len(events):
+            raise StorageError("the database did not return the new events' sequence numbers")
+        return [attrs.evolve(e, seq=seq) for e, seq in zip(events, seqs, strict=True)]
+
     def append(self, event: Event) -> Event:
         """Store ``event`` and return it with its sequence number; refused (ValidationError on
         ``at``) if it is dated before the latest stored event of its subject."""
         if not isinstance(event, Event):
             raise InvalidTypeError("event", event, "an Event")
+        subject = (event.subject_kind, event.subject_id)
         with _driver_errors("appending an event"):
-            last = self._conn.execute(
-                self._last_at, {"kind": event.subject_kind, "id": event.subject_id}
-            ).scalar()
+            if subject in self._latest:
+                last = self._latest[subject]
+            else:
+                last = self._conn.execute(
+                    self._last_at, {"kind": event.subject_kind, "id": event.subject_id}
+                ).scalar()
             check_forward(f"{event.subject_kind} {event.subject_id!r}", "at", event.at, last)
             result = self._conn.execute(
                 self._insert,
@@ -852,6 +992,9 @@ class SqlEvents:
             key = result.inserted_primary_key
             if key is None or key[0] is None:
                 raise StorageError("the database did not return the new event's sequence number")
+        # The unit of work holds the write lock (or its row versions): the subject's latest time
+        # is now this one, with no need to ask again for the next event of the command.
+        self._latest[subject] = event.at
         return attrs.evolve(event, seq=int(key[0]))
 
     def query(
@@ -905,10 +1048,13 @@ class SqlUnitOfWork:
         self.callbacks: list[Callable[[], None]] = []
         self._storage = storage
         self._revisions: dict[tuple[str, str], int] = {}
+        self._loaded: dict[tuple[str, str], tuple[int, Any]] = {}
 
     def __getattr__(self, name: str) -> SqlDocuments:
         # One repository per document kind, made on first use.
-        repository = SqlDocuments(self._storage, self.connection, kind_of(name), self._revisions)
+        repository = SqlDocuments(
+            self._storage, self.connection, kind_of(name), self._revisions, self._loaded
+        )
         setattr(self, name, repository)
         return repository
 
@@ -936,8 +1082,9 @@ class SqlStorage:
         engine_options: passed to ``sqlalchemy.create_engine`` when ``target`` is a URL.
     """
 
-    capabilities: frozenset[str] = frozenset({FORECAST_PUSHDOWN})
-    """The forecast runs in the database (``GROUP BY``): ``{"forecast_pushdown"}``."""
+    capabilities: frozenset[str] = frozenset({FORECAST_PUSHDOWN, WINDOW_PUSHDOWN})
+    """The forecast runs in the database (``GROUP BY``), and so does the selection of a time
+    window: ``{"forecast_pushdown", "window_pushdown"}``."""
 
     def __init__(
         self,
@@ -1083,6 +1230,7 @@ class SqlStorage:
                 # and forget the callbacks (events) of what was undone.
                 current._revisions.clear()
                 current._revisions.update(revisions)
+                current.events.forget()
                 del current.callbacks[done:]
                 raise
             return
