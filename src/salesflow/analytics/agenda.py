@@ -391,9 +391,6 @@ def agenda(
     open_opps = [o for o in opps if plan.is_open(o.stage)]
     by_id = {o.id: o for o in open_opps}
 
-    def item(kind: AgendaKind, due: date, **fields: Any) -> AgendaItem:
-        return AgendaItem(kind=kind, due=due, days=(day - due).days, **fields)
-
     # Activity in the window (day - N, day] keeps a deal from being stalled.
     window_start = day - timedelta(days=settings.stalled_after_days)
 
@@ -431,20 +428,20 @@ def agenda(
                 f"deal {name} was expected to close on {close.isoformat()}, "
                 f"{_plural(late, 'day')} ago, and is still in {opp.stage}"
             )
-            items.append(item(AgendaKind.DEAL_SLIPPED, close, reason=reason, **common))
+            items.append(_item(day, AgendaKind.DEAL_SLIPPED, close, reason=reason, **common))
         elif close is not None and close <= horizon:
             left = (close - day).days
             when = "today" if left == 0 else f"in {_plural(left, 'day')}"
             reason = (
                 f"deal {name} is expected to close {when} ({close.isoformat()}), in {opp.stage}"
             )
-            items.append(item(AgendaKind.DEAL_CLOSING, close, reason=reason, **common))
+            items.append(_item(day, AgendaKind.DEAL_CLOSING, close, reason=reason, **common))
         if opp.id not in active:
             reason = (
                 f"deal {name} has had no stage change, call or task in the last "
                 f"{_plural(settings.stalled_after_days, 'day')}"
             )
-            items.append(item(AgendaKind.DEAL_STALLED, day, reason=reason, **common))
+            items.append(_item(day, AgendaKind.DEAL_STALLED, day, reason=reason, **common))
 
     for task in task_list:
         if not task.is_open or task.due > day:
@@ -459,7 +456,8 @@ def agenda(
             kind = AgendaKind.TASK_OVERDUE
             reason = f"follow-up task {task.id!r}{about} is {late} overdue"
         items.append(
-            item(
+            _item(
+                day,
                 kind,
                 task.due,
                 reason=reason,
@@ -493,6 +491,11 @@ def _target(plan: StagePlan, settings: AgendaSettings) -> dict[str, Decimal] | N
     return dict(settings.funnel_target)
 
 
+def _item(day: date, kind: AgendaKind, due: date, **fields: Any) -> AgendaItem:
+    """An item of ``kind`` due on ``due``, ``days`` past it on ``day`` (negative: still ahead)."""
+    return AgendaItem(kind=kind, due=due, days=(day - due).days, **fields)
+
+
 def _approval_items(
     request: ApprovalRequest,
     day: date,
@@ -522,10 +525,10 @@ def _approval_items(
         reason += f", within its SLA of {_plural(sla, 'day')} (due {due.isoformat()})"
     owner = request.owner
     return [
-        AgendaItem(
-            kind=kind,
-            due=due,
-            days=(day - due).days,
+        _item(
+            day,
+            kind,
+            due,
             reason=reason,
             record_kind="approval",
             record_id=request.id,
@@ -561,10 +564,10 @@ def _collection_items(
                     f"{_plural(invoice.days_overdue, 'day')} overdue"
                 )
                 items.append(
-                    AgendaItem(
-                        kind=AgendaKind.INVOICE_OVERDUE,
-                        due=invoice.due_on,
-                        days=(day - invoice.due_on).days,
+                    _item(
+                        day,
+                        AgendaKind.INVOICE_OVERDUE,
+                        invoice.due_on,
                         reason=reason,
                         record_kind="invoice",
                         record_id=invoice.invoice_id,
@@ -579,10 +582,10 @@ def _collection_items(
                     "to invoice"
                 )
                 items.append(
-                    AgendaItem(
-                        kind=AgendaKind.MILESTONE_DUE,
-                        due=milestone.due_on,
-                        days=(day - milestone.due_on).days,
+                    _item(
+                        day,
+                        AgendaKind.MILESTONE_DUE,
+                        milestone.due_on,
                         reason=reason,
                         record_kind="milestone",
                         record_id=milestone.name,
@@ -619,10 +622,10 @@ def _funnel_items(
             n = deviations[0].opportunities
             reason = f"{owner}'s funnel is off target over {_plural(n, 'open deal')}: {stages}"
             items.append(
-                AgendaItem(
-                    kind=AgendaKind.FUNNEL_DEVIATION,
-                    due=day,
-                    days=0,
+                _item(
+                    day,
+                    AgendaKind.FUNNEL_DEVIATION,
+                    day,
                     reason=reason,
                     record_kind="rep",
                     record_id=owner,

@@ -205,7 +205,7 @@ def forecast_frame(
     fields: Fields | None,
 ) -> Forecast:
     """:func:`~salesflow.analytics.forecast.forecast` of a DataFrame-like input."""
-    from salesflow.analytics.forecast import _EXCLUSIONS, _OVERDUE, _UNDATED
+    from salesflow.analytics.forecast import _EXCLUSIONS, _OVERDUE, _UNDATED, Forecast
 
     source = FrameInput(native, fields)
     nw = source.nw
@@ -268,25 +268,6 @@ def forecast_frame(
     elif fallback is None and any(excluded.values()) and source.has("currency"):
         column = source.column("currency")
         fallback = source.last_value(~nw.col(column).is_null(), column)
-    return _forecast(
-        source, rules, plan, by, fiscal_year_start, sums, counts, excluded, fallback, keep_lines
-    )
-
-
-def _forecast(
-    source: FrameInput,
-    rules: _Rules,
-    plan: StagePlan,
-    by: tuple[str, ...],
-    fiscal_year_start: int,
-    sums: dict[tuple[int, Any, str], Decimal],
-    counts: dict[tuple[int, Any, str], int],
-    excluded: dict[str, int],
-    fallback: str | None,
-    keep_lines: bool | None,
-) -> Forecast:
-    from salesflow.analytics.forecast import Forecast
-
     result = Forecast(
         rules=rules,
         plan=plan,
@@ -296,7 +277,7 @@ def _forecast(
         counts=counts,
         excluded=excluded,
         fallback_currency=fallback,
-        source=FrameRows(source, (source.column("amount"),)),
+        source=FrameRows(source, (amount,)),
         lines=None,
     )
     if keep_lines:

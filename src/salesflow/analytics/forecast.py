@@ -256,6 +256,19 @@ def _bucket(index: int) -> Bucket:
     return Period.from_month_index(index)
 
 
+def plan_and_threshold(
+    plan: StagePlan | None, as_of: date, threshold: Decimal | int | str | None
+) -> tuple[StagePlan, Decimal]:
+    """The plan (the default when ``None``) and the threshold (the plan's when ``None``) of a
+    forecast on ``as_of``, checked: what every forecast-shaped calculator takes first."""
+    if type(as_of) is not date:
+        raise InvalidTypeError("as_of", as_of, "a date (not a datetime)")
+    plan = StagePlan.default() if plan is None else plan
+    if not isinstance(plan, StagePlan):
+        raise InvalidTypeError("plan", plan, "a StagePlan")
+    return plan, plan.threshold if threshold is None else to_percent(threshold, "threshold")
+
+
 def _arguments(
     plan: StagePlan | None,
     as_of: date,
@@ -266,12 +279,7 @@ def _arguments(
     currency: str | None,
 ) -> tuple[StagePlan, Decimal, tuple[str, ...]]:
     """Validate the arguments shared by :func:`forecast` and :func:`forecast_from_totals`."""
-    if type(as_of) is not date:
-        raise InvalidTypeError("as_of", as_of, "a date (not a datetime)")
-    plan = StagePlan.default() if plan is None else plan
-    if not isinstance(plan, StagePlan):
-        raise InvalidTypeError("plan", plan, "a StagePlan")
-    limit = plan.threshold if threshold is None else to_percent(threshold, "threshold")
+    plan, limit = plan_and_threshold(plan, as_of, threshold)
     group_by = (by,) if isinstance(by, str) else tuple(by)
     if not all(isinstance(name, str) and name.isidentifier() for name in group_by):
         raise ValidationError("by", by, "attribute names such as 'owner' or 'team'")

@@ -28,10 +28,11 @@ from datetime import UTC, date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from salesflow.analytics.forecast import plan_and_threshold
 from salesflow.analytics.inputs import StageNames
 from salesflow.domain.forecasts import CategoryOverride, SnapshotLine
 from salesflow.domain.money import Money, currency_exponent
-from salesflow.domain.numbers import EXACT, HUNDRED, to_percent
+from salesflow.domain.numbers import EXACT, HUNDRED
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import InvalidTypeError
 
@@ -85,12 +86,7 @@ def forecast_lines(
         overrides: opportunity id -> its category overrides.
         threshold: the forecast threshold (the plan's when omitted).
     """
-    if type(as_of) is not date:
-        raise InvalidTypeError("as_of", as_of, "a date (not a datetime)")
-    plan = StagePlan.default() if plan is None else plan
-    if not isinstance(plan, StagePlan):
-        raise InvalidTypeError("plan", plan, "a StagePlan")
-    limit = plan.threshold if threshold is None else to_percent(threshold, "threshold")
+    plan, limit = plan_and_threshold(plan, as_of, threshold)
     names = StageNames(plan, defaulted=False)
     overrides = overrides or {}
     categories = plan.categories

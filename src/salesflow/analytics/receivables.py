@@ -33,6 +33,12 @@ Rules (pinned by tests):
   the exact sums of the listed rows, so owners add up to everyone and so do teams.
 * **One currency.** Every contract, invoice, credit note and payment is in the same currency;
   another raises :class:`~salesflow.errors.CurrencyMismatchError`.
+* **Objects, not a DataFrame.** Unlike the forecast, funnel, distribution and attainment, the
+  list has no columnar path: each contract comes with its billing (invoices, credit notes and
+  payments against invoices, milestones), which one table cannot hold, and the rows carry that
+  detail back. A DataFrame for ``contracts`` or ``billings`` raises
+  :class:`~salesflow.errors.InvalidTypeError` saying what to pass instead (its rows, e.g.
+  ``frame.to_dict("records")`` with ``fields=``, and ``ContractBilling`` objects).
 
 The calculator makes one pass over the contracts and keeps one compact tuple per listed contract;
 the row objects are built when first read.
@@ -48,6 +54,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import attrs
 
+from salesflow.analytics.frames import is_frame
 from salesflow.analytics.inputs import Fields, check_fields, mapped
 from salesflow.analytics.performance import SignedDeal
 from salesflow.domain.dates import to_date
@@ -626,6 +633,36 @@ _ROW_COLUMNS: Final = (
 # -- the calculator -----------------------------------------------------------------------------------
 
 
+def _refuse_frames(contracts: object, billings: object) -> None:
+    """Refuse a DataFrame for ``contracts`` or ``billings`` with an error that says what to pass.
+
+    There is no columnar receivables list: its input is not one table but each contract with its
+    billing (invoices, credit notes against invoices, payments against invoices, a milestone plan
+    whose due dates and triggers decide what is due), and its rows carry that detail back
+    (:class:`OverdueInvoice`, :class:`DueMilestone`). A frame of contracts alone cannot say what
+    was invoiced or paid, and a few thousand contracts are no load for the object path. Without
+    this check a frame would be iterated as its column names and refused for a missing ``id``.
+    """
+    for name, value in (("contracts", contracts), ("billings", billings)):
+        if is_frame(value):
+            kind = f"{type(value).__module__.partition('.')[0]} {type(value).__name__}"
+            raise InvalidTypeError(
+                name,
+                value,
+                _NOT_A_FRAME,
+                message=f"invalid {name}: a {kind} ({_NOT_A_FRAME})",
+            )
+
+
+_NOT_A_FRAME: Final = (
+    "receivables() reads each contract with its billing (invoices, credit notes, payments, "
+    "milestones), which one table cannot hold: pass contracts as objects or rows, e.g. "
+    "frame.to_dict('records') (pandas) or frame.to_dicts() (polars) with fields= giving "
+    "'amount' as Money and 'signed_on' as a date, and billings as ContractBilling objects; "
+    "see docs/guide/dataframes.md"
+)
+
+
 def _billings_by_contract(
     billings: Iterable[ReceivableBilling] | Mapping[str, ReceivableBilling],
 ) -> dict[str, ReceivableBilling]:
@@ -681,8 +718,11 @@ def receivables(
         ValidationError: a bad argument, a duplicate contract or billing, or a billing that breaks
             its invariants (invoiced above the amount, an invoice paid or credited beyond its
             amount, a payment or credit note for an invoice not issued by ``as_of``).
+        InvalidTypeError: a DataFrame for ``contracts`` or ``billings``: there is no columnar
+            receivables list (pass objects or rows, see the module's rules).
         CurrencyMismatchError: amounts in more than one currency.
     """
+    _refuse_frames(contracts, billings)
     day = to_date(as_of, "as_of")
     for flag, value in (("not_invoiced", not_invoiced), ("not_paid", not_paid)):
         if type(value) is not bool:
@@ -823,12 +863,16 @@ def receivables(
                     where=where,
                 )
         if keep_all or (not_invoiced and invoiced < amount) or (not_paid and paid < invoiced):
+            team = getattr(contract, "team", None)
+            if team is not None and type(team) is not str:
+                # A pandas row has NaN for a missing team: it would break the totals' order.
+                raise InvalidTypeError("team", team, "a team name or None", where=where)
             append(
                 (
                     signed,
                     cid,
                     owner,
-                    getattr(contract, "team", None),
+                    team,
                     getattr(contract, "state", None),
                     amount,
                     invoiced,

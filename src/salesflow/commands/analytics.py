@@ -44,8 +44,8 @@ from salesflow.analytics.windows import Window, WindowLike, to_window
 from salesflow.commands.core import DeskCore
 from salesflow.domain.actors import Actor
 from salesflow.domain.opportunities import Opportunity
-from salesflow.errors import InvalidTypeError
 from salesflow.ports import WINDOW_PUSHDOWN, UnitOfWork
+from salesflow.storage.queries import narrow_stages
 
 __all__ = ["AnalyticsCommands", "select_window"]
 
@@ -69,14 +69,7 @@ def select_window(
     closed_window = to_window(closed, "closed")
     closed_stages = [s.key for s in desk.plan if not s.is_open]
     if closed_window is not None:
-        stages = list(closed_stages)
-        wanted = filters.pop("stage", None)
-        if wanted is not None:
-            if not isinstance(wanted, str | list | tuple | set | frozenset):
-                raise InvalidTypeError("stage", wanted, "a string or a sequence of strings")
-            chosen = {wanted} if isinstance(wanted, str) else set(wanted)
-            stages = [key for key in stages if key in chosen]
-        filters["stage"] = stages
+        filters["stage"] = narrow_stages(closed_stages, filters.pop("stage", None))
     windowed = created_window is not None or closed_window is not None
     if windowed and WINDOW_PUSHDOWN in getattr(desk.storage, "capabilities", ()):
         rows = uow.opportunities.query_window(  # type: ignore[attr-defined]

@@ -28,6 +28,7 @@ from salesflow.errors import (
 )
 from salesflow.plugins.manager import PluginRates
 from salesflow.ports import UnitOfWork
+from salesflow.storage.queries import narrow_stages
 from salesflow.tabular import Column, Source, iter_opportunities
 
 __all__ = ["OpportunityCommands"]
@@ -274,13 +275,8 @@ class OpportunityCommands(DeskCore):
         streamed in one pass. ``created=`` and ``closed=`` count only the deals created, or
         lost, in those windows (see :mod:`salesflow.analytics.windows`; the day of a move is its
         date in the desk's ``timezone``, UTC when it has none)."""
-        stages = [s.key for s in self.plan.lost_stages]
-        wanted = filters.pop("stage", None)
-        if wanted is not None:
-            if not isinstance(wanted, str | list | tuple | set | frozenset):
-                raise InvalidTypeError("stage", wanted, "a string or a sequence of strings")
-            chosen = {wanted} if isinstance(wanted, str) else set(wanted)
-            stages = [key for key in stages if key in chosen]
+        lost = [s.key for s in self.plan.lost_stages]
+        stages = narrow_stages(lost, filters.pop("stage", None))
         with self.storage.transaction() as uow:
             return lost_reasons(
                 select_window(

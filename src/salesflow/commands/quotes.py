@@ -30,6 +30,15 @@ from salesflow.ports import UnitOfWork
 
 __all__ = ["QuoteCommands"]
 
+_DRAFT: dict[str, Any] = {
+    "state": QuoteState.DRAFT,
+    "rejection_reason": None,
+    "contract_id": None,
+    "rules_version": None,
+}
+"""The lifecycle fields of a quote handed to ``create_quote`` or ``update_quote``: a draft, not
+rejected, contracted or judged under a rules version (the desk's commands set those)."""
+
 
 class QuoteCommands(ApprovalCommands):
     """The catalog and quotes on the desk."""
@@ -133,14 +142,7 @@ class QuoteCommands(ApprovalCommands):
         create it there."""
         if not isinstance(quote, Quote):
             raise InvalidTypeError("quote", quote, "a Quote")
-        self.refuse_lifecycle(
-            quote,
-            "quote",
-            state=QuoteState.DRAFT,
-            rejection_reason=None,
-            contract_id=None,
-            rules_version=None,
-        )
+        self.refuse_lifecycle(quote, "quote", **_DRAFT)
 
         def work(uow: UnitOfWork, events: list[Event]) -> Quote:
             placed = attrs.evolve(self._placed(uow, quote), version=1)
@@ -181,14 +183,7 @@ class QuoteCommands(ApprovalCommands):
             if quote.version != stored.version + 1:
                 raise ConcurrencyError("quote", quote.id, quote.version - 1, stored.version)
             stored.check_editable()
-            self.refuse_lifecycle(
-                quote,
-                "quote",
-                state=QuoteState.DRAFT,
-                rejection_reason=None,
-                contract_id=None,
-                rules_version=None,
-            )
+            self.refuse_lifecycle(quote, "quote", **_DRAFT)
             placed.check_prices(self._catalog(uow), tax_source=self.tax_source)
             if stored.state is QuoteState.PENDING_APPROVAL:
                 self.withdraw_pending(uow, events, actor, "quote", quote.id, "the quote changed")

@@ -14,9 +14,10 @@ optional text into ``None``)::
         issued_on: date = attrs.field(converter=as_date)
         state: State = attrs.field(converter=as_enum, metadata={"enum": State})
 
-:data:`as_enum`, :data:`as_tuple`, :func:`check_instance` and :func:`check_choice` read what
-they need from the field's ``metadata`` (``{"enum": State}``, ``{"items": Step}``,
-``{"type": Quote}``, ``{"choices": ("range", "slab")}``) rather than being made by a factory:
+:data:`as_enum` (and :data:`as_optional_enum`), :data:`as_tuple`, :func:`check_instance` and
+:func:`check_choice` read what they need from the field's ``metadata`` (``{"enum": State}``,
+``{"items": Step}``, ``{"type": Quote}``, ``{"choices": ("range", "slab")}``) rather than being
+made by a factory:
 mypy's attrs plugin reads a named function as a converter, but neither a factory's result nor an
 ``attrs.Converter`` (python/mypy#15736), so the converters are declared to mypy as the one-argument
 functions they behave as. The plain functions (:func:`check_string`, :func:`require_text`,
@@ -74,6 +75,7 @@ __all__ = [
     "as_ids",
     "as_optional_date",
     "as_optional_datetime",
+    "as_optional_enum",
     "as_optional_id",
     "as_optional_name",
     "as_optional_percent",
@@ -402,6 +404,10 @@ def _as_enum(value: object, field: attrs.Attribute[Any]) -> enum.Enum:
         raise ValidationError(field.name, value, f"one of {choices}") from None
 
 
+def _as_optional_enum(value: object, field: attrs.Attribute[Any]) -> enum.Enum | None:
+    return None if value is None else _as_enum(value, field)
+
+
 def _as_tuple(value: object, field: attrs.Attribute[Any]) -> tuple[Any, ...]:
     kind: type = field.metadata["items"]
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
@@ -431,6 +437,7 @@ if TYPE_CHECKING:
     def as_datetime(value: object, /) -> datetime: ...
     def as_optional_datetime(value: object, /) -> datetime | None: ...
     def as_enum(value: object, /) -> Any: ...
+    def as_optional_enum(value: object, /) -> Any: ...
     def as_tuple(value: object, /) -> Any: ...
 else:
     as_optional_id = attrs.Converter(_as_optional_id, takes_field=True)
@@ -464,6 +471,8 @@ else:
     """``None`` or a timezone-aware ``datetime``."""
     as_enum = attrs.Converter(_as_enum, takes_field=True)
     """A member of the enum in the field's ``metadata["enum"]``, or its value as a string."""
+    as_optional_enum = attrs.Converter(_as_optional_enum, takes_field=True)
+    """``None``, or what :data:`as_enum` accepts."""
     as_tuple = attrs.Converter(_as_tuple, takes_field=True)
     """A tuple of the instances of the class in the field's ``metadata["items"]`` (any iterable of
     them but a string or a mapping)."""

@@ -20,7 +20,13 @@ from decimal import Decimal
 
 import attrs
 
-from salesflow.domain.checks import as_datetime, check_id, check_optional_id, check_string
+from salesflow.domain.checks import (
+    as_datetime,
+    as_optional_enum,
+    check_id,
+    check_optional_id,
+    check_string,
+)
 from salesflow.domain.money import Money
 from salesflow.domain.stages import ForecastCategory
 from salesflow.errors import InvalidTypeError, ValidationError
@@ -52,17 +58,6 @@ def _to_reason(value: object) -> str:
     return text
 
 
-def _to_category(value: object) -> ForecastCategory | None:
-    if value is None or isinstance(value, ForecastCategory):
-        return value
-    try:
-        return ForecastCategory(value)
-    except ValueError:
-        raise ValidationError(
-            "category", value, f"one of {[c.value for c in ForecastCategory]} or None"
-        ) from None
-
-
 def _check_open_category(
     _instance: object, _attribute: attrs.Attribute[ForecastCategory | None], value: object
 ) -> None:
@@ -78,7 +73,9 @@ class OverrideEntry:
     deal back to its stage's category), why, who and when."""
 
     category: ForecastCategory | None = attrs.field(
-        converter=_to_category, validator=_check_open_category
+        converter=as_optional_enum,
+        validator=_check_open_category,
+        metadata={"enum": ForecastCategory},
     )
     reason: str = attrs.field(converter=_to_reason)
     actor: str = attrs.field(validator=check_id)

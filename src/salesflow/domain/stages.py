@@ -41,6 +41,7 @@ import attrs
 from salesflow.domain.checks import (
     MAX_CODE_LENGTH,
     as_enum,
+    as_optional_enum,
     as_percent,
     as_tuple,
     check_id,
@@ -96,17 +97,6 @@ class ForecastCategory(enum.Enum):
     OMITTED = "omitted"
 
 
-def _to_category(value: object) -> ForecastCategory | None:
-    if value is None or isinstance(value, ForecastCategory):
-        return value
-    try:
-        return ForecastCategory(value)
-    except ValueError:
-        raise ValidationError(
-            "category", value, f"one of {[c.value for c in ForecastCategory]}"
-        ) from None
-
-
 @attrs.frozen(kw_only=True)
 class Stage:
     """One sales stage: key, display name, win probability (percent), outcome and (optional)
@@ -118,7 +108,9 @@ class Stage:
     outcome: Outcome = attrs.field(
         default=Outcome.OPEN, converter=as_enum, metadata={"enum": Outcome}
     )
-    category: ForecastCategory | None = attrs.field(default=None, converter=_to_category)
+    category: ForecastCategory | None = attrs.field(
+        default=None, converter=as_optional_enum, metadata={"enum": ForecastCategory}
+    )
 
     def __attrs_post_init__(self) -> None:
         category = self.category

@@ -14,7 +14,7 @@ from salesflow.errors import InvalidTypeError, ValidationError
 from salesflow.ports import Between
 from salesflow.storage.kinds import DocumentKind
 
-__all__ = ["check_filters", "opportunity_filter", "wanted"]
+__all__ = ["check_filters", "narrow_stages", "opportunity_filter", "wanted"]
 
 
 def check_filters(
@@ -61,6 +61,23 @@ def opportunity_filter(
     for name, chosen in (("owner", owner), ("team", team), ("stage", stage)):
         if chosen is not None and not isinstance(chosen, str | list | tuple | set | frozenset):
             raise InvalidTypeError(name, chosen, "a string or a sequence of strings")
+
+
+def narrow_stages(stages: Sequence[str], stage: object) -> list[str]:
+    """The keys of ``stages`` that a ``stage`` filter of :meth:`OpportunityRepository.query
+    <salesflow.ports.OpportunityRepository.query>` keeps (all of them when ``stage`` is
+    ``None``), in their order: what a read that only needs some stages (the closed ones, the lost
+    ones) asks storage for.
+
+    Raises:
+        InvalidTypeError: ``stage`` neither a string nor a sequence of strings.
+    """
+    if stage is None:
+        return list(stages)
+    if not isinstance(stage, str | list | tuple | set | frozenset):
+        raise InvalidTypeError("stage", stage, "a string or a sequence of strings")
+    chosen = {stage} if isinstance(stage, str) else set(stage)
+    return [key for key in stages if key in chosen]
 
 
 def wanted(value: Any, filter: Any) -> bool:

@@ -584,13 +584,18 @@ class SqlOpportunities:
         (the opportunities with their stage changes), so each opportunity is read whole, as it
         was committed."""
         clauses = self._where(owner, team, stage, close_from, close_until, updated_since)
+        yield from self._paged(clauses, "querying opportunities")
+
+    def _paged(self, clauses: list[Any], action: str) -> Iterator[Opportunity]:
+        """The opportunities matching ``clauses`` ordered by id, a page (one statement) at a time:
+        each page after the first starts after the last id read (keyset pagination)."""
         t = self._t
         first = select(t).where(*clauses).order_by(t.c.id).limit(_PAGE)
         statement = self._with_history(first.subquery("o"))
         later = self._with_history(first.where(t.c.id > bindparam("last")).subquery("o"))
         parameters: dict[str, Any] = {}
         while True:
-            with _driver_errors("querying opportunities"):
+            with _driver_errors(action):
                 built = self._build(self._conn.execute(statement, parameters).all())
             yield from built
             if len(built) < _PAGE:
@@ -617,18 +622,7 @@ class SqlOpportunities:
         zone is kept; the caller checks each row's days exactly."""
         clauses = self._where(owner, team, stage, close_from, close_until, updated_since)
         clauses.extend(_window_clauses(self._t, self._h, created, closed, closed_stages))
-        t = self._t
-        first = select(t).where(*clauses).order_by(t.c.id).limit(_PAGE)
-        statement = self._with_history(first.subquery("o"))
-        later = self._with_history(first.where(t.c.id > bindparam("last")).subquery("o"))
-        parameters: dict[str, Any] = {}
-        while True:
-            with _driver_errors("querying opportunities in a window"):
-                built = self._build(self._conn.execute(statement, parameters).all())
-            yield from built
-            if len(built) < _PAGE:
-                return
-            statement, parameters = later, {"last": built[-1].id}
+        yield from self._paged(clauses, "querying opportunities in a window")
 
     def count(
         self,
@@ -935,28 +929,8 @@ class SqlEvents:
             return [self.append(each) for each in events]
         rows = []
         for each in events:
-            if not isinstance(each, Event):
-                raise InvalidTypeError("event", each, "an Event")
-            subject = (each.subject_kind, each.subject_id)
-            with _driver_errors("appending an event"):
-                if subject in self._latest:
-                    last = self._latest[subject]
-                else:
-                    last = self._conn.execute(
-                        self._last_at, {"kind": each.subject_kind, "id": each.subject_id}
-                    ).scalar()
-            check_forward(f"{each.subject_kind} {each.subject_id!r}", "at", each.at, last)
-            self._latest[subject] = each.at
-            rows.append(
-                {
-                    "name": each.name,
-                    "subject_kind": each.subject_kind,
-                    "subject_id": each.subject_id,
-                    "actor": each.actor,
-                    "at": each.at,
-                    "data": json.dumps(each.data, sort_keys=True, ensure_ascii=False),
-                }
-            )
+            rows.append(self._row(each))
+            self._latest[(each.subject_kind, each.subject_id)] = each.at
         with _driver_errors("appending events"):
             result = self._conn.execute(self._insert_all, rows)
             seqs = [int(row[0]) for row in result]
@@ -964,9 +938,9 @@ class SqlEvents:
             raise StorageError("the database did not return the new events' sequence numbers")
         return [attrs.evolve(e, seq=seq) for e, seq in zip(events, seqs, strict=True)]
 
-    def append(self, event: Event) -> Event:
-        """Store ``event`` and return it with its sequence number; refused (ValidationError on
-        ``at``) if it is dated before the latest stored event of its subject."""
+    def _row(self, event: Event) -> dict[str, Any]:
+        """The row of ``event``, refused (ValidationError on ``at``) if it is dated before the
+        latest event of its subject (remembered, else read)."""
         if not isinstance(event, Event):
             raise InvalidTypeError("event", event, "an Event")
         subject = (event.subject_kind, event.subject_id)
@@ -977,24 +951,28 @@ class SqlEvents:
                 last = self._conn.execute(
                     self._last_at, {"kind": event.subject_kind, "id": event.subject_id}
                 ).scalar()
-            check_forward(f"{event.subject_kind} {event.subject_id!r}", "at", event.at, last)
-            result = self._conn.execute(
-                self._insert,
-                {
-                    "name": event.name,
-                    "subject_kind": event.subject_kind,
-                    "subject_id": event.subject_id,
-                    "actor": event.actor,
-                    "at": event.at,
-                    "data": json.dumps(event.data, sort_keys=True, ensure_ascii=False),
-                },
-            )
+        check_forward(f"{event.subject_kind} {event.subject_id!r}", "at", event.at, last)
+        return {
+            "name": event.name,
+            "subject_kind": event.subject_kind,
+            "subject_id": event.subject_id,
+            "actor": event.actor,
+            "at": event.at,
+            "data": json.dumps(event.data, sort_keys=True, ensure_ascii=False),
+        }
+
+    def append(self, event: Event) -> Event:
+        """Store ``event`` and return it with its sequence number; refused (ValidationError on
+        ``at``) if it is dated before the latest stored event of its subject."""
+        row = self._row(event)
+        with _driver_errors("appending an event"):
+            result = self._conn.execute(self._insert, row)
             key = result.inserted_primary_key
             if key is None or key[0] is None:
                 raise StorageError("the database did not return the new event's sequence number")
         # The unit of work holds the write lock (or its row versions): the subject's latest time
         # is now this one, with no need to ask again for the next event of the command.
-        self._latest[subject] = event.at
+        self._latest[(event.subject_kind, event.subject_id)] = event.at
         return attrs.evolve(event, seq=int(key[0]))
 
     def query(
