@@ -91,6 +91,7 @@ from salesflow.domain.numbers import (
     to_amount,
     to_decimal,
     to_percent,
+    to_quantity,
 )
 from salesflow.domain.taxes import (
     TAX_ROUNDINGS,
@@ -447,6 +448,81 @@ class QuoteItem:
         )
 
 
+_MAX_WHOLE_QUANTITY = int(MAX_QUANTITY)
+_PLAIN_KEYS = frozenset({"sku", "quantity", "discount"})
+
+
+def _plain_item(
+    item_id: str, entry: Mapping[str, Any], parts: tuple[ProductSnapshot, ...]
+) -> QuoteItem | None:
+    """The item :meth:`Quote.add_lines` builds for ``entry``, a line of the product of ``parts``
+    (a snapshot built, and its product found sellable in the quote's currency, for an earlier line
+    of the same call), or ``None`` when the entry is not a plain one or breaks a rule.
+
+    A plain entry has no unit, no unit price and no amount off, an ``int`` or ``Decimal``
+    quantity and discount. For it this runs exactly the checks of the :class:`QuoteItem`
+    constructor that such an entry can fail, without its converters' and validators' per-call
+    overhead (a 10,000-line quote is mostly plain lines). Anything else returns ``None``, and the
+    caller builds the item the ordinary way, which then also raises the ordinary error.
+    """
+    get = entry.get
+    if not _PLAIN_KEYS.issuperset(entry):
+        if get("unit") is not None or get("unit_price") is not None:
+            return None
+        off = get("amount_off", 0)
+        if off is not ZERO and (type(off) is not int or off != 0):
+            return None
+    product = parts[0].product
+    qty = get("quantity", 1)
+    if type(qty) is int:
+        if not 0 < qty < _MAX_WHOLE_QUANTITY:
+            return None
+        quantity = Decimal(qty)
+    elif type(qty) is Decimal:
+        try:
+            quantity = to_quantity(qty, "quantity")
+        except ValidationError:
+            return None
+        if product.tiers and quantity != quantity.to_integral_value():
+            return None
+    else:
+        return None
+    discount = get("discount", 0)
+    if type(discount) is int:
+        discount = Decimal(discount)
+    elif type(discount) is not Decimal or not discount.is_finite():
+        return None
+    if not -HUNDRED <= discount <= HUNDRED or len(item_id) > MAX_ID_LENGTH:
+        return None
+    if discount < ZERO and not product.allow_surcharge:
+        return None
+    if EXACT.multiply(product.list_price.amount, quantity) >= MAX_AMOUNT:
+        return None
+    item: QuoteItem = _new_object(QuoteItem)
+    _set_id(item, item_id)
+    _set_quantity(item, quantity)
+    _set_products(item, parts)
+    _set_bundle(item, None)
+    _set_unit_price(item, None)
+    _set_discount(item, discount)
+    _set_amount_off(item, ZERO)
+    _set_unit(item, None)
+    return item
+
+
+_new_object = object.__new__
+# The slots' own setters (every field of QuoteItem): they skip the frozen class's __setattr__,
+# which refuses, and cost less than object.__setattr__.
+_set_id = QuoteItem.__dict__["id"].__set__
+_set_quantity = QuoteItem.__dict__["quantity"].__set__
+_set_products = QuoteItem.__dict__["products"].__set__
+_set_bundle = QuoteItem.__dict__["bundle"].__set__
+_set_unit_price = QuoteItem.__dict__["unit_price"].__set__
+_set_discount = QuoteItem.__dict__["discount"].__set__
+_set_amount_off = QuoteItem.__dict__["amount_off"].__set__
+_set_unit = QuoteItem.__dict__["unit"].__set__
+
+
 def _catalog_amount(item: QuoteItem, product: Product) -> Decimal:
     """What the catalog asks for a product item: the unit of measure's own price x quantity, or
     the (tiered) price of its base units (exact)."""
@@ -470,7 +546,21 @@ def _percent_kept(amount: Decimal, discount: Decimal) -> Decimal:
     amounts keep the digits they showed)."""
     if not discount:
         return amount
-    return EXACT.multiply(amount, EXACT.divide(EXACT.subtract(HUNDRED, discount), HUNDRED))
+    # A division in EXACT's precision costs several multiplications, and a quote repeats a few
+    # discounts over many lines: the factor is kept per discount. Equal discounts written with
+    # other digits (10.5, 10.50) have factors written differently, hence same_quantum.
+    known = _KEPT_FACTORS.get(discount)
+    if known is not None and known[0].same_quantum(discount):
+        return EXACT.multiply(amount, known[1])
+    factor = EXACT.divide(EXACT.subtract(HUNDRED, discount), HUNDRED)
+    if len(_KEPT_FACTORS) >= _MAX_KEPT_FACTORS:
+        _KEPT_FACTORS.clear()
+    _KEPT_FACTORS[discount] = (discount, factor)
+    return EXACT.multiply(amount, factor)
+
+
+_KEPT_FACTORS: dict[Decimal, tuple[Decimal, Decimal]] = {}
+_MAX_KEPT_FACTORS = 1024
 
 
 # -- lines: what the customer pays -------------------------------------------------------------------
@@ -766,8 +856,11 @@ class _Pricing:
         return lines
 
     def _build(self) -> Iterator[QuoteLine]:
+        # Built without QuoteLine's constructor, whose keyword handling costs more than setting
+        # the slots from the waterfall's figures, which need no checks.
         currency = self.currency
         multiply = EXACT.multiply
+        setters = _LINE_SETTERS
         for line_id, row, doc_share, net, rates, taxes in zip(
             self.ids,
             self.rows,
@@ -780,30 +873,63 @@ class _Pricing:
             item, part, units, catalog, gross, discounted, sub, included = row
             product = part.product
             cost = product.cost
-            yield QuoteLine(
-                id=line_id,
-                item_id=item.id,
-                product=product,
-                bundle_sku=None if item.bundle is None else item.bundle.sku,
-                category_path=part.category_path,
-                quantity=units,
-                currency=currency,
-                unit_price=item.unit_price,
-                discount=item.discount,
-                catalog_amount=catalog,
-                gross=gross,
-                discounted=discounted,
-                subtotal=sub,
-                document_discount=doc_share,
-                net=net,
-                tax=exact_sum(taxes) if taxes else ZERO,
-                unit=item.unit,
-                amount_off=item.amount_off,
-                included=included,
-                tax_rates=rates,
-                tax_amounts=taxes,
-                cost=None if cost is None else multiply(cost.amount, units),
+            values = (  # in the order of _LINE_FIELDS
+                line_id,
+                item.id,
+                product,
+                None if item.bundle is None else item.bundle.sku,
+                part.category_path,
+                units,
+                currency,
+                item.unit_price,
+                item.discount,
+                catalog,
+                gross,
+                discounted,
+                sub,
+                doc_share,
+                net,
+                exact_sum(taxes) if taxes else ZERO,
+                item.unit,
+                item.amount_off,
+                included,
+                rates,
+                taxes,
+                None if cost is None else multiply(cost.amount, units),
             )
+            line: QuoteLine = _new_object(QuoteLine)
+            for set_field, value in zip(setters, values, strict=True):
+                set_field(line, value)
+            yield line
+
+
+_LINE_FIELDS = (
+    "id",
+    "item_id",
+    "product",
+    "bundle_sku",
+    "category_path",
+    "quantity",
+    "currency",
+    "unit_price",
+    "discount",
+    "_catalog_amount",
+    "_gross",
+    "_discounted",
+    "_subtotal",
+    "_document_discount",
+    "_net",
+    "_tax",
+    "unit",
+    "_amount_off",
+    "_included",
+    "tax_rates",
+    "tax_amounts",
+    "_cost",
+)
+"""Every field of :class:`QuoteLine`, in the order :meth:`_Pricing._build` sets them (a test pins
+it to the class)."""
+_LINE_SETTERS = tuple(QuoteLine.__dict__[name].__set__ for name in _LINE_FIELDS)
 
 
 def _untaxed(
@@ -814,30 +940,38 @@ def _untaxed(
     return untaxed_amount(amount, [t.rate for t in part.taxes], quantum), amount
 
 
-def _rows(item: QuoteItem, quantum: Decimal, currency: str) -> list[_Row]:
+def _product_row(item: QuoteItem, quantum: Decimal) -> _Row:
+    """The row of a product item (not a bundle)."""
     # Every product is exact (EXACT): quantity x price has up to 50 significant digits.
+    discount = item.discount
+    off = item.amount_off
+    qty = item.quantity
+    part = item.products[0]
+    product = part.product
+    if item.unit is None:
+        units = qty
+        catalog = product._amount_of(qty)
+    else:
+        units = item.base_quantity
+        catalog = _catalog_amount(item, product)
+    gross = catalog if item.unit_price is None else EXACT.multiply(item.unit_price.amount, qty)
+    discounted = _percent_kept(gross, discount) if discount else gross
+    if off:
+        discounted = EXACT.subtract(discounted, off)
+    sub = discounted.quantize(quantum, ROUND_HALF_UP, EXACT)
+    if product.tax_included:
+        untaxed, included = _untaxed(part, sub, quantum)
+        return (item, part, units, catalog, gross, discounted, untaxed, included)
+    return (item, part, units, catalog, gross, discounted, sub, None)
+
+
+def _rows(item: QuoteItem, quantum: Decimal, currency: str) -> list[_Row]:
+    if item.bundle is None:
+        return [_product_row(item, quantum)]
     multiply = EXACT.multiply
     discount = item.discount
     off = item.amount_off
     qty = item.quantity
-    if item.bundle is None:
-        part = item.products[0]
-        product = part.product
-        if item.unit is None:
-            units = qty
-            catalog = product._amount_of(qty)
-        else:
-            units = item.base_quantity
-            catalog = _catalog_amount(item, product)
-        gross = catalog if item.unit_price is None else multiply(item.unit_price.amount, qty)
-        discounted = _percent_kept(gross, discount) if discount else gross
-        if off:
-            discounted = EXACT.subtract(discounted, off)
-        sub = discounted.quantize(quantum, ROUND_HALF_UP, EXACT)
-        if product.tax_included:
-            untaxed, included = _untaxed(part, sub, quantum)
-            return [(item, part, units, catalog, gross, discounted, untaxed, included)]
-        return [(item, part, units, catalog, gross, discounted, sub, None)]
     # A bundle: allocate the bundle price (whole minor units), then the rounded, discounted bundle
     # amount, so that both the gross and the subtotal shares add up exactly.
     bundle_gross = Money._trusted(multiply(item.bundle.price.amount, qty), currency)
@@ -883,7 +1017,12 @@ def _price(
     rounding: TaxRounding = "document",
 ) -> _Pricing:
     quantum = currency_exponent(currency)
-    rows = [row for item in items for row in _rows(item, quantum, currency)]
+    rows: list[_Row] = []
+    for item in items:
+        if item.bundle is None:
+            rows.append(_product_row(item, quantum))
+        else:
+            rows.extend(_rows(item, quantum, currency))
     subtotals = [row[6] for row in rows]
     subtotal = exact_sum(subtotals)
     doc_total = EXACT.add(_percent_of(subtotal, document_discount, quantum), amount_off)
@@ -1231,6 +1370,12 @@ def _explain_line(
 
 
 def _to_items(value: object) -> tuple[QuoteItem, ...]:
+    if (
+        type(value) is tuple
+        and all(type(item) is QuoteItem for item in value)
+        and len({item.id for item in value}) == len(value)
+    ):
+        return value  # the usual case, checked in bulk: every quote edit passes all its items
     if isinstance(value, str | Mapping) or not isinstance(value, Iterable):
         raise InvalidTypeError("items", value, "a sequence of QuoteItem")
     items = tuple(value)
@@ -1297,9 +1442,16 @@ class Quote:
     _pricing: _Pricing | None = attrs.field(init=False, default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        currency = self.currency
         for item in self.items:
-            if item.currency != self.currency:
-                raise CurrencyMismatchError(self.currency, item.currency, operation="quote")
+            # item.currency, inlined: every quote edit checks all its items
+            bundle = item.bundle
+            if (
+                bundle.currency
+                if bundle is not None
+                else item.products[0].product.list_price.currency
+            ) != currency:
+                raise CurrencyMismatchError(currency, item.currency, operation="quote")
         if self.document_amount_off < 0:
             raise ValidationError(
                 "document_amount_off", self.document_amount_off, "an amount of zero or more"
@@ -1770,20 +1922,30 @@ class Quote:
         new: list[QuoteItem] = []
         number = self.next_line
         memo: dict[tuple[str, Decimal], ProductSnapshot] = {}
+        # The snapshot of each product SKU a line of this call added: the catalog is immutable,
+        # so the SKU stays sellable on quoted_on and in the quote's currency for the later lines.
+        sold: dict[str, tuple[ProductSnapshot, ...]] = {}
         for i, entry in enumerate(lines):
-            if not isinstance(entry, Mapping) or "sku" not in entry or set(entry) - allowed:
+            if (
+                not (type(entry) is dict or isinstance(entry, Mapping))
+                or "sku" not in entry
+                or not allowed.issuperset(entry)
+            ):
                 raise ValidationError(
                     f"lines[{i}]",
                     entry,
                     "a dict with sku and optionally quantity, discount, unit_price, amount_off, unit",
                 )
             number, item_id = next(ids)
-            try:
-                new.append(
-                    self._new_item(
+            sku = entry["sku"]
+            parts = sold.get(sku) if type(sku) is str else None
+            item = None if parts is None else _plain_item(item_id, entry, parts)
+            if item is None:
+                try:
+                    item = self._new_item(
                         catalog,
                         item_id,
-                        entry["sku"],
+                        sku,
                         entry.get("quantity", 1),
                         entry.get("discount", 0),
                         entry.get("unit_price"),
@@ -1792,9 +1954,11 @@ class Quote:
                         tax_source=tax_source,
                         memo=memo,
                     )
-                )
-            except ValidationError as exc:
-                raise exc.located(f"lines[{i}] ({entry['sku']!r})") from None
+                except ValidationError as exc:
+                    raise exc.located(f"lines[{i}] ({sku!r})") from None
+                if item.bundle is None and type(sku) is str:
+                    sold[sku] = item.products
+            new.append(item)
         if not new:
             return self
         return self._edited(items=(*self.items, *new), next_line=number + 1)
