@@ -154,7 +154,7 @@ class CallSourceBase(abc.ABC):
     ) -> Iterator[CallRecord]:
         self._errors = []
         self._duplicates = 0
-        records = self._checked(since, until)
+        records = self._checked(since, until, keep=on_error == "raise")
         if on_error == "skip":
             yield from records
             return
@@ -177,9 +177,14 @@ class CallSourceBase(abc.ABC):
             raise first
         yield from batch
 
-    def _checked(self, since: datetime | None, until: datetime | None) -> Iterator[CallRecord]:
+    def _checked(
+        self, since: datetime | None, until: datetime | None, *, keep: bool = False
+    ) -> Iterator[CallRecord]:
         name = self.name
-        seen: dict[CallKey, int] = {}
+        # A repeated key is told apart from its first record by equality. With ``keep`` (the batch
+        # is held in memory anyway) the first record itself is kept, which costs nothing per call;
+        # otherwise its hash, so that memory stays one int per call while streaming.
+        seen: dict[CallKey, object] = {}
         for record in self.read_calls(since, until):
             if not isinstance(record, CallRecord):
                 raise InvalidTypeError("record", record, f"CallRecord values from {name!r}")
@@ -191,13 +196,11 @@ class CallSourceBase(abc.ABC):
             if (since is not None and started < since) or (until is not None and started >= until):
                 continue
             key = (record.source, record.external_id)
-            # Keeping a hash instead of the record keeps memory to one int per call.
-            digest = hash(record)
             first = seen.get(key)
             if first is None:
-                seen[key] = digest
+                seen[key] = record if keep else hash(record)
                 yield record
-            elif first == digest:
+            elif first == (record if keep else hash(record)):
                 self._duplicates += 1
             else:
                 self.report(

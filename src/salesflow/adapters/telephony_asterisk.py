@@ -62,8 +62,8 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from salesflow.adapters.telephony import CallSourceBase, check_seconds
-from salesflow.domain.calls import CallRecord, Direction, Disposition
+from salesflow.adapters.telephony import MAX_CALL_SECONDS, CallSourceBase, check_seconds
+from salesflow.domain.calls import CallRecord, Direction, Disposition, _source_record
 from salesflow.errors import InvalidTypeError, NotFoundError, ValidationError
 from salesflow.tabular import csv_error, next_row
 
@@ -383,6 +383,22 @@ class AsteriskCsvSource(CallSourceBase):
         optional = {f: positions.get(f) for f in ("recording", "task_id", "opportunity_id")}
         i_contact = positions.get("contact_id")
         i_end = positions.get("end")
+        # Fast paths for the stock layout (decided once, not per row): the direction from
+        # dcontext, the owner from accountcode as the key or through a mapping, no extra fields.
+        by_context = "direction" not in positions and self._direction is None
+        inbound_contexts = self._inbound
+        owners = self._owners
+        i_account = (
+            positions["accountcode"]
+            if "owner" not in positions
+            and self._owner_key == "accountcode"
+            and (owners is None or isinstance(owners, Mapping))
+            else None
+        )
+        extras = any(i is not None for i in optional.values()) or i_contact is not None
+        inbound, outbound = Direction.INBOUND, Direction.OUTBOUND
+        most = MAX_CALL_SECONDS
+        digits_most = len(str(MAX_CALL_SECONDS))
         occurrences: dict[str, list[int]] = {}
         while True:
             try:
@@ -399,7 +415,6 @@ class AsteriskCsvSource(CallSourceBase):
             previous = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
-            where = f"{label} line {line}"
             try:
                 if len(row) < width:
                     raise ValidationError("columns", len(row), f"at least {width} columns")
@@ -419,7 +434,12 @@ class AsteriskCsvSource(CallSourceBase):
                 else:
                     seen.append(digest)
                     external = f"{uid}#{len(seen)}"
-                started = _local_time(row[i_start], tz, "start")
+                try:
+                    started = datetime.fromisoformat(row[i_start].strip())
+                except ValueError:
+                    started = _local_time(row[i_start], tz, "start")  # raises, naming the field
+                if started.tzinfo is None:
+                    started = started.replace(tzinfo=tz)
                 if (since is not None and started < since) or (
                     until is not None and started >= until
                 ):
@@ -427,12 +447,31 @@ class AsteriskCsvSource(CallSourceBase):
                 if repeat:
                     self._duplicates += 1
                     continue
-                duration = check_seconds(row[i_duration], "duration")
-                billsec = check_seconds(row[i_billsec], "billsec")
+                # Plain digits (every row Asterisk writes) skip check_seconds, which words refusals.
+                text = row[i_duration].strip()
+                if (
+                    len(text) <= digits_most
+                    and text.isdigit()
+                    and text.isascii()
+                    and int(text) <= most
+                ):
+                    duration = int(text)
+                else:
+                    duration = check_seconds(row[i_duration], "duration")
+                text = row[i_billsec].strip()
+                if (
+                    len(text) <= digits_most
+                    and text.isdigit()
+                    and text.isascii()
+                    and int(text) <= most
+                ):
+                    billsec = int(text)
+                else:
+                    billsec = check_seconds(row[i_billsec], "billsec")
                 if billsec > duration:
                     raise ValidationError("billsec", billsec, f"at most duration ({duration})")
-                end = _cell(row, i_end)
-                if end is not None and _local_time(end, tz, "end") < started:
+                end = row[i_end].strip() if i_end is not None and i_end < len(row) else ""
+                if end and _local_time(end, tz, "end") < started:
                     raise ValidationError(
                         "end", end, f"a time at or after the start ({row[i_start].strip()})"
                     )
@@ -443,26 +482,52 @@ class AsteriskCsvSource(CallSourceBase):
                         row[i_disposition],
                         "ANSWERED, NO ANSWER, BUSY, FAILED or CONGESTION",
                     )
-                direction = self._direction_of(row, positions, i_context)
-                owner = self._owner_of(row, positions, direction)
-                record = CallRecord(
-                    source=name,
-                    external_id=external,
-                    direction=direction,
-                    from_number=row[i_src].strip(),
-                    to_number=row[i_dst].strip(),
-                    started_at=started,
-                    disposition=disposition,
-                    owner=owner,
-                    ring_seconds=duration - billsec,
-                    talk_seconds=billsec,
-                    recording=_cell(row, optional["recording"]),
-                    task_id=_cell(row, optional["task_id"]),
-                    opportunity_id=_cell(row, optional["opportunity_id"]),
-                    contact_id=_cell(row, i_contact),
-                )
+                if by_context and i_context is not None and i_context < len(row):
+                    context = row[i_context].strip()
+                    direction = inbound if context in inbound_contexts else outbound
+                else:
+                    direction = self._direction_of(row, positions, i_context)
+                if i_account is not None:
+                    key = row[i_account].strip() if i_account < len(row) else ""
+                    if owners is None:
+                        owner = key or None
+                    else:
+                        assert isinstance(owners, Mapping)
+                        owner = owners.get(key) if key else None
+                else:
+                    owner = self._owner_of(row, positions, direction)
+                if not extras:
+                    record = _source_record(
+                        source=name,
+                        external_id=external,
+                        direction=direction,
+                        from_number=row[i_src].strip(),
+                        to_number=row[i_dst].strip(),
+                        started_at=started,
+                        disposition=disposition,
+                        owner=owner,
+                        ring_seconds=duration - billsec,
+                        talk_seconds=billsec,
+                    )
+                else:
+                    record = _source_record(
+                        source=name,
+                        external_id=external,
+                        direction=direction,
+                        from_number=row[i_src].strip(),
+                        to_number=row[i_dst].strip(),
+                        started_at=started,
+                        disposition=disposition,
+                        owner=owner,
+                        ring_seconds=duration - billsec,
+                        talk_seconds=billsec,
+                        recording=_cell(row, optional["recording"]),
+                        task_id=_cell(row, optional["task_id"]),
+                        opportunity_id=_cell(row, optional["opportunity_id"]),
+                        contact_id=_cell(row, i_contact),
+                    )
             except ValidationError as exc:
-                self.report(where, exc, line)
+                self.report(f"{label} line {line}", exc, line)
                 continue
             yield record
 

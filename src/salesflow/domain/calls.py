@@ -335,31 +335,28 @@ class CallRecord:
         """A copy with the given links set (arguments left out keep their value; blank means
         ``None``)."""
         # Linking runs once per imported call: copying the slots is several times cheaper than
-        # attrs.evolve, and only the links need checking.
-        links: dict[str, str | None] = {}
-        for name, value in (
-            ("contact_id", contact_id),
-            ("task_id", task_id),
-            ("opportunity_id", opportunity_id),
-        ):
-            if value is _UNSET:
-                continue
-            if value is not None and (
-                type(value) is not str
-                or not value
-                or value.isspace()
-                or len(value) > _ID
-                or not value.isprintable()
-            ):
-                value = optional_text(value, name, _ID, where=f"call {self.id}")
-            links[name] = value
-        if not links:
+        # attrs.evolve, and only the links need checking (a clean id costs one test; anything
+        # else goes through optional_text, which converts blanks and words refusals).
+        if contact_id is _UNSET and task_id is _UNSET and opportunity_id is _UNSET:
             return self
+        values = list(_CALL_VALUES(self))
+        if contact_id is not _UNSET:
+            if not (contact_id is None or _clean_id(contact_id)):
+                contact_id = optional_text(contact_id, "contact_id", _ID, where=f"call {self.id}")
+            values[_CONTACT_ID] = contact_id
+        if task_id is not _UNSET:
+            if not (task_id is None or _clean_id(task_id)):
+                task_id = optional_text(task_id, "task_id", _ID, where=f"call {self.id}")
+            values[_TASK_ID] = task_id
+        if opportunity_id is not _UNSET:
+            if not (opportunity_id is None or _clean_id(opportunity_id)):
+                opportunity_id = optional_text(
+                    opportunity_id, "opportunity_id", _ID, where=f"call {self.id}"
+                )
+            values[_OPPORTUNITY_ID] = opportunity_id
         copy = object.__new__(CallRecord)
-        for slot, value in zip(_CALL_SLOTS, _CALL_VALUES(self), strict=True):
-            slot.__set__(copy, value)
-        for name, value in links.items():
-            object.__setattr__(copy, name, value)
+        for set_slot, value in zip(_CALL_SETTERS, values, strict=True):
+            set_slot(copy, value)
         return copy
 
     # -- records ---------------------------------------------------------------------------------
@@ -429,9 +426,69 @@ class CallRecord:
 
 
 _CALL_FIELDS = tuple(f.name for f in attrs.fields(CallRecord))
-# The slot descriptors and a C-level getter of every field, for CallRecord.with_links.
-_CALL_SLOTS = tuple(CallRecord.__dict__[name] for name in _CALL_FIELDS)
+# The slots' bound setters (which bypass frozenness; bound once, they cost no descriptor lookup
+# per call) and a C-level getter of every field, for CallRecord.with_links.
+_CALL_SETTERS = tuple(CallRecord.__dict__[name].__set__ for name in _CALL_FIELDS)
 _CALL_VALUES = operator.attrgetter(*_CALL_FIELDS)
+_CONTACT_ID = _CALL_FIELDS.index("contact_id")
+_TASK_ID = _CALL_FIELDS.index("task_id")
+_OPPORTUNITY_ID = _CALL_FIELDS.index("opportunity_id")
+
+
+def _clean_id(value: object) -> bool:
+    """Whether ``value`` is a link id as stored: a non-blank printable str within the limit."""
+    return (
+        type(value) is str
+        and bool(value)
+        and len(value) <= _ID
+        and value.isprintable()
+        and not value.isspace()
+    )
+
+
+def _source_record(
+    source: str,
+    external_id: str,
+    direction: Direction,
+    from_number: str,
+    to_number: str,
+    started_at: datetime,
+    disposition: Disposition,
+    owner: str | None,
+    ring_seconds: int,
+    talk_seconds: int,
+    recording: str | None = None,
+    contact_id: str | None = None,
+    task_id: str | None = None,
+    opportunity_id: str | None = None,
+) -> CallRecord:
+    """``CallRecord(...)`` with these fields and the default id, price and version, for sources
+    that build one per row: the same record and the same checks (``__attrs_post_init__``), without
+    the generated ``__init__``'s keyword handling and per-field attribute lookups."""
+    record = object.__new__(CallRecord)
+    values = (
+        source,
+        external_id,
+        call_id_for(source, external_id),
+        direction,
+        from_number,
+        to_number,
+        started_at,
+        disposition,
+        owner,
+        ring_seconds,
+        talk_seconds,
+        recording,
+        contact_id,
+        task_id,
+        opportunity_id,
+        None,
+        0,
+    )
+    for set_slot, value in zip(_CALL_SETTERS, values, strict=True):
+        set_slot(record, value)
+    record.__attrs_post_init__()
+    return record
 
 
 def unique_calls(calls: Iterable[CallRecord]) -> Iterator[CallRecord]:

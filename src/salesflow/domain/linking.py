@@ -29,7 +29,7 @@ from typing import Literal
 
 import attrs
 
-from salesflow.domain.calls import CallRecord
+from salesflow.domain.calls import CallRecord, Direction, Disposition
 from salesflow.domain.phones import PhoneDirectory
 from salesflow.domain.tasks import (
     FollowUpMode,
@@ -121,12 +121,16 @@ def _link(
     create_tasks: bool,
     follow_up: FollowUpMode = "off",
 ) -> LinkedCall:
+    # The call's properties (counterpart_number, local_date, missed) are inlined: this runs once
+    # per imported call.
     contact_id = call.contact_id
+    inbound = call.direction is Direction.INBOUND
     match: ContactMatch
     if contact_id is not None:
         match = "contact_id"
     else:
-        contact_id, reason = directory.classify(call.counterpart_number, owner=call.owner)
+        counterpart = call.from_number if inbound else call.to_number
+        contact_id, reason = directory.classify(counterpart, owner=call.owner)
         match = "number" if reason == "matched" else reason
     task: FollowUpTask | None = None
     new_task: FollowUpTask | None = None
@@ -136,11 +140,13 @@ def _link(
         if contact_id is None and task is not None:
             contact_id, match = task.contact_id, "task"
     elif contact_id is not None:
-        day = call.local_date(tz)
+        started = call.started_at
+        day = (started if tz is None else started.astimezone(tz)).date()
         contact_owner = directory.owner_of(contact_id) if contact_id in directory else None
         searcher = call.owner or contact_owner
         task = tasks.nearest(searcher, contact_id, day)
-        if task is None and call.missed and create_tasks:
+        answered = call.disposition is Disposition.ANSWERED
+        if task is None and inbound and not answered and create_tasks:
             assignee = contact_owner or call.owner
             if assignee is None:
                 unassigned = True
@@ -156,7 +162,7 @@ def _link(
                         due=day,
                     )
                     task = new_task
-        elif task is None and follow_up != "off" and call.answered and searcher is not None:
+        elif task is None and follow_up != "off" and answered and searcher is not None:
             new_task = follow_up_for_answered_call(
                 call,
                 contact_id=contact_id,

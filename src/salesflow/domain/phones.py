@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import compress, repeat
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
@@ -168,17 +169,20 @@ class PhoneHolder(Protocol):
 
 # Typed with digits and these separators only (no "+", letters or extension marks), a number parses
 # exactly as its bare digits do: libphonenumber keeps only the digits of such a string.
-_SEPARATORS = str.maketrans("", "", " -.()/\t")
-
-
-def _add_aliases(aliases: dict[str, str], raw: str, e164: str) -> None:
-    """Remember a contact's number as typed, and as bare digits when that is provably the same
-    number, so that a source logging it either way finds it without parsing."""
-    text = raw.strip()
-    aliases[text] = e164
-    digits = text.translate(_SEPARATORS)
-    if digits != text and digits.isascii() and digits.isdigit():
-        aliases[digits] = e164
+def _without_separators(text: str) -> str:
+    """``text`` without the separators above (str.replace is several times faster than
+    str.translate here, which matters once per stored number on every import)."""
+    if text.isdigit():
+        return text
+    return (
+        text.replace(" ", "")
+        .replace("-", "")
+        .replace(".", "")
+        .replace("(", "")
+        .replace(")", "")
+        .replace("/", "")
+        .replace("\t", "")
+    )
 
 
 @functools.cache
@@ -189,23 +193,6 @@ def _national_forms(region: str) -> tuple[str, str]:
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
     prefix = (metadata.national_prefix or "") if metadata is not None else ""
     return str(phonenumbers.country_code_for_region(region)), prefix
-
-
-def _add_national_aliases(aliases: dict[str, str], e164: str, region: str | None) -> None:
-    """Remember a default-region number as a PBX logs it: its national significant number, and the
-    same after the trunk prefix (``13800138000``, ``02188886666``), which parse to exactly this
-    number in the default region, so that a CDR finds it without parsing."""
-    if region is None:
-        return
-    code, prefix = _national_forms(region)
-    if not e164.startswith("+" + code):
-        return
-    national = e164[len(code) + 1 :]
-    # Digits that begin like the country code may be read as carrying it: parse those instead.
-    if not national.startswith(code):
-        aliases.setdefault(national, e164)
-    if prefix:
-        aliases.setdefault(prefix + national, e164)
 
 
 # A long-lived directory sees an unbounded stream of caller numbers; the memo is dropped when full.
@@ -240,6 +227,8 @@ class PhoneDirectory:
         self._contacts = contacts
         self._aliases = {} if aliases is None else aliases
         self._memo: dict[str, str | None] = {}
+        region = settings.default_region
+        self._national = None if region is None else _national_forms(region)
         self.unparseable = unparseable
         """``(contact id, number as given)`` for each contact number that did not parse."""
         self.company_listed = company_listed
@@ -284,6 +273,10 @@ class PhoneDirectory:
         by_id: dict[str, Any] = {}
         unparseable: list[tuple[str, str]] = []
         company_listed: list[tuple[str, str]] = []
+        # The numbers of all contacts, flattened in contact order, then indexed in bulk.
+        owners: list[str] = []
+        raws: list[str] = []
+        e164s: list[str | None] = []
         for contact in contacts:
             try:
                 contact_id = contact.id
@@ -303,22 +296,64 @@ class PhoneDirectory:
             known = None if normalised is None else normalised.get(contact_id)
             if known is None or len(known) != len(phones):
                 known = [normalise_number(raw, region) for raw in phones]
-            for raw, e164 in zip(phones, known, strict=True):
+            owners.extend(repeat(contact_id, len(phones)))
+            raws.extend(phones)
+            e164s.extend(known)
+        if None in e164s or not company.isdisjoint(e164s):
+            indexed = [e164 is not None and e164 not in company for e164 in e164s]
+            for contact_id, raw, e164, kept in zip(owners, raws, e164s, indexed, strict=True):
                 if e164 is None:
                     unparseable.append((contact_id, raw))
-                elif e164 in company:
+                elif not kept:
                     company_listed.append((contact_id, raw))
-                else:
-                    _add_aliases(aliases, raw, e164)
-                    _add_national_aliases(aliases, e164, region)
-                    listed = index.get(e164)
-                    if listed is None:
-                        index[e164] = contact_id
-                    elif isinstance(listed, str):
-                        if listed != contact_id:
-                            index[e164] = (listed, contact_id)
-                    elif contact_id not in listed:
-                        index[e164] = (*listed, contact_id)
+            owners = list(compress(owners, indexed))
+            raws = list(compress(raws, indexed))
+            e164s = list(compress(e164s, indexed))
+        numbers: list[str] = e164s  # type: ignore[assignment]  # the Nones were left out above
+        # No number listed twice (the usual case): the index and the aliases are built by C
+        # loops, with the same result as the loop below.
+        index = dict(zip(numbers, owners, strict=True))
+        if len(index) == len(numbers):
+            texts = [raw.strip() for raw in raws]
+            aliases = dict(zip(texts, numbers, strict=True))
+            # Bare digits differ from the text only when it has a separator and no "+", letter or
+            # extension mark (a "+" would stay, so no digits alias): most texts are skipped unread.
+            digit_aliases = {
+                digits: e164
+                for text, e164 in zip(texts, numbers, strict=True)
+                if not text.isdigit() and "+" not in text
+                for digits in (_without_separators(text),)
+                if digits != text and digits.isascii() and digits.isdigit()
+            }
+            if aliases.keys().isdisjoint(digit_aliases):
+                aliases.update(digit_aliases)
+            else:
+                # A text of one number is the digits of another: assign in the loop's order
+                # (each number as typed, then as digits), so that the later one wins alike.
+                aliases = {}
+                for text, e164 in zip(texts, numbers, strict=True):
+                    aliases[text] = e164
+                    digits = _without_separators(text)
+                    if digits != text and digits.isascii() and digits.isdigit():
+                        aliases[digits] = e164
+        else:
+            index = {}
+            for contact_id, raw, e164 in zip(owners, raws, numbers, strict=True):
+                # The number as typed, and as bare digits when that is provably the same
+                # number, so that a source logging it either way finds it without parsing.
+                text = raw.strip()
+                aliases[text] = e164
+                digits = _without_separators(text)
+                if digits != text and digits.isascii() and digits.isdigit():
+                    aliases[digits] = e164
+                listed = index.get(e164)
+                if listed is None:
+                    index[e164] = contact_id
+                elif isinstance(listed, str):
+                    if listed != contact_id:
+                        index[e164] = (listed, contact_id)
+                elif contact_id not in listed:
+                    index[e164] = (*listed, contact_id)
         return cls(
             settings=settings,
             index=index,
@@ -341,11 +376,39 @@ class PhoneDirectory:
             pass
         except TypeError:
             raise InvalidTypeError("number", raw, "a phone number as a string") from None
-        e164 = normalise_number(raw, self.settings.default_region)
+        e164 = self._national_alias(raw)
+        if e164 is None:
+            e164 = normalise_number(raw, self.settings.default_region)
         if len(self._memo) >= _MEMO_LIMIT:
             self._memo.clear()
         self._memo[raw] = e164
         return e164
+
+    def _national_alias(self, raw: str) -> str | None:
+        """The indexed number that ``raw`` writes the way a PBX logs a default-region number: its
+        national significant number (``13800138000``) or that after the trunk prefix
+        (``02188886666``), which parse to exactly that number in the default region.
+
+        Worked out from the index on lookup rather than stored per contact number at build (three
+        dict entries per number on every import). When both readings are indexed, the one indexed
+        first wins, as a table built in contact order would have it.
+        """
+        national = self._national
+        if national is None or not (isinstance(raw, str) and raw.isascii() and raw.isdigit()):
+            return None
+        code, prefix = national
+        index = self._index
+        plus = "+" + code
+        # Digits that begin like the country code may be read as carrying it: parse those instead.
+        whole = plus + raw if not raw.startswith(code) else None
+        if whole is not None and whole not in index:
+            whole = None
+        after_prefix = plus + raw[len(prefix) :] if prefix and raw.startswith(prefix) else None
+        if after_prefix is not None and after_prefix not in index:
+            after_prefix = None
+        if whole is None or after_prefix is None:
+            return whole or after_prefix
+        return next(key for key in index if key in (whole, after_prefix))
 
     def candidates(self, raw: str) -> tuple[str, ...]:
         """Every contact id that lists ``raw`` (in any format), in the order they were indexed."""
@@ -384,9 +447,12 @@ class PhoneDirectory:
     def classify(self, raw: str, *, owner: str | None = None) -> tuple[str | None, MatchReason]:
         """``(contact id, "matched")``, or ``(None, reason)`` with the reason it matched nothing:
         ``"unparseable_number"``, ``"company_number"`` or ``"unknown_number"``."""
-        contact_id = self.resolve(raw, owner=owner)
-        if contact_id is not None:
-            return contact_id, "matched"
+        # resolve(), inlined: this runs once per linked call.
+        found = self._lookup(raw)
+        if found is not None:
+            if isinstance(found, str):
+                return found, "matched"
+            return self.resolve(raw, owner=owner), "matched"
         e164 = self.normalise(raw)
         if e164 is None:
             return None, "unparseable_number"
