@@ -796,13 +796,15 @@ class ApprovalMachine(RuleBasedStateMachine):
         if entry.on_behalf_of is None:
             assert self.actors[entry.actor].has_role(entry.role)
             return
-        # A grant valid on the decision's date and not revoked at or before its time.
+        # A grant valid on the decision's date and not revoked before its time. A revocation at
+        # the very instant of the decision came after it: from then on the grant covers nothing
+        # (_candidates refuses a decision at or after the revocation time).
         assert any(
             g.delegator == entry.on_behalf_of
             and g.delegate == entry.actor
             and g.role == entry.role
             and g.valid_from <= entry.at.date() <= g.valid_until
-            and (g.revoked_at is None or entry.at < g.revoked_at)
+            and (g.revoked_at is None or entry.at <= g.revoked_at)
             for g in self.delegations
         ), f"no delegation valid and unrevoked at that time covers {entry}"
         assert self.actors[entry.on_behalf_of].has_role(entry.role)
