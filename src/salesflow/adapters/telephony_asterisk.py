@@ -496,36 +496,29 @@ class AsteriskCsvSource(CallSourceBase):
                         owner = owners.get(key) if key else None
                 else:
                     owner = self._owner_of(row, positions, direction)
-                if not extras:
-                    record = _source_record(
-                        source=name,
-                        external_id=external,
-                        direction=direction,
-                        from_number=row[i_src].strip(),
-                        to_number=row[i_dst].strip(),
-                        started_at=started,
-                        disposition=disposition,
-                        owner=owner,
-                        ring_seconds=duration - billsec,
-                        talk_seconds=billsec,
-                    )
-                else:
-                    record = _source_record(
-                        source=name,
-                        external_id=external,
-                        direction=direction,
-                        from_number=row[i_src].strip(),
-                        to_number=row[i_dst].strip(),
-                        started_at=started,
-                        disposition=disposition,
-                        owner=owner,
-                        ring_seconds=duration - billsec,
-                        talk_seconds=billsec,
-                        recording=_cell(row, optional["recording"]),
-                        task_id=_cell(row, optional["task_id"]),
-                        opportunity_id=_cell(row, optional["opportunity_id"]),
-                        contact_id=_cell(row, i_contact),
-                    )
+                linked = (
+                    {
+                        "recording": _cell(row, optional["recording"]),
+                        "task_id": _cell(row, optional["task_id"]),
+                        "opportunity_id": _cell(row, optional["opportunity_id"]),
+                        "contact_id": _cell(row, i_contact),
+                    }
+                    if extras
+                    else {}
+                )
+                record = _source_record(
+                    source=name,
+                    external_id=external,
+                    direction=direction,
+                    from_number=row[i_src].strip(),
+                    to_number=row[i_dst].strip(),
+                    started_at=started,
+                    disposition=disposition,
+                    owner=owner,
+                    ring_seconds=duration - billsec,
+                    talk_seconds=billsec,
+                    **linked,
+                )
             except ValidationError as exc:
                 self.report(f"{label} line {line}", exc, line)
                 continue

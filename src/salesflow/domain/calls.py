@@ -36,6 +36,7 @@ from salesflow.domain.checks import (
 from salesflow.domain.dates import to_aware_datetime
 from salesflow.domain.money import Money
 from salesflow.domain.numbers import to_amount
+from salesflow.domain.slots import SlotBuilder
 from salesflow.errors import InvalidTypeError, ValidationError
 
 __all__ = [
@@ -354,10 +355,7 @@ class CallRecord:
                     opportunity_id, "opportunity_id", _ID, where=f"call {self.id}"
                 )
             values[_OPPORTUNITY_ID] = opportunity_id
-        copy = object.__new__(CallRecord)
-        for set_slot, value in zip(_CALL_SETTERS, values, strict=True):
-            set_slot(copy, value)
-        return copy
+        return _BUILD_CALL(values)
 
     # -- records ---------------------------------------------------------------------------------
 
@@ -426,9 +424,8 @@ class CallRecord:
 
 
 _CALL_FIELDS = tuple(f.name for f in attrs.fields(CallRecord))
-# The slots' bound setters (which bypass frozenness; bound once, they cost no descriptor lookup
-# per call) and a C-level getter of every field, for CallRecord.with_links.
-_CALL_SETTERS = tuple(CallRecord.__dict__[name].__set__ for name in _CALL_FIELDS)
+# A builder from checked values and a C-level getter of every field, for CallRecord.with_links.
+_BUILD_CALL = SlotBuilder(CallRecord, _CALL_FIELDS)
 _CALL_VALUES = operator.attrgetter(*_CALL_FIELDS)
 _CONTACT_ID = _CALL_FIELDS.index("contact_id")
 _TASK_ID = _CALL_FIELDS.index("task_id")
@@ -465,7 +462,6 @@ def _source_record(
     """``CallRecord(...)`` with these fields and the default id, price and version, for sources
     that build one per row: the same record and the same checks (``__attrs_post_init__``), without
     the generated ``__init__``'s keyword handling and per-field attribute lookups."""
-    record = object.__new__(CallRecord)
     values = (
         source,
         external_id,
@@ -485,8 +481,7 @@ def _source_record(
         None,
         0,
     )
-    for set_slot, value in zip(_CALL_SETTERS, values, strict=True):
-        set_slot(record, value)
+    record = _BUILD_CALL(values)
     record.__attrs_post_init__()
     return record
 

@@ -93,6 +93,7 @@ from salesflow.domain.numbers import (
     to_percent,
     to_quantity,
 )
+from salesflow.domain.slots import SlotBuilder
 from salesflow.domain.taxes import (
     TAX_ROUNDINGS,
     TaxRate,
@@ -498,29 +499,13 @@ def _plain_item(
         return None
     if EXACT.multiply(product.list_price.amount, quantity) >= MAX_AMOUNT:
         return None
-    item: QuoteItem = _new_object(QuoteItem)
-    _set_id(item, item_id)
-    _set_quantity(item, quantity)
-    _set_products(item, parts)
-    _set_bundle(item, None)
-    _set_unit_price(item, None)
-    _set_discount(item, discount)
-    _set_amount_off(item, ZERO)
-    _set_unit(item, None)
-    return item
+    return _BUILD_ITEM((item_id, quantity, parts, None, None, discount, ZERO, None))
 
 
-_new_object = object.__new__
-# The slots' own setters (every field of QuoteItem): they skip the frozen class's __setattr__,
-# which refuses, and cost less than object.__setattr__.
-_set_id = QuoteItem.__dict__["id"].__set__
-_set_quantity = QuoteItem.__dict__["quantity"].__set__
-_set_products = QuoteItem.__dict__["products"].__set__
-_set_bundle = QuoteItem.__dict__["bundle"].__set__
-_set_unit_price = QuoteItem.__dict__["unit_price"].__set__
-_set_discount = QuoteItem.__dict__["discount"].__set__
-_set_amount_off = QuoteItem.__dict__["amount_off"].__set__
-_set_unit = QuoteItem.__dict__["unit"].__set__
+_BUILD_ITEM = SlotBuilder(
+    QuoteItem,
+    ("id", "quantity", "products", "bundle", "unit_price", "discount", "amount_off", "unit"),
+)
 
 
 def _catalog_amount(item: QuoteItem, product: Product) -> Decimal:
@@ -860,7 +845,7 @@ class _Pricing:
         # the slots from the waterfall's figures, which need no checks.
         currency = self.currency
         multiply = EXACT.multiply
-        setters = _LINE_SETTERS
+        build = _BUILD_LINE
         for line_id, row, doc_share, net, rates, taxes in zip(
             self.ids,
             self.rows,
@@ -897,10 +882,7 @@ class _Pricing:
                 taxes,
                 None if cost is None else multiply(cost.amount, units),
             )
-            line: QuoteLine = _new_object(QuoteLine)
-            for set_field, value in zip(setters, values, strict=True):
-                set_field(line, value)
-            yield line
+            yield build(values)
 
 
 _LINE_FIELDS = (
@@ -929,7 +911,7 @@ _LINE_FIELDS = (
 )
 """Every field of :class:`QuoteLine`, in the order :meth:`_Pricing._build` sets them (a test pins
 it to the class)."""
-_LINE_SETTERS = tuple(QuoteLine.__dict__[name].__set__ for name in _LINE_FIELDS)
+_BUILD_LINE = SlotBuilder(QuoteLine, _LINE_FIELDS)
 
 
 def _untaxed(
