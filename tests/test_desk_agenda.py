@@ -301,6 +301,9 @@ def test_bad_settings_and_days_are_refused_clearly(open_desk: OpenDesk) -> None:
     before = snapshot(desk)
     with pytest.raises(InvalidTypeError):
         desk.run_daily(ROOT, on="2026-12-01")
+    # A day not yet come: its alerts would be marked emitted before anyone could act on them.
+    with pytest.raises(ValidationError, match="on"):
+        desk.run_daily(ROOT, on=desk.today() + timedelta(days=1))
     assert snapshot(desk) == before
 
 

@@ -35,7 +35,7 @@ from salesflow.domain.alerts import Alert
 from salesflow.domain.approvals import ApprovalRequest, ApprovalState, waiting_for
 from salesflow.domain.events import Event
 from salesflow.domain.tasks import TaskStatus
-from salesflow.errors import InvalidTypeError, NotAuthorizedError
+from salesflow.errors import InvalidTypeError, NotAuthorizedError, ValidationError
 from salesflow.ports import Between, UnitOfWork
 
 __all__ = ["AgendaCommands"]
@@ -146,6 +146,7 @@ class AgendaCommands(ApprovalCommands):
 
         Raises:
             NotAuthorizedError: the actor is not an administrator; nothing is stored or emitted.
+            ValidationError: ``on`` is after today (the clock's date): nothing is stored.
         """
         if not isinstance(actor, Actor):
             raise InvalidTypeError("actor", actor, "an Actor")
@@ -157,7 +158,11 @@ class AgendaCommands(ApprovalCommands):
                 "only an administrator runs them (schedule the job as one)",
             )
         self.authorize(actor, "alerts.run_daily", _Whose(actor.id, None))
-        day = self.today() if on is None else _check_day(on)
+        today = self.today()
+        day = today if on is None else _check_day(on)
+        if day > today:
+            # Alerts emitted ahead of their day would be skipped when the day comes.
+            raise ValidationError("on", day, f"today ({today.isoformat()}) or a day before it")
         chosen = _check_settings(settings)
 
         def work(uow: UnitOfWork, events: list[Event]) -> tuple[Alert, ...]:
