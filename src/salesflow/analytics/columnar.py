@@ -148,16 +148,19 @@ def _aggregate(
     An eager frame is checked first (one pass of reductions), so that the sums use the cheapest
     formulas that cannot overflow. A lazy one (DuckDB) is checked in the same query as the sums:
     every query reads the table again. That query first assumes ordinary amounts (at most
-    ``_OPTIMISTIC`` minor units, where the cheapest formulas are exact) and is run again with the
-    exact formulas for any amount whose checks show it larger.
+    ``_OPTIMISTIC`` minor units and none negative, where the cheapest formulas are exact) and is
+    run again with the exact formulas when its checks show a larger or a negative amount.
     """
     nw = source.nw
     start = frame
     try:
         if source.lazy:
+            # Unsigned amounts are assumed until this query's checks say otherwise.
+            amounts.negative = not optimistic
             value = value_of(_OPTIMISTIC if optimistic else None if source.wide else amounts.limit)
-            checks = amounts.aggregations
-            frame = frame.with_columns(*amounts.columns)
+            checks = amounts.reductions if source.wide else amounts.aggregations
+            if not source.wide:
+                frame = frame.with_columns(*amounts.columns)
             split = not source.wide
         else:
             stats = frame.select(*amounts.reductions).rows(named=True)
@@ -166,17 +169,24 @@ def _aggregate(
             value = value_of(largest)
             checks = []
             split = not source.wide and largest * len(frame) > INT64_MAX
-        frame = frame.with_columns(**columns, **{_UNITS: value})
-        if split:
-            # Each value as high x 10**9 + low: sums of either part stay far inside int64.
-            frame = frame.with_columns((nw.col(_UNITS) // _SPLIT).alias(_HIGH)).with_columns(
-                (nw.col(_UNITS) - nw.col(_HIGH) * _SPLIT).alias(_UNITS)
+        if source.wide:
+            # Grouped by expressions, in one step: each step of a lazy frame is another
+            # relation for the engine to bind, which can cost as much as reading the column.
+            grouped = frame.group_by(
+                *(columns[k].alias(k) if k in columns else k for k in dict.fromkeys(keys)),
+                drop_null_keys=False,
+            ).agg(value.cast(nw.Int128).sum().alias(_SUM), nw.len().alias(_COUNT), *checks)
+        else:
+            frame = frame.with_columns(**columns, **{_UNITS: value})
+            if split:
+                # Each value as high x 10**9 + low: sums of either part stay far inside int64.
+                frame = frame.with_columns((nw.col(_UNITS) // _SPLIT).alias(_HIGH)).with_columns(
+                    (nw.col(_UNITS) - nw.col(_HIGH) * _SPLIT).alias(_UNITS)
+                )
+                checks = [nw.col(_HIGH).sum().alias(_HIGH), *checks]
+            grouped = frame.group_by(*dict.fromkeys(keys), drop_null_keys=False).agg(
+                nw.col(_UNITS).sum().alias(_SUM), nw.len().alias(_COUNT), *checks
             )
-            checks = [nw.col(_HIGH).sum().alias(_HIGH), *checks]
-        total = nw.col(_UNITS).cast(nw.Int128) if source.wide else nw.col(_UNITS)
-        grouped = frame.group_by(*dict.fromkeys(keys), drop_null_keys=False).agg(
-            total.sum().alias(_SUM), nw.len().alias(_COUNT), *checks
-        )
         rows: list[dict[str, Any]] = source.collect(grouped).rows(named=True)
     except SalesflowError:
         raise
@@ -187,8 +197,9 @@ def _aggregate(
             return _aggregate(source, start, amounts, keys, value_of, columns, optimistic=False)
         raise
     if source.lazy:
-        amounts.verify(frame, rows)
-        if optimistic and amounts.largest(rows) > _OPTIMISTIC:
+        amounts.verify(start, rows)
+        if optimistic and (amounts.negative or amounts.largest(rows) > _OPTIMISTIC):
+            # The optimistic formulas assumed small, unsigned amounts: exact ones now.
             return _aggregate(source, start, amounts, keys, value_of, columns, optimistic=False)
     return rows
 

@@ -348,9 +348,15 @@ class Amounts:
             bad = (times - whole).abs() > whole.abs() * _FLOAT_SLACK
         elif self.kind == "decimal":
             times = scaled(nw, col, exponent, currency, decimal=True)
-            whole = times.round(0)  # a cast of a fraction fails in some engines
-            self.units = whole.cast(nw.Int64)
-            bad = times != whole
+            smallest = min(exponent.values()) if isinstance(exponent, Mapping) else exponent
+            if getattr(dtype, "scale", None) is not None and dtype.scale <= smallest:
+                # Whole minor units by the column's type: nothing to round or to check.
+                self.units = times.cast(nw.Int64)
+                bad = None
+            else:
+                whole = times.round(0)  # a cast of a fraction fails in some engines
+                self.units = whole.cast(nw.Int64)
+                bad = times != whole
         else:
             raise InvalidTypeError(
                 column,
