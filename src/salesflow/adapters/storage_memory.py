@@ -19,7 +19,7 @@ from salesflow.domain.events import Event
 from salesflow.errors import ValidationError
 from salesflow.plugins.hookspecs import StorageBackend, hookimpl
 from salesflow.storage.base import BaseStorage, Clock, Record
-from salesflow.storage.kinds import DocumentKind
+from salesflow.storage.kinds import KINDS, DocumentKind
 
 __all__ = ["MemoryStorage", "salesflow_register_storage_backends"]
 
@@ -37,6 +37,10 @@ class MemoryStorage(BaseStorage):
             raise ValidationError("url", url, "'memory://'")
         super().__init__("memory://", clock=clock)
         self._tables: dict[str, dict[str, Record]] = {}
+        self._holders: dict[tuple[str, str, str], set[str]] = {}
+        """The keys of the records holding each value of a unique key's index, by (kind, index
+        name, value): every add checks its unique keys, and scanning the whole kind each time
+        would make a bulk add (a call import) quadratic."""
         self._events: list[Event] = []
         self._subjects: dict[tuple[str, str], list[Event]] = {}
         """Each subject's (kind, id) events, for the rule that they never go back."""
@@ -58,7 +62,10 @@ class MemoryStorage(BaseStorage):
         stored = table.get(record.key)
         if (None if stored is None else stored.revision) != expected:
             return False
+        if stored is not None:
+            self._hold(kind, stored, False)
         table[record.key] = record
+        self._hold(kind, record, True)
         return True
 
     def _delete(self, kind: str, key: str, expected: int) -> bool:
@@ -67,10 +74,31 @@ class MemoryStorage(BaseStorage):
         if stored is None or stored.revision != expected:
             return False
         del table[key]
+        self._hold(kind, stored, False)
         return True
 
+    def _hold(self, kind: str, record: Record, held: bool) -> None:
+        """Note (or forget) which unique-key values ``record`` holds (text values only)."""
+        for index in _UNIQUE.get(kind, ()):
+            value = index.value(record.body)  # the body is the aggregate itself here
+            if isinstance(value, str):
+                keys = self._holders.setdefault((kind, index.name, value), set())
+                if held:
+                    keys.add(record.key)
+                else:
+                    keys.discard(record.key)
+
     def _scan(self, kind: str, filters: Mapping[str, Any]) -> Iterable[Record]:
-        return list(self._tables.get(kind, {}).values())
+        table = self._tables.get(kind, {})
+        # A plain value: only the records holding it can match (the fewest of them are read).
+        held = [
+            self._holders.get((kind, index.name, value), set())
+            for index in _UNIQUE.get(kind, ())
+            if isinstance(value := filters.get(index.name), str)
+        ]
+        if held:
+            return [table[key] for key in min(held, key=len)]
+        return list(table.values())
 
     # -- events --------------------------------------------------------------------------------------
 
@@ -111,8 +139,16 @@ class MemoryStorage(BaseStorage):
         """Forget every record and event (the storage stays open, and empty)."""
         with self._lock:
             self._tables.clear()
+            self._holders.clear()
             self._events.clear()
             self._subjects.clear()
+
+
+_UNIQUE = {
+    kind.attribute: [kind.index(name) for name in dict.fromkeys(n for k in kind.unique for n in k)]
+    for kind in KINDS
+}
+"""Per kind, the indexes of its unique keys."""
 
 
 @hookimpl(trylast=True)

@@ -951,6 +951,12 @@ class StorageContract:
         assert info.value.id == "asterisk-csv:u1"
         with storage.transaction() as uow:
             assert [c.id for c in uow.calls.query()] == ["asterisk-csv:u1"]
+            # What a rolled-back add held, and what a deleted call held, is free again.
+            uow.calls.add(_call("u2"))
+            uow.calls.delete("asterisk-csv:u1")
+            uow.calls.add(same_call_other_id)
+        with storage.transaction() as uow:
+            assert sorted(c.id for c in uow.calls.query()) == ["asterisk-csv:u2", "elsewhere"]
 
     def test_document_queries_filter_and_order(self, storage: Storage) -> None:
         calls = [
