@@ -172,7 +172,9 @@ def main() -> None:
     baseline, _ = best_time(lambda: hand_duckdb(con), args.repeat)
     report.ratio("forecast(DuckDB relation) vs hand-written DuckDB SQL", seconds, baseline, 1.5)
     checked, _ = best_time(lambda: (hand_duckdb(con), stage_counts_duckdb(con)), args.repeat)
-    report.ratio("forecast(DuckDB relation) vs hand-written SQL + a count per stage", seconds, checked)
+    report.ratio(
+        "forecast(DuckDB relation) vs hand-written SQL + a count per stage", seconds, checked
+    )
     report.print()
 
 

@@ -197,6 +197,8 @@ def _national_forms(region: str) -> tuple[str, str]:
 
 # A long-lived directory sees an unbounded stream of caller numbers; the memo is dropped when full.
 _MEMO_LIMIT = 1 << 17
+_NOT_SEEN: Any = object()
+"""The memo's answer for a number it has not seen (``None`` is an answer: not a phone number)."""
 
 
 class PhoneDirectory:
@@ -367,15 +369,16 @@ class PhoneDirectory:
 
     def normalise(self, raw: str) -> str | None:
         """``raw`` in E.164 under this directory's settings, or ``None`` (memoised)."""
+        # Most numbers of an import are seen for the first time: get() with a marker, not a
+        # KeyError raised and caught per new number.
         try:
-            alias = self._aliases.get(raw)
-            if alias is not None:
-                return alias
-            return self._memo[raw]
-        except KeyError:
-            pass
+            known = self._aliases.get(raw)
+            if known is None:
+                known = self._memo.get(raw, _NOT_SEEN)
         except TypeError:
             raise InvalidTypeError("number", raw, "a phone number as a string") from None
+        if known is not _NOT_SEEN:
+            return known
         e164 = self._national_alias(raw)
         if e164 is None:
             e164 = normalise_number(raw, self.settings.default_region)
