@@ -7,6 +7,7 @@ with a ``ValidationError`` naming the field.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -414,6 +415,34 @@ def test_event_data_fits_mariadbs_text_column() -> None:
         event(data={"comment": long, "reason": long})
     assert caught.value.field == "data"
     assert f"at most {MAX_EVENT_DATA_BYTES:,} bytes" in str(caught.value)
+
+
+_JSON_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
+)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | _JSON_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_JSON_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(data=st.dictionaries(_JSON_TEXT, _JSON, max_size=5))
+def test_event_data_is_measured_whenever_it_might_not_fit(data: dict[str, Any]) -> None:
+    # Event data is written out to be measured only when a bound of its JSON size passes the
+    # limit: the bound must never be below the size written.
+    from salesflow.domain.events import _check_json
+
+    written = json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    assert _check_json(data, "data") >= len(written)
+
+
+def test_a_numbered_event_is_the_same_event_with_its_own_data() -> None:
+    made = event(data={"request": "quote:Q-1", "roles": ["sales_manager"]})
+    stored = made.numbered(7)
+    assert stored == attrs.evolve(made, seq=7)
+    assert stored.data is not made.data
+    assert made.seq is None
 
 
 def test_ids_made_from_other_ids_must_fit_an_id_column() -> None:

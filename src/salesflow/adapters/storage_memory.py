@@ -13,8 +13,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-import attrs
-
 from salesflow.domain.events import Event
 from salesflow.errors import ValidationError
 from salesflow.plugins.hookspecs import StorageBackend, hookimpl
@@ -103,7 +101,7 @@ class MemoryStorage(BaseStorage):
     # -- events --------------------------------------------------------------------------------------
 
     def _append_event(self, event: Event) -> Event:
-        stored = attrs.evolve(event, seq=next(self._sequence))
+        stored = event.numbered(next(self._sequence))
         self._events.append(stored)
         self._subjects.setdefault((event.subject_kind, event.subject_id), []).append(stored)
         return stored

@@ -12,6 +12,7 @@ at most :data:`~salesflow.domain.checks.MAX_EVENT_DATA_BYTES` bytes (MariaDB's `
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -34,23 +35,36 @@ from salesflow.errors import InvalidTypeError, ValidationError
 __all__ = ["Event"]
 
 
-def _check_json(value: Any, path: str) -> None:
-    if value is None or isinstance(value, bool | int):
-        return
+_MAX_CHAR_BYTES = 6
+"""The most one character of text takes in the JSON of an event's data: a control character is
+escaped as ``\\u001f``; any other takes at most 4 bytes of UTF-8 (lone surrogates are refused)."""
+
+
+def _check_json(value: Any, path: str) -> int:
+    """Refuse ``value`` unless it is JSON within the text rules; return an upper bound of the
+    bytes it takes written as JSON (UTF-8, the separators ``json.dumps`` uses)."""
+    if value is None or isinstance(value, bool):
+        return 5
+    if isinstance(value, int):
+        return len(int.__repr__(value))
     if isinstance(value, str):
         check_string(value, path, MAX_TEXT_LENGTH)
-        return
+        return 2 + _MAX_CHAR_BYTES * len(value)
     if isinstance(value, list | tuple):
+        size = 2
         for i, item in enumerate(value):
-            _check_json(item, f"{path}[{i}]")
-        return
+            size += 2 + _check_json(item, f"{path}[{i}]")
+        return size
     if isinstance(value, Mapping):
+        # json.dumps writes dicts only: another mapping is beyond any bound, so that measuring
+        # leaves it to json.dumps to refuse, as it always did.
+        size = 2 if isinstance(value, dict) else MAX_EVENT_DATA_BYTES + 1
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidTypeError(f"{path} key", key, "a string")
             check_string(key, f"{path} key", MAX_NAME_LENGTH)
-            _check_json(item, f"{path}.{key}")
-        return
+            size += 6 + _MAX_CHAR_BYTES * len(key) + _check_json(item, f"{path}.{key}")
+        return size
     raise InvalidTypeError(
         path,
         value,
@@ -63,15 +77,18 @@ def _to_data(value: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise InvalidTypeError("data", value, "a mapping")
-    _check_json(value, "data")
     data = dict(value)
-    size = len(json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8"))
-    if size > MAX_EVENT_DATA_BYTES:
-        raise ValidationError(
-            "data",
-            f"{size:,} bytes of JSON",
-            f"at most {MAX_EVENT_DATA_BYTES:,} bytes of JSON (UTF-8)",
-        )
+    bound = _check_json(data, "data")
+    # Writing the JSON out to measure it costs more than the rest of an event: only data that
+    # might not fit is measured.
+    if bound > MAX_EVENT_DATA_BYTES:
+        size = len(json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        if size > MAX_EVENT_DATA_BYTES:
+            raise ValidationError(
+                "data",
+                f"{size:,} bytes of JSON",
+                f"at most {MAX_EVENT_DATA_BYTES:,} bytes of JSON (UTF-8)",
+            )
     return data
 
 
@@ -90,6 +107,18 @@ class Event:
     actor: str | None = attrs.field(default=None, validator=check_optional_id)
     data: dict[str, Any] = attrs.field(factory=dict, converter=_to_data, hash=False)
     seq: int | None = None
+
+    def numbered(self, seq: int) -> Event:
+        """This event as the event log stores it: the same event, numbered ``seq``.
+
+        Every field was checked when this event was made and none changes, so nothing is checked
+        (or its data measured) again, as ``attrs.evolve`` would; the data is copied, as the
+        constructor copies it, so that the two events never share a dict."""
+        stored = copy.copy(self)
+        # The attrs way to set a field of a frozen instance (see attrs' "Immutability").
+        object.__setattr__(stored, "data", dict(self.data))
+        object.__setattr__(stored, "seq", seq)
+        return stored
 
     def to_dict(self) -> dict[str, Any]:
         """This event as a JSON-ready dict (``at`` in ISO 8601)."""

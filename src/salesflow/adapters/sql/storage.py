@@ -936,7 +936,7 @@ class SqlEvents:
             seqs = [int(row[0]) for row in result]
         if len(seqs) != len(events):
             raise StorageError("the database did not return the new events' sequence numbers")
-        return [attrs.evolve(e, seq=seq) for e, seq in zip(events, seqs, strict=True)]
+        return [e.numbered(seq) for e, seq in zip(events, seqs, strict=True)]
 
     def _row(self, event: Event) -> dict[str, Any]:
         """The row of ``event``, refused (ValidationError on ``at``) if it is dated before the
@@ -973,7 +973,7 @@ class SqlEvents:
         # The unit of work holds the write lock (or its row versions): the subject's latest time
         # is now this one, with no need to ask again for the next event of the command.
         self._latest[(event.subject_kind, event.subject_id)] = event.at
-        return attrs.evolve(event, seq=int(key[0]))
+        return event.numbered(int(key[0]))
 
     def query(
         self,
