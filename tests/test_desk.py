@@ -83,7 +83,7 @@ def test_commands_refuse_bad_input_and_change_nothing(desk: salesflow.SalesDesk)
         desk.update_opportunity(ANN, desk.opportunity("op-1").evolve(owner="bob"))
     with pytest.raises(salesflow.errors.InvalidTypeError):
         desk.add_opportunity("ann", opp(3))  # type: ignore[arg-type]
-    assert desk.opportunity("op-1") == opp(1).evolve(version=1)
+    assert desk.opportunity("op-1") == opp(1).evolve(version=1, created=desk.today())
     assert [e.name for e in desk.events()] == ["opportunity_created"]
 
 

@@ -67,6 +67,8 @@ def a_half_year(open_desk: OpenDesk, **options: Any) -> tuple[Any, ManualClock]:
     op-5  wes    west   energy    2026-03-05  lost (competitor) Apr 20
     op-6  bob    east   retail    2026-03-06  won Mar 31 20:00 UTC (Apr 1 in Shanghai)
     ====  =====  =====  ========  ==========  =================================
+
+    op-4 is stored as an import stores it, with no created date.
     """
     clock = ManualClock(datetime(2026, 1, 4, 9, 0, tzinfo=UTC))
     desk = open_desk(clock=clock, **options)
@@ -78,7 +80,12 @@ def a_half_year(open_desk: OpenDesk, **options: Any) -> tuple[Any, ManualClock]:
         opp("op-5", "wes", "west", "energy", date(2026, 3, 5)),
         opp("op-6", "bob", "east", "retail", date(2026, 3, 6)),
     ]:
-        desk.add_opportunity(ROOT, row)
+        if row.created is None:
+            # Stored as an import stores it (add_opportunity dates a deal the day it is added).
+            with desk.storage.transaction() as uow:
+                uow.opportunities.add(row)
+        else:
+            desk.add_opportunity(ROOT, row)
     moves = [
         (datetime(2026, 1, 5, 9, tzinfo=UTC), "op-1", "quotation", None),
         (datetime(2026, 1, 20, 9, tzinfo=UTC), "op-1", "won", None),
@@ -107,7 +114,7 @@ def test_windows_select_what_was_created_or_closed_in_them(open_desk: OpenDesk) 
         ("bob", "energy", 1),
         ("bob", "retail", 1),
     }
-    # op-4 has no created date: its first move (March 1) dates it.
+    # op-4 has no created date (imported so): its first move (March 1) dates it.
     created_q1 = desk.distribution(by=(), created=Q1)
     assert sum(r["count"] for r in created_q1.to_records()) == 5
     both = desk.distribution(by="owner", created=Q1, closed=Q2)
@@ -125,6 +132,22 @@ def test_windows_select_what_was_created_or_closed_in_them(open_desk: OpenDesk) 
     assert all(c.open == 0 for c in matrix)
     learned = desk.learned_probabilities(closed=Q2)
     assert learned.closed == 2
+
+
+def test_a_deal_added_without_a_created_date_is_created_the_day_it_is_added(
+    open_desk: OpenDesk,
+) -> None:
+    clock = ManualClock(datetime(2026, 2, 10, 9, 0, tzinfo=UTC))
+    desk = open_desk(clock=clock)
+    stored = desk.add_opportunity(ROOT, opp("op-9", "ann", "east", "retail", None)).value
+    assert stored.created == date(2026, 2, 10)
+    assert desk.opportunity("op-9").created == date(2026, 2, 10)
+    # Never moved, it is still counted among the deals created in its quarter (and no other).
+    assert sum(r["count"] for r in desk.distribution(by=(), created=Q1).to_records()) == 1
+    assert sum(r["count"] for r in desk.distribution(by=(), created=Q2).to_records()) == 0
+    # A created date the caller gives is kept.
+    given = desk.add_opportunity(ROOT, opp("op-8", "ann", "east", "retail", date(2025, 12, 1)))
+    assert given.value.created == date(2025, 12, 1)
 
 
 def test_a_desk_in_shanghai_dates_the_moves_in_shanghai(open_desk: OpenDesk) -> None:

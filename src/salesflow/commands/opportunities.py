@@ -40,11 +40,15 @@ class OpportunityCommands(DeskCore):
     # -- commands ------------------------------------------------------------------------------
 
     def add_opportunity(self, actor: Actor, opportunity: Opportunity) -> CommandResult[Opportunity]:
-        """Store a new opportunity (its stage must be in the plan)."""
+        """Store a new opportunity (its stage must be in the plan), created today (the clock's
+        date) unless it says when it was created."""
         if not isinstance(opportunity, Opportunity):
             raise InvalidTypeError("opportunity", opportunity, "an Opportunity")
         self.plan.resolve(opportunity.stage)  # a stage the plan does not know raises StageError
         self.authorize(actor, "opportunity.create", opportunity)
+        if opportunity.created is None:
+            # Else a deal never moved would be in no created= window: nothing would date it.
+            opportunity = attrs.evolve(opportunity, created=self.today())
 
         def work(uow: UnitOfWork, events: list[Event]) -> Opportunity:
             stored = uow.opportunities.add(opportunity)
