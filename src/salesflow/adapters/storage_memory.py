@@ -2,8 +2,9 @@
 
 It is :class:`~salesflow.storage.BaseStorage` over dicts: the base gives it the whole port
 (repositories, revisions, unique keys, the port's invariants, units of work with savepoints undone
-from the base's journal, one unit of work at a time), and this module only keeps records. Records
-hold the aggregates themselves (they are immutable), not their JSON. Nothing survives the process.
+from the base's journal, one unit of work at a time), and this module only keeps records, and which
+records hold each value of a unique key, so that checking one reads those alone. Records hold the
+aggregates themselves (they are immutable), not their JSON. Nothing survives the process.
 """
 
 from __future__ import annotations
