@@ -55,8 +55,8 @@ __all__ = ["forecast_frame", "signed_frame", "tally_frame"]
 
 # Sums that could leave int64 are taken as two sums of the parts above and below this.
 _SPLIT = 10**9
-# Exact floats below this (see _times), and the bound of minor units a lazy frame is first summed
-# for (its amounts are checked in the same query; a larger one is summed again exactly).
+# Exact floats below this (see _times), and the bound of minor units a lazy or polars frame is
+# first summed for (its amounts are checked in the same query; a larger one is summed again).
 _FLOAT = 1 << 51
 _OPTIMISTIC = _FLOAT // 40_000
 _MONTH = "__salesflow_month"
@@ -145,16 +145,19 @@ def _aggregate(
     minor units, ``None`` when the engine computes in int128) and count rows per ``keys``,
     after checking the amounts; the rows of the (small) result as dicts.
 
-    An eager frame is checked first (one pass of reductions), so that the sums use the cheapest
-    formulas that cannot overflow. A lazy one (DuckDB) is checked in the same query as the sums:
-    every query reads the table again. That query first assumes ordinary amounts (at most
-    ``_OPTIMISTIC`` minor units and none negative, where the cheapest formulas are exact) and is
-    run again with the exact formulas when its checks show a larger or a negative amount.
+    A lazy frame (DuckDB), and a polars one, is checked in the same query as the sums: a lazy
+    query reads the table again, and an engine with int128 sums needs no bound on them. That
+    query first assumes ordinary amounts (at most ``_OPTIMISTIC`` minor units and none negative,
+    where the cheapest formulas are exact) and is run again with the exact formulas when its
+    checks show a larger or a negative amount. Any other eager frame (pandas, pyarrow) is checked
+    first (one pass of reductions), so that its sums use the cheapest formulas that cannot
+    overflow int64.
     """
     nw = source.nw
     start = frame
+    in_query = source.lazy or source.wide  # checked in the query of the sums
     try:
-        if source.lazy:
+        if in_query:
             # Unsigned amounts are assumed until this query's checks say otherwise.
             amounts.negative = not optimistic
             value = value_of(_OPTIMISTIC if optimistic else None if source.wide else amounts.limit)
@@ -168,7 +171,7 @@ def _aggregate(
             largest = amounts.largest(stats)
             value = value_of(largest)
             checks = []
-            split = not source.wide and largest * len(frame) > INT64_MAX
+            split = largest * len(frame) > INT64_MAX
         if source.wide:
             # Grouped by expressions, in one step: each step of a lazy frame is another
             # relation for the engine to bind, which can cost as much as reading the column.
@@ -193,10 +196,10 @@ def _aggregate(
     except Exception:
         # A null or out-of-range amount can make the engine itself fail (a cast): name it.
         amounts.diagnose(start)
-        if source.lazy and optimistic:  # a large amount overflowed the cheap formulas
+        if in_query and optimistic:  # a large amount overflowed the cheap formulas
             return _aggregate(source, start, amounts, keys, value_of, columns, optimistic=False)
         raise
-    if source.lazy:
+    if in_query:
         amounts.verify(start, rows)
         if optimistic and (amounts.negative or amounts.largest(rows) > _OPTIMISTIC):
             # The optimistic formulas assumed small, unsigned amounts: exact ones now.
