@@ -397,8 +397,6 @@ class AsteriskCsvSource(CallSourceBase):
         )
         extras = any(i is not None for i in optional.values()) or i_contact is not None
         inbound, outbound = Direction.INBOUND, Direction.OUTBOUND
-        most = MAX_CALL_SECONDS
-        digits_most = len(str(MAX_CALL_SECONDS))
         occurrences: dict[str, list[int]] = {}
         while True:
             try:
@@ -447,27 +445,8 @@ class AsteriskCsvSource(CallSourceBase):
                 if repeat:
                     self._duplicates += 1
                     continue
-                # Plain digits (every row Asterisk writes) skip check_seconds, which words refusals.
-                text = row[i_duration].strip()
-                if (
-                    len(text) <= digits_most
-                    and text.isdigit()
-                    and text.isascii()
-                    and int(text) <= most
-                ):
-                    duration = int(text)
-                else:
-                    duration = check_seconds(row[i_duration], "duration")
-                text = row[i_billsec].strip()
-                if (
-                    len(text) <= digits_most
-                    and text.isdigit()
-                    and text.isascii()
-                    and int(text) <= most
-                ):
-                    billsec = int(text)
-                else:
-                    billsec = check_seconds(row[i_billsec], "billsec")
+                duration = _seconds(row[i_duration], "duration")
+                billsec = _seconds(row[i_billsec], "billsec")
                 if billsec > duration:
                     raise ValidationError("billsec", billsec, f"at most duration ({duration})")
                 end = row[i_end].strip() if i_end is not None and i_end < len(row) else ""
@@ -569,6 +548,20 @@ class AsteriskCsvSource(CallSourceBase):
 
     def __repr__(self) -> str:
         return f"<AsteriskCsvSource {self.name!r} {self._label!r} tz={self._tz}>"
+
+
+_SECONDS_DIGITS = len(str(MAX_CALL_SECONDS))
+
+
+def _seconds(cell: str, field: str) -> int:
+    """A cell of whole seconds. Plain digits (every row Asterisk writes) skip check_seconds,
+    which words the refusals of anything else."""
+    text = cell.strip()
+    if len(text) <= _SECONDS_DIGITS and text.isdigit() and text.isascii():
+        seconds = int(text)
+        if seconds <= MAX_CALL_SECONDS:
+            return seconds
+    return check_seconds(cell, field)
 
 
 def _local_time(text: str, tz: tzinfo, field: str) -> datetime:
