@@ -17,6 +17,7 @@ from salesflow import Actor, Money, Opportunity, hookimpl
 from salesflow.adapters.storage_memory import MemoryStorage
 from salesflow.errors import (
     BackendNotFoundError,
+    InvalidTypeError,
     NotAuthorizedError,
     NotFoundError,
     PluginError,
@@ -325,6 +326,29 @@ def test_the_builtin_policy(actor: Actor, subject: Opportunity, allowed: bool) -
         assert info.value.action == "opportunity.create"
         assert "op-1" in info.value.subject
         assert desk.opportunities() == []
+
+
+def test_a_record_without_a_team_is_in_its_owners_teams() -> None:
+    from types import SimpleNamespace
+
+    from salesflow.adapters.authorization import TeamScope
+
+    scope = TeamScope(team_members={"east": ["ann", "bob"], "west": ("wes",)})
+    mia = Actor("mia", roles={"sales_manager"}, teams={"east"})
+    bobs, wess = SimpleNamespace(owner="bob", team=None), SimpleNamespace(owner="wes", team=None)
+    assert scope.allows(mia, "call.read", bobs)
+    assert scope.allows(mia, "task.complete", bobs)
+    assert not scope.allows(mia, "call.read", wess)
+    assert not scope.allows(mia, "task.complete", wess)
+    # A record that names its team is that team's, whoever its owner is a member of.
+    assert not scope.allows(mia, "opportunity.read", SimpleNamespace(owner="bob", team="west"))
+    # A rep is not a manager: members do not read each other's records.
+    ann = Actor("ann", roles={"sales_rep"}, teams={"east"})
+    assert not scope.allows(ann, "call.read", bobs)
+    assert scope.team_members == {"east": {"ann", "bob"}, "west": {"wes"}}
+    with pytest.raises(InvalidTypeError) as refused:
+        TeamScope(team_members={"east": "ann"})
+    assert refused.value.field == "team_members.east"
 
 
 def test_an_embedding_crm_replaces_the_policy() -> None:

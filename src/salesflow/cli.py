@@ -1105,7 +1105,8 @@ def approvals_pending(role: str | None, as_user: str | None, fmt: str) -> None:
 
 @cli.group()
 def rules() -> None:
-    """The stored sales rules (stage plan, discount policy, contract workflow, team roles)."""
+    """The stored sales rules (stage plan, discount policy, contract workflow, team roles and
+    members)."""
 
 
 @rules.command(name="export")

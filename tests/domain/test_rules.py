@@ -74,6 +74,7 @@ def any_rules(draw: st.DrawFn) -> Rules:
         discount_policy=draw(policies(categories=draw(st.booleans()))),
         contract_workflow=draw(workflows()),
         team_roles=draw(st.frozensets(roles, max_size=4)),
+        team_members=draw(st.dictionaries(names, st.lists(roles, max_size=4), max_size=3)),
         **stamp,
     )
 
@@ -88,6 +89,7 @@ def test_the_defaults_are_version_0_with_the_default_parts() -> None:
     assert rules.contract_workflow == Workflow.contract_default()
     assert rules.discount_policy.roles == ("sales_rep", "sales_manager", "sales_director")
     assert rules.team_roles == DEFAULT_TEAM_ROLES == {"sales_rep", "sales_manager"}
+    assert rules.team_members == {}
     assert (rules.changed_by, rules.effective_at, rules.comment) == (None, None, None)
     assert list(rules.parts()) == list(RULE_PARTS)
 
@@ -114,6 +116,11 @@ def test_a_change_is_the_next_version_stamped_with_who_and_when() -> None:
         ({"version": True}, "version"),
         ({"version": 1, "changed_by": "dan", "effective_at": datetime(2026, 1, 1)}, "effective_at"),
         ({"team_roles": [" sales_rep"]}, "team_roles"),
+        ({"team_members": {" east": ["ann"]}}, "team_members"),
+        ({"team_members": {"east": ["ann", ""]}}, "team_members.east"),
+        ({"team_members": {"east": ["ann "]}}, "team_members.east"),
+        ({"team_members": {"east": ["a\x00nn"]}}, "team_members.east"),
+        ({"team_members": {"east": ["x" * 129]}}, "team_members.east"),
         ({"plan": {"threshold": 70}}, "plan"),
         ({"discount_policy": StagePlan.default()}, "discount_policy"),
         ({"contract_workflow": "contract"}, "contract_workflow"),
@@ -123,6 +130,36 @@ def test_bad_rules_are_refused_naming_the_field(fields: dict[str, Any], field: s
     with pytest.raises(ValidationError) as refused:
         Rules(**fields)
     assert refused.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("members", "field"),
+    [
+        (["east", "ann"], "team_members"),
+        ({1: ["ann"]}, "team_members"),
+        ({"east": "ann"}, "team_members.east"),
+        ({"east": {"ann": 1}}, "team_members.east"),
+        ({"east": ["ann", 7]}, "team_members.east"),
+    ],
+)
+def test_team_members_of_the_wrong_shape_are_refused_naming_the_team(
+    members: object, field: str
+) -> None:
+    with pytest.raises(InvalidTypeError) as refused:
+        Rules(team_members=members)
+    assert refused.value.field == field
+
+
+def test_team_members_are_kept_sorted_and_once_whatever_order_they_come_in() -> None:
+    rules = Rules(team_members={"west": ("wes",), "east": ["bob", "ann", "bob"]})
+    assert rules.team_members == {"east": ("ann", "bob"), "west": ("wes",)}
+    assert list(rules.team_members) == ["east", "west"]
+    assert rules == Rules(team_members={"east": {"ann", "bob"}, "west": ["wes"]})
+    assert hash(rules) == hash(Rules(team_members={"east": ["ann", "bob"], "west": ["wes"]}))
+    assert tomllib.loads(rules.to_toml())["team_members"] == {
+        "east": ["ann", "bob"],
+        "west": ["wes"],
+    }
 
 
 def test_a_part_of_another_type_is_refused() -> None:
@@ -187,6 +224,8 @@ def test_a_file_with_one_part_takes_the_others_from_the_base() -> None:
         ("colour = 'red'", "rules", "colour"),
         ("team_roles = 'sales_rep'", "team_roles", "team_roles"),
         ("team_roles = [1]", "team_roles[0]", "team_roles"),
+        ("team_members = ['ann']", "team_members", "team_members"),
+        ("[team_members]\neast = ['ann', 2]", "team_members.east", "team_members"),
         ("[plan]\nthreshold = 70\nstages = []", "stages", "plan"),
         ("[discount_policy]\nladder = []", "ladder", "discount_policy"),
         (
@@ -261,8 +300,9 @@ def test_the_diff_names_each_change_readably() -> None:
         discount_policy=policy,
         contract_workflow=Workflow.one_step("legal", name="contract"),
         team_roles={"sales_rep", "key_account"},
+        team_members={"east": ["ann", "carl"]},
     )
-    assert diff_rules(old, new) == (
+    assert diff_rules(attrs.evolve(old, team_members={"east": ["ann", "bob"]}), new) == (
         "plan.threshold: 70 -> 60",
         "plan.stages: added {key = 'demo', name = 'Demo', probability = 40, outcome = 'open'}",
         "plan.stages['quotation'].probability: 70 -> 60",
@@ -285,7 +325,10 @@ def test_the_diff_names_each_change_readably() -> None:
         "contract_workflow.steps: added {name = 'legal_review', roles = ['legal']}",
         "team_roles: removed 'sales_manager'",
         "team_roles: added 'key_account'",
+        "team_members.east: removed 'bob'",
+        "team_members.east: added 'carl'",
     )
+    assert diff_rules(old, new)[-1] == "team_members.east: added ['ann', 'carl']"
 
 
 def test_the_diff_ignores_the_stamp() -> None:

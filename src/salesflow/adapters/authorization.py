@@ -2,7 +2,10 @@
 
 Roles are *team-bound* (by default ``sales_rep`` and ``sales_manager``) or *organisation-wide*
 (every other role: ``sales_director``, ``project_manager``, ``finance``, ``legal``, ``admin``). A
-record's team is its ``team`` attribute (a quote's and a contract's are their opportunity's).
+record's team is its ``team`` attribute (a quote's and a contract's are their opportunity's). A
+record with no team of its own (a contact, a follow-up task, a call) is in the teams its owner is a
+member of (``team_members``, :attr:`Rules.team_members <salesflow.domain.rules.Rules.team_members>`
+on a desk); without members named it is in no team.
 
 * ``admin`` may do everything.
 * **Reading** (``<kind>.read``): an organisation-wide role reads everything; a ``sales_manager``
@@ -17,27 +20,29 @@ record's team is its ``team`` attribute (a quote's and a contract's are their op
 * Team-wide work without a single owner (importing a day of calls, curating the best-call library)
   is for a ``sales_manager`` or ``sales_director``; ``finance`` invoices, credits and records
   payments on any contract, and a ``project_manager`` records execution progress on any contract.
-* The sales rules (``rules.change``: the stage plan, discount policy, contract workflow and
-  team-bound roles, see :mod:`salesflow.commands.rules`) are changed by the ``rules_roles``
-  (``admin`` and ``sales_director`` by default) and read (``rules.read``) by anyone with a role.
+* The sales rules (``rules.change``: the stage plan, discount policy, contract workflow,
+  team-bound roles and team members, see :mod:`salesflow.commands.rules`) are changed by the
+  ``rules_roles`` (``admin`` and ``sales_director`` by default) and read (``rules.read``) by
+  anyone with a role.
 
 The desk checks a change on the record as it is **and** as it would be, so nobody moves a record
 out of (or into) a scope they do not have. Configure the team-bound roles with
 ``salesflow.open(plugins=[TeamScope(team_roles={...})])``: a desk given its own ``TeamScope``
 unregisters this module's builtin answer, which would otherwise answer first (both are
 ``trylast``, and pluggy asks the one registered first first). Without one, a desk takes the team-bound roles from its stored rules
-(:attr:`Rules.team_roles <salesflow.domain.rules.Rules.team_roles>`): when they differ from the
-default, it registers a ``TeamScope`` with them under the name :data:`RULES_SCOPE` in place of this
+(:attr:`Rules.team_roles <salesflow.domain.rules.Rules.team_roles>`) and the team members
+(:attr:`Rules.team_members <salesflow.domain.rules.Rules.team_members>`): when they differ from the
+defaults, it registers a ``TeamScope`` with them under the name :data:`RULES_SCOPE` in place of this
 module's builtin answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from salesflow.domain.actors import Actor, Role
-from salesflow.domain.rules import DEFAULT_TEAM_ROLES
+from salesflow.domain.rules import DEFAULT_TEAM_ROLES, as_team_members
 from salesflow.plugins.hookspecs import hookimpl
 
 __all__ = [
@@ -80,11 +85,34 @@ class TeamScope:
         team_roles: Iterable[str] = DEFAULT_TEAM_ROLES,
         *,
         rules_roles: Iterable[str] = RULES_ROLES,
+        team_members: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.team_roles = frozenset(team_roles)
         """Roles that act only on records of the actor's teams."""
         self.rules_roles = frozenset(rules_roles)
         """Roles that may change the sales rules (``rules.change``)."""
+        self.team_members = team_members
+        """Who is in which team: a record with no team is in its owner's teams."""
+
+    @property
+    def team_members(self) -> Mapping[str, frozenset[str]]:
+        """Team -> its members' ids (see the module docs)."""
+        return self._members
+
+    @team_members.setter
+    def team_members(self, value: Mapping[str, Iterable[str]] | None) -> None:
+        members = {} if value is None else as_team_members(value)
+        self._members = {team: frozenset(ids) for team, ids in members.items()}
+
+    def in_scope(self, actor: Actor, subject: Any) -> bool:
+        """Whether ``subject`` is a record of one of ``actor``'s teams: its ``team``, or for a
+        record without one, a team its owner is a member of."""
+        team = getattr(subject, "team", None)
+        if team is not None:
+            return actor.in_team(team)
+        owner = getattr(subject, "owner", None)
+        members = self._members
+        return owner is not None and any(owner in members.get(t, ()) for t in actor.teams)
 
     def is_org_wide(self, actor: Actor) -> bool:
         """Whether ``actor`` holds a role that is not team-bound."""
@@ -117,7 +145,7 @@ class TeamScope:
         if verb == "read":
             if self.is_org_wide(actor) or (owner is not None and owner == actor.id):
                 return True
-            return actor.has_role(Role.SALES_MANAGER) and actor.in_team(team)
+            return actor.has_role(Role.SALES_MANAGER) and self.in_scope(actor, subject)
         if action in MANAGER_ACTIONS:
             return actor.has_role(Role.SALES_MANAGER) or actor.has_role(Role.SALES_DIRECTOR)
         if action in FINANCE_ACTIONS and actor.has_role(Role.FINANCE):
@@ -126,7 +154,7 @@ class TeamScope:
             return True
         if actor.has_role(Role.SALES_DIRECTOR):
             return True
-        if actor.has_role(Role.SALES_MANAGER) and actor.in_team(team):
+        if actor.has_role(Role.SALES_MANAGER) and self.in_scope(actor, subject):
             return True
         return bool(actor.roles) and owner is not None and owner == actor.id and in_team
 

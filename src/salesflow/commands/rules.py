@@ -1,8 +1,8 @@
 """SalesDesk commands for the sales rules: stored, versioned, permission-checked, audited.
 
 The stage plan (with its lost reasons), the discount policy (which is also the quote approval
-routing), the contract workflow and the team-bound roles are one :class:`~salesflow.domain.rules.Rules`
-document in the storage, one stored version per change (``uow.rules``; a version is never changed
+routing), the contract workflow, the team-bound roles and the team members are one
+:class:`~salesflow.domain.rules.Rules` document in the storage, one stored version per change (``uow.rules``; a version is never changed
 or deleted, the port refuses it). Version 0 is the built-in defaults and is never stored.
 
 * :meth:`RuleCommands.change_rules` stores the next version. It is allowed to whom the
@@ -17,7 +17,7 @@ or deleted, the port refuses it). Version 0 is the built-in defaults and is neve
 
 **Precedence.** A part given in code (``salesflow.open(plan=..., discount_policy=...,
 contract_workflow=...)``, or a :class:`~salesflow.adapters.authorization.TeamScope` registered as a
-plugin) wins: the desk uses it and does not consult the stored part (:attr:`DeskCore.code_rules
+plugin, for the team-bound roles and the team members) wins: the desk uses it and does not consult the stored part (:attr:`DeskCore.code_rules
 <salesflow.commands.core.DeskCore.code_rules>` lists them), so an embedder who keeps the rules in
 their own system goes on as before. The stored document can still be changed through the desk; it
 takes effect on desks that were not given that part in code.
@@ -94,7 +94,7 @@ class RuleCommands(DeskCore):
             isinstance(plugin, TeamScope) and self.plugins.get_name(plugin) != RULES_SCOPE
             for plugin in self.plugins.get_plugins()
         ):
-            self.code_rules = self.code_rules | {"team_roles"}
+            self.code_rules = self.code_rules | {"team_roles", "team_members"}
             # Both answer last (trylast), and pluggy asks the one registered first first: the
             # builtin would always answer before the embedder's own TeamScope.
             self._drop_builtin_policy()
@@ -119,11 +119,13 @@ class RuleCommands(DeskCore):
             scope = self.plugins.get_plugin(RULES_SCOPE)
             if isinstance(scope, TeamScope):
                 scope.team_roles = rules.team_roles
-            elif rules.team_roles != DEFAULT_TEAM_ROLES:
-                # In place of the builtin policy (same answers but for the roles), so that every
-                # other policy still answers before it.
+                scope.team_members = rules.team_members
+            elif rules.team_roles != DEFAULT_TEAM_ROLES or rules.team_members:
+                # In place of the builtin policy (same answers but for the roles and members), so
+                # that every other policy still answers before it.
                 self._drop_builtin_policy()
-                self.plugins.register(TeamScope(rules.team_roles), name=RULES_SCOPE)
+                scope = TeamScope(rules.team_roles, team_members=rules.team_members)
+                self.plugins.register(scope, name=RULES_SCOPE)
 
     def _drop_builtin_policy(self) -> None:
         """Unregister the builtin policy: a :class:`TeamScope` of the desk answers in its place."""

@@ -1,4 +1,4 @@
-"""The sales rules as one versioned document: stage plan, discount policy, workflow, team roles.
+"""The sales rules as one versioned document: stage plan, discount policy, workflow, teams.
 
 A company's rules change over time, and a decision must stay explainable by the rules it was made
 under. :class:`Rules` holds every configurable part in one value with a **version**:
@@ -10,7 +10,10 @@ under. :class:`Rules` holds every configurable part in one value with a **versio
 * :attr:`Rules.contract_workflow`: who reviews a contract, in which order
   (:class:`~salesflow.domain.approvals.Workflow`);
 * :attr:`Rules.team_roles`: the roles that act only within the actor's teams (the builtin
-  authorization policy, :class:`~salesflow.adapters.authorization.TeamScope`).
+  authorization policy, :class:`~salesflow.adapters.authorization.TeamScope`);
+* :attr:`Rules.team_members`: who is in which team, for the records that carry no team of their
+  own (contacts, follow-up tasks, calls): a sales manager reads and works on those of their teams'
+  members.
 
 Version 0 is the built-in defaults, never stored (:meth:`Rules.default`); each change the desk
 stores is the next version, stamped with who changed it and when (:meth:`Rules.changed`).
@@ -40,22 +43,37 @@ import attrs
 from salesflow.domain import toml_text
 from salesflow.domain.approvals import Workflow
 from salesflow.domain.checks import (
+    MAX_ID_LENGTH,
     as_ids,
     as_optional_datetime,
     check_count,
     check_optional_id,
     check_optional_text,
+    check_string,
 )
 from salesflow.domain.discounts import DiscountPolicy
 from salesflow.domain.stages import StagePlan
 from salesflow.errors import InvalidTypeError, ValidationError
 
-__all__ = ["DEFAULT_TEAM_ROLES", "RULE_PARTS", "Rules", "default_discount_policy", "diff_rules"]
+__all__ = [
+    "DEFAULT_TEAM_ROLES",
+    "RULE_PARTS",
+    "Rules",
+    "as_team_members",
+    "default_discount_policy",
+    "diff_rules",
+]
 
 DEFAULT_TEAM_ROLES: frozenset[str] = frozenset({"sales_rep", "sales_manager"})
 """The roles that act only within the actor's teams unless the rules say otherwise."""
 
-RULE_PARTS: tuple[str, ...] = ("plan", "discount_policy", "contract_workflow", "team_roles")
+RULE_PARTS: tuple[str, ...] = (
+    "plan",
+    "discount_policy",
+    "contract_workflow",
+    "team_roles",
+    "team_members",
+)
 """The parts of :class:`Rules`, in the order files and diffs list them."""
 
 
@@ -78,6 +96,34 @@ def _check_team_roles(_instance: object, _attribute: attrs.Attribute[Any], value
     for role in sorted(value):  # type: ignore[call-overload]
         if not role.strip() or role != role.strip():
             raise ValidationError("team_roles", role, "role names without surrounding spaces")
+
+
+def as_team_members(value: object) -> dict[str, tuple[str, ...]]:
+    """``value`` (team -> member ids) checked, with each team's members sorted and listed once and
+    the teams in name order; :class:`~salesflow.errors.InvalidTypeError` or
+    :class:`~salesflow.errors.ValidationError` naming the team or member otherwise."""
+    if not isinstance(value, Mapping):
+        raise InvalidTypeError("team_members", value, "a mapping of team -> member ids")
+    members: dict[str, tuple[str, ...]] = {}
+    for team, people in value.items():
+        if not isinstance(team, str):
+            raise InvalidTypeError("team_members", team, "team names as strings")
+        if not team.strip() or team != team.strip():
+            raise ValidationError("team_members", team, "team names without surrounding spaces")
+        check_string(team, "team_members", MAX_ID_LENGTH)
+        field = f"team_members.{team}"
+        if isinstance(people, str | bytes | Mapping) or not isinstance(people, Iterable):
+            raise InvalidTypeError(field, people, "a list of member ids")
+        ids = []
+        for person in people:
+            if not isinstance(person, str):
+                raise InvalidTypeError(field, person, "member ids as strings")
+            if not person.strip() or person != person.strip():
+                raise ValidationError(field, person, "member ids without surrounding spaces")
+            check_string(person, field, MAX_ID_LENGTH)
+            ids.append(person)
+        members[team] = tuple(sorted(set(ids)))
+    return dict(sorted(members.items()))
 
 
 def _check_stamp(instance: Rules, _attribute: attrs.Attribute[Any], _value: object) -> None:
@@ -130,6 +176,12 @@ class Rules:
     )
     """The roles that act only on records of the actor's teams; every other role is
     organisation-wide."""
+    team_members: Mapping[str, tuple[str, ...]] = attrs.field(
+        factory=dict, converter=as_team_members, hash=False
+    )
+    """Who is in which team (``{"east": ("ann", "bob")}``): a record with no team of its own
+    (a contact, a follow-up task, a call) is in the teams of its owner. Empty by default, when
+    only records that name their team are a team's."""
     changed_by: str | None = attrs.field(default=None, validator=check_optional_id)
     """Who made this version (``None`` for the defaults)."""
     effective_at: datetime | None = attrs.field(
@@ -194,6 +246,7 @@ class Rules:
         if self.comment is not None:
             data["comment"] = self.comment
         data["team_roles"] = sorted(self.team_roles)
+        data["team_members"] = {team: list(ids) for team, ids in self.team_members.items()}
         data["plan"] = self.plan.to_dict()
         data["discount_policy"] = self.discount_policy.to_dict()
         data["contract_workflow"] = self.contract_workflow.to_dict()
@@ -217,6 +270,7 @@ class Rules:
             "discount_policy": DiscountPolicy.from_dict,
             "contract_workflow": Workflow.from_dict,
             "team_roles": _team_roles,
+            "team_members": as_team_members,
         }
         for name, read in readers.items():
             if name in data:
@@ -234,8 +288,8 @@ class Rules:
     def to_toml(self) -> str:
         """These rules as a TOML document that :meth:`from_toml` reads back equal."""
         header = (
-            "# salesflow rules: the stage plan, the discount policy, the contract workflow and the\n"
-            "# team-bound roles (see docs/guide/rules.md).\n"
+            "# salesflow rules: the stage plan, the discount policy, the contract workflow, the\n"
+            "# team-bound roles and the teams' members (see docs/guide/rules.md).\n"
         )
         return header + toml_text.dumps(self.to_dict())
 
@@ -272,6 +326,7 @@ def diff_rules(old: Rules, new: Rules) -> tuple[str, ...]:
         discount_policy.ladder['sales_rep'].max_line_discount: 10 -> 8
         contract_workflow.steps: added {name = 'ceo_review', roles = ['ceo']}
         team_roles: added 'key_account'
+        team_members.east: added 'carl'
 
     Empty when the parts are equal (the version and stamp are not compared).
     """

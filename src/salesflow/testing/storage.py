@@ -416,9 +416,12 @@ def _sample_rules(at: datetime) -> list[Any]:
             ]
         }
     )
-    first = Rules().changed(
-        Rules(discount_policy=policy, team_roles={"sales_rep"}), by="dan", at=at, comment="Q4"
+    parts = Rules(
+        discount_policy=policy,
+        team_roles={"sales_rep"},
+        team_members={"east": ["ann", "bob"], "west": ["wes"]},
     )
+    first = Rules().changed(parts, by="dan", at=at, comment="Q4")
     chain = Workflow(
         "contract",
         (Step("sales_manager_review", ("sales_manager",)), Step("legal_review", ("legal",))),
