@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import salesflow
-from salesflow.adapters.telephony import CallSourceBase
+from salesflow.adapters.telephony import CallListSource
 from salesflow.analytics.calls import call_stats
 from salesflow.domain.calls import CallRecord, Direction, Disposition
 from salesflow.domain.contacts import Contact, ContactNumber, contact_numbers
@@ -61,17 +61,9 @@ LOGGED = {
 }
 
 
-class ListSource(CallSourceBase):
-    """A call source over records made in the test."""
-
-    name = "pbx"
-
-    def __init__(self, calls: list[CallRecord]) -> None:
-        super().__init__()
-        self._calls = calls
-
-    def read_calls(self, since: datetime | None, until: datetime | None) -> Iterator[CallRecord]:
-        yield from self._calls
+def pbx(calls: list[CallRecord]) -> CallListSource:
+    """The test PBX's calls as a source."""
+    return CallListSource(calls, name="pbx")
 
 
 def call(
@@ -145,7 +137,7 @@ def relink_scenario(desk: salesflow.SalesDesk) -> None:
         call(5, LOGGED["co"]),
         call(6, LOGGED["xx"], inbound=True),
     ]
-    report = desk.import_calls(MIA, ListSource(raw)).value
+    report = desk.import_calls(MIA, pbx(raw)).value
     assert (report.counted, report.uncounted) == (0, 6)
     assert desk.call_stats().team.calls == 0
     assert_counts_right(desk, raw)
@@ -196,7 +188,7 @@ def test_contact_changes_relink_calls_on_every_backend(open_desk: Any) -> None:
 def test_unlinking_drops_the_task_the_link_brought() -> None:
     desk = new_desk()
     desk.add_contact(ANN, Contact(id="wang", owner="ann", phones=(TYPED["m1"],)))
-    desk.import_calls(MIA, ListSource([call(1, LOGGED["m1"])]))
+    desk.import_calls(MIA, pbx([call(1, LOGGED["m1"])]))
     (linked,) = desk.calls()
     assert linked.task_id == "followup:pbx:1"
     wang = desk.contacts()[0]
@@ -210,7 +202,7 @@ def test_unlinking_drops_the_task_the_link_brought() -> None:
 
 def test_a_stale_contact_update_is_refused_and_relinks_nothing() -> None:
     desk = new_desk()
-    desk.import_calls(MIA, ListSource([call(1, LOGGED["m1"]), call(2, LOGGED["m2"])]))
+    desk.import_calls(MIA, pbx([call(1, LOGGED["m1"]), call(2, LOGGED["m2"])]))
     desk.add_contact(ANN, Contact(id="wang", owner="ann", phones=(TYPED["m1"],)))
     stale = desk.contacts()[0]
     desk.update_contact(ANN, attrs.evolve(stale, name="Wang Fang"))
@@ -223,7 +215,7 @@ def test_a_stale_contact_update_is_refused_and_relinks_nothing() -> None:
 
 def test_a_contact_change_outside_the_actors_scope_relinks_nothing() -> None:
     desk = new_desk()
-    desk.import_calls(MIA, ListSource([call(1, LOGGED["m1"])]))
+    desk.import_calls(MIA, pbx([call(1, LOGGED["m1"])]))
     before = snapshot(desk)
     with pytest.raises(NotAuthorizedError):
         desk.add_contact(WES, Contact(id="wang", owner="ann", phones=(TYPED["m1"],)))
@@ -268,7 +260,7 @@ def apply(desk: salesflow.SalesDesk, raw: list[CallRecord], step: tuple[Any, ...
             for i, (key, owner, inbound, answered) in enumerate(step[1])
         ]
         raw.extend(batch)
-        desk.import_calls(MIA, ListSource(batch))
+        desk.import_calls(MIA, pbx(batch))
         return
     existing = {c.id: c for c in desk.contacts()}
     if step[0] == "set":
@@ -346,14 +338,14 @@ def test_contacts_stored_before_get_their_numbers_on_first_import() -> None:
     desk = new_desk()
     with desk.storage.transaction() as uow:  # as an older salesflow stored them: no numbers
         uow.contacts.add(Contact(id="wang", owner="ann", phones=(TYPED["m1"],), version=1))
-    report = desk.import_calls(MIA, ListSource([call(1, LOGGED["m1"])])).value
+    report = desk.import_calls(MIA, pbx([call(1, LOGGED["m1"])])).value
     assert report.counted == 1
     with desk.storage.transaction() as uow:
         (entry,) = uow.contact_numbers.query()
     assert (entry.contact_id, entry.number) == ("wang", "+8613800138000")
     # a desk reading numbers in another region renews them
     other = salesflow.SalesDesk(desk.storage, phones=PhoneSettings(default_region="US"))
-    other.import_calls(MIA, ListSource([]))
+    other.import_calls(MIA, pbx([]))
     with other.storage.transaction() as uow:
         (entry,) = uow.contact_numbers.query()
     assert entry.region == "US"
@@ -385,7 +377,7 @@ def test_an_answered_call_leaves_a_trace_as_configured(mode: str) -> None:
     desk = new_desk(call_follow_up=mode)
     desk.add_contact(ANN, Contact(id="wang", owner="ann", phones=(TYPED["m1"],)))
     calls = [call(1, LOGGED["m1"]), call(2, LOGGED["m1"]), call(3, LOGGED["un"])]
-    report = desk.import_calls(MIA, ListSource(calls)).value
+    report = desk.import_calls(MIA, pbx(calls)).value
     tasks = desk.tasks()
     stored = {c.id: c for c in desk.calls()}
     if mode == "off":
@@ -415,12 +407,10 @@ def test_an_answered_call_with_an_open_task_links_to_it_and_makes_none() -> None
         ANN,
         salesflow.FollowUpTask(id="t1", owner="ann", contact_id="wang", due=START.date()),
     )
-    report = desk.import_calls(MIA, ListSource([call(1, LOGGED["m1"])])).value
+    report = desk.import_calls(MIA, pbx([call(1, LOGGED["m1"])])).value
     assert report.tasks_created == ()
     assert desk.calls()[0].task_id == "t1"
-    override = desk.import_calls(
-        MIA, ListSource([call(2, LOGGED["m1"], owner="bob")]), follow_up="off"
-    )
+    override = desk.import_calls(MIA, pbx([call(2, LOGGED["m1"], owner="bob")]), follow_up="off")
     assert override.value.tasks_created == ()
 
 
@@ -429,7 +419,7 @@ def test_follow_up_modes_are_checked() -> None:
         new_desk(call_follow_up="sometimes")
     desk = new_desk()
     with pytest.raises(ValidationError, match="follow_up"):
-        desk.import_calls(MIA, ListSource([]), follow_up="always")  # type: ignore[arg-type]
+        desk.import_calls(MIA, pbx([]), follow_up="always")  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="answered"):
         follow_up_for_answered_call(
             call(1, "x", answered=False), contact_id="c", owner="ann", mode="completed"
@@ -496,12 +486,12 @@ def test_a_rep_cannot_fetch_another_teams_recording(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         desk.recording(ANN, "asterisk-csv:nope")
     with pytest.raises(ValidationError, match="source"):
-        desk.recording(ANN, "asterisk-csv:1.1", source=ListSource([]))
+        desk.recording(ANN, "asterisk-csv:1.1", source=pbx([]))
 
 
 def test_a_source_without_recordings_says_so() -> None:
     desk = new_desk()
-    desk.import_calls(MIA, ListSource([call(1, LOGGED["m1"], recording="r1")]))
+    desk.import_calls(MIA, pbx([call(1, LOGGED["m1"], recording="r1")]))
     with pytest.raises(NotFoundError, match="keeps no recordings"):
         desk.recording(ANN, "pbx:1")
 
@@ -599,6 +589,10 @@ def test_the_call_centre_example_counts_right_on_the_desk(tmp_path: Path) -> Non
     assert day.stats.team.calls == day.counted_before + len(day.relinked)
     assert day.stats.to_records() == day.pure.to_records()
     assert day.recording.startswith(b"RIFF")
+    # The manager's statistics are exactly their members' rows of the desk's.
+    members = [r for r in day.stats.to_records() if r["owner"] in ("ann", "bob")]
+    assert day.team.to_records() == members
+    assert 0 < day.team.team.calls < day.stats.team.calls
 
 
 @settings(max_examples=80, deadline=None)

@@ -9,7 +9,6 @@ their records; a desk opened later loads the same members; a ``TeamScope`` given
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +20,7 @@ from hypothesis import strategies as st
 
 import salesflow
 from salesflow import Actor
-from salesflow.adapters.telephony import CallSourceBase
+from salesflow.adapters.telephony import CallListSource
 from salesflow.analytics.calls import call_stats
 from salesflow.domain.calls import CallRecord, Direction, Disposition
 from salesflow.domain.contacts import Contact
@@ -40,17 +39,9 @@ TEAMS = {"east": ["ann", "bob"], "west": ["wes"]}
 NUMBERS = {"ann": "13800138000", "bob": "13911112222", "wes": "13700001111", "mia": "13612345678"}
 
 
-class ListSource(CallSourceBase):
-    """A call source over records made in the test."""
-
-    name = "pbx"
-
-    def __init__(self, calls: list[CallRecord]) -> None:
-        super().__init__()
-        self._calls = calls
-
-    def read_calls(self, since: datetime | None, until: datetime | None) -> Iterator[CallRecord]:
-        yield from self._calls
+def pbx(calls: list[CallRecord]) -> CallListSource:
+    """The test PBX's calls as a source."""
+    return CallListSource(calls, name="pbx")
 
 
 def call(n: int, owner: str, *, answered: bool = True, inbound: bool = False) -> CallRecord:
@@ -84,7 +75,7 @@ def staffed(desk: Any) -> Any:
         call(6, "wes", answered=False, inbound=True),
         call(7, "mia"),
     ]
-    desk.import_calls(DAN, ListSource(raw))
+    desk.import_calls(DAN, pbx(raw))
     return desk
 
 
@@ -147,6 +138,20 @@ def test_a_manager_works_on_their_members_tasks_and_no_one_elses(desk: Any) -> N
         desk.complete_task(MIA, wess.id)
     assert "wes" in str(refused.value)
     assert (desk.tasks(), len(desk.events())) == before
+
+
+def test_a_manager_cannot_hand_a_members_record_out_of_the_team(desk: Any) -> None:
+    name_teams(desk, TEAMS)
+    (bobs,) = desk.contacts(owner="bob")
+    before = (desk.contacts(), desk.calls(), len(desk.events()))
+    with pytest.raises(NotAuthorizedError) as refused:
+        desk.update_contact(MIA, attrs.evolve(bobs, owner="wes"))
+    assert "after the change" in str(refused.value)
+    with pytest.raises(NotAuthorizedError):  # nor take one in from another team
+        desk.update_contact(MIA, attrs.evolve(desk.contacts(owner="wes")[0], owner="ann"))
+    assert (desk.contacts(), desk.calls(), len(desk.events())) == before
+    handed = desk.update_contact(MIA, attrs.evolve(bobs, owner="ann")).value
+    assert (handed.owner, handed.version) == ("ann", bobs.version + 1)
 
 
 def test_moving_a_rep_moves_their_records_and_a_later_desk_sees_the_same(
@@ -220,7 +225,7 @@ def test_a_managers_statistics_are_exactly_their_members_calls(
     for owner, number in NUMBERS.items():
         rep = Actor(owner, roles={"sales_rep"})
         desk.add_contact(rep, Contact(id=f"c-{owner}", owner=owner, phones=(number,)))
-    desk.import_calls(DAN, ListSource([call(n, owner) for n, owner in enumerate(made)]))
+    desk.import_calls(DAN, pbx([call(n, owner) for n, owner in enumerate(made)]))
     if members:
         name_teams(desk, members)
     manager = Actor("kim", roles={"sales_manager"}, teams=teams)

@@ -14,6 +14,7 @@ from salesflow._version import __version__
 
 # name -> module that defines it. Keep sorted by module, then name.
 _EXPORTS: dict[str, str] = {
+    "CallListSource": "salesflow.adapters.telephony",
     "AsteriskCsvSource": "salesflow.adapters.telephony_asterisk",
     "TwilioJsonSource": "salesflow.adapters.telephony_twilio",
     "Agenda": "salesflow.analytics.agenda",
@@ -252,6 +253,7 @@ __all__ = [
     "CallGroupStats",
     "CallImport",
     "CallLinker",
+    "CallListSource",
     "CallRecord",
     "CallSource",
     "CallSourceType",
@@ -431,6 +433,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from salesflow import errors
+    from salesflow.adapters.telephony import CallListSource
     from salesflow.adapters.telephony_asterisk import AsteriskCsvSource
     from salesflow.adapters.telephony_twilio import TwilioJsonSource
     from salesflow.analytics.calls import CallGroupStats, CallStats, call_stats

@@ -162,6 +162,15 @@ def test_team_members_are_kept_sorted_and_once_whatever_order_they_come_in() -> 
     }
 
 
+def test_rules_stored_before_team_members_existed_load_with_none() -> None:
+    import json
+
+    stored = json.loads(codec.dumps(Rules.default().changed(Rules(), by="dan", at=AT)))
+    del stored["team_members"]
+    loaded = codec.loads(json.dumps(stored), Rules)
+    assert (loaded.version, loaded.team_members) == (1, {})
+
+
 def test_a_part_of_another_type_is_refused() -> None:
     with pytest.raises(InvalidTypeError):
         Rules.default().with_part({"threshold": 50})  # type: ignore[arg-type]
