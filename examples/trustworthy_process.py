@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 import attrs
 
 import salesflow
-from salesflow import Actor, Money, Opportunity
+from salesflow import Actor, Money, Opportunity, StageChange
 from salesflow.analytics.performance import Target
 from salesflow.domain.catalog import Catalog, Product
 from salesflow.domain.contacts import Contact
@@ -75,6 +75,15 @@ def main(url: str = "memory://") -> None:
     print("Commands own the lifecycle:")
     forged = attrs.evolve(draft.add_line(catalog, "SRV", 25, discount=45), state="approved")
     attempt("store a quote already 'approved'", lambda: desk.create_quote(ANN, forged))
+    backdated = Opportunity(
+        id="O-2",
+        owner="ann",
+        team="east",
+        amount=cny("8000"),
+        stage="quotation",
+        history=(StageChange(datetime(2026, 6, 1, tzinfo=UTC), None, "quotation"),),
+    )
+    attempt("add a deal 'in quotation since June'", lambda: desk.add_opportunity(ANN, backdated))
 
     print("Prices come from the stored catalog:")
     cheap = Catalog(products=[Product(sku="SRV", name="Service day", list_price=cny("100.00"))])

@@ -214,7 +214,7 @@ def test_import_mapping_and_options_come_from_the_config(
     )
     result = invoke(
         "--db", home["db"], "--users", home["users"], "--config", config,
-        "import", "opportunities", data, "--as", "ann", "--progress",
+        "import", "opportunities", data, "--as", "root", "--progress",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "Importing maven.csv" in result.stderr  # the progress bar, on stderr when asked

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,8 @@ def a_half_year(open_desk: OpenDesk, **options: Any) -> tuple[Any, ManualClock]:
             with desk.storage.transaction() as uow:
                 uow.opportunities.add(row)
         else:
+            # Each deal is added on the day it was created: never created ahead of the clock.
+            at(clock, datetime.combine(row.created, time(9), UTC))
             desk.add_opportunity(ROOT, row)
     moves = [
         (datetime(2026, 1, 5, 9, tzinfo=UTC), "op-1", "quotation", None),

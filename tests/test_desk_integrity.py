@@ -6,6 +6,7 @@ error a caller can act on, and storage is left exactly as it was.
 
 from __future__ import annotations
 
+import io
 import runpy
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -21,7 +22,7 @@ from salesflow.analytics.performance import Target
 from salesflow.domain.catalog import Catalog, Category, Product
 from salesflow.domain.contacts import Contact
 from salesflow.domain.contracts import ContractState
-from salesflow.domain.opportunities import Opportunity
+from salesflow.domain.opportunities import Opportunity, StageChange
 from salesflow.domain.quotes import Quote, QuoteState
 from salesflow.domain.tasks import FollowUpTask
 from salesflow.errors import (
@@ -166,6 +167,66 @@ def test_a_task_or_contact_arrives_without_lifecycle_fields(desk: Any) -> None:
     with pytest.raises(ValidationError, match="status"):
         desk.add_task(ANN, closed)
     assert desk.tasks() == []
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        # placed in quotation in March: months of history the desk never saw
+        (StageChange(datetime(2026, 3, 1, tzinfo=UTC), None, "quotation"),),
+        # two moves at once, the last one today
+        (
+            StageChange(datetime(2026, 11, 2, 8, tzinfo=UTC), None, "initial_contact"),
+            StageChange(datetime(2026, 11, 2, 8, 30, tzinfo=UTC), "initial_contact", "quotation"),
+        ),
+        # placed later today than now
+        (StageChange(datetime(2026, 11, 2, 17, tzinfo=UTC), None, "quotation"),),
+        # placed yesterday evening
+        (StageChange(datetime(2026, 11, 1, 20, tzinfo=UTC), None, "quotation"),),
+    ],
+    ids=["backdated", "two moves", "later than now", "yesterday"],
+)
+def test_a_new_deal_arrives_without_a_history_the_desk_did_not_see(
+    desk: Any, history: tuple[StageChange, ...]
+) -> None:
+    # A rep who could write a deal's past could make their forecasts look right after the fact.
+    before = snapshot(desk)
+    with pytest.raises(ValidationError) as refused:
+        desk.add_opportunity(ANN, attrs.evolve(deal("O-2", "ann", "east"), history=history))
+    assert refused.value.field == "history"
+    assert "import_opportunities" in str(refused.value)
+    assert snapshot(desk) == before
+    # Its first placement today, not later than now, is the truth: it is kept.
+    placed = (StageChange(datetime(2026, 11, 2, 8, tzinfo=UTC), None, "quotation"),)
+    kept = desk.add_opportunity(ANN, attrs.evolve(deal("O-2", "ann", "east"), history=placed))
+    assert kept.value.history == placed
+
+
+def test_when_a_deal_was_created_is_never_tomorrow_and_never_changes(desk: Any) -> None:
+    before = snapshot(desk)
+    tomorrow = attrs.evolve(deal("O-2", "ann", "east"), created=date(2026, 11, 3))
+    with pytest.raises(ValidationError) as refused:
+        desk.add_opportunity(ANN, tomorrow)
+    assert (refused.value.field, refused.value.value) == ("created", date(2026, 11, 3))
+    stored = desk.opportunity("O-E")
+    assert stored.created == DAY  # dated by the desk when it was added
+    for moved in (date(2025, 1, 1), date(2026, 11, 3)):
+        with pytest.raises(ValidationError) as refused:
+            desk.update_opportunity(ANN, attrs.evolve(stored, created=moved))
+        assert refused.value.field == "created"
+    assert snapshot(desk) == before
+
+
+def test_only_a_manager_imports_deals_with_their_past(desk: Any) -> None:
+    text = "id,owner,team,amount,currency,stage\nO-9,ann,east,100.00,CNY,quotation\n"
+    before = snapshot(desk)
+    with pytest.raises(NotAuthorizedError):
+        desk.import_opportunities(ANN, io.StringIO(text))  # her own deal, still a manager's
+    with pytest.raises(NotAuthorizedError):
+        desk.import_opportunities(WIL, io.StringIO(text))  # another team's manager
+    assert snapshot(desk) == before
+    assert desk.import_opportunities(MIA, io.StringIO(text)).value == 1
+    assert desk.import_opportunities(DAN, io.StringIO(text.replace("O-9", "O-8"))).value == 1
 
 
 # -- 2. prices come from the stored catalog ------------------------------------------------------
@@ -433,6 +494,7 @@ def test_the_example_tries_every_rule_and_each_is_refused(
     out = capsys.readouterr().out
     for attack in (
         "store a quote already 'approved': refused (ValidationError",
+        "add a deal 'in quotation since June': refused (ValidationError",
         "quote at a made-up list price: refused (ValidationError",
         "the west manager approves an east quote: refused (NotAuthorizedError",
         "make a second contract of Q-1: refused (TransitionNotAllowedError",

@@ -18,7 +18,8 @@ on a desk); without members named it is in no team.
 * **Changing**: a ``sales_director`` changes any record; a ``sales_manager`` those of their teams;
   anyone with a role those they own, if the record's team (when it has one) is one of theirs.
 * Team-wide work without a single owner (importing a day of calls, curating the best-call library)
-  is for a ``sales_manager`` or ``sales_director``; ``finance`` invoices, credits and records
+  is for a ``sales_manager`` or ``sales_director``; importing opportunities, which brings their
+  past history, for a ``sales_director`` or the ``sales_manager`` of their teams; ``finance`` invoices, credits and records
   payments on any contract, and a ``project_manager`` records execution progress on any contract.
 * The sales rules (``rules.change``: the stage plan, discount policy, contract workflow,
   team-bound roles and team members, see :mod:`salesflow.commands.rules`) are changed by the
@@ -148,6 +149,12 @@ class TeamScope:
             return actor.has_role(Role.SALES_MANAGER) and self.in_scope(actor, subject)
         if action in MANAGER_ACTIONS:
             return actor.has_role(Role.SALES_MANAGER) or actor.has_role(Role.SALES_DIRECTOR)
+        if action == "opportunity.import":
+            # Past deals with the history they bring: a manager's, for their teams; a rep's
+            # history is what the desk recorded.
+            if actor.has_role(Role.SALES_DIRECTOR):
+                return True
+            return actor.has_role(Role.SALES_MANAGER) and self.in_scope(actor, subject)
         if action in FINANCE_ACTIONS and actor.has_role(Role.FINANCE):
             return True
         if action in PROJECT_ACTIONS and actor.has_role(Role.PROJECT_MANAGER):

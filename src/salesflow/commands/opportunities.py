@@ -4,7 +4,7 @@ lost reasons."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -41,10 +41,17 @@ class OpportunityCommands(DeskCore):
 
     def add_opportunity(self, actor: Actor, opportunity: Opportunity) -> CommandResult[Opportunity]:
         """Store a new opportunity (its stage must be in the plan), created today (the clock's
-        date) unless it says when it was created."""
+        date) unless it says when it was created (never a day after today).
+
+        Its history is the desk's record of its moves: it may hold only the deal's first
+        placement, into its stage, today and not later than now; every later move is recorded by
+        :meth:`move_opportunity`. Deals with a past history come in through
+        :meth:`import_opportunities` (a manager's work). Anything else is refused with
+        :class:`~salesflow.errors.ValidationError` naming ``history`` or ``created``."""
         if not isinstance(opportunity, Opportunity):
             raise InvalidTypeError("opportunity", opportunity, "an Opportunity")
-        self.plan.resolve(opportunity.stage)  # a stage the plan does not know raises StageError
+        key = self.plan.resolve(opportunity.stage).key  # an unknown stage raises StageError
+        self._refuse_made_up_dates(opportunity, key)
         self.authorize(actor, "opportunity.create", opportunity)
         if opportunity.created is None:
             # Else a deal never moved would be in no created= window: nothing would date it.
@@ -61,11 +68,53 @@ class OpportunityCommands(DeskCore):
 
         return self.run(work)
 
+    def _refuse_made_up_dates(self, opportunity: Opportunity, key: str) -> None:
+        """Refuse a new deal dated in the future or with moves the desk did not see (see
+        :meth:`add_opportunity`): the forecast's reconstructions and each rep's measured accuracy
+        are read from these dates."""
+        now = self._refuse_future_creation(opportunity)
+        history = opportunity.history
+        if not history:
+            return
+        first = history[0]
+        placed = (
+            len(history) == 1
+            and first.from_stage is None
+            and self.plan.resolve(first.to_stage).key == key
+            and first.at <= now
+            and first.at.astimezone(now.tzinfo).date() == now.date()
+        )
+        if not placed:
+            raise ValidationError(
+                "history",
+                f"{len(history)} move{'s' if len(history) > 1 else ''}, the first into "
+                f"{first.to_stage!r} at {first.at.isoformat()}",
+                f"no moves, or only the deal's first placement into {key!r} today, at or before "
+                f"{now.isoformat()}: the desk records each move as it happens (move_opportunity); "
+                "past deals come in with their history through import_opportunities",
+                where=f"opportunity {opportunity.id!r}",
+            )
+
+    def _refuse_future_creation(self, opportunity: Opportunity) -> datetime:
+        """Refuse a deal created after today; the clock's time."""
+        now = self.now()
+        created = opportunity.created
+        if created is not None and created > now.date():
+            raise ValidationError(
+                "created",
+                created,
+                f"today ({now.date()}) or a day before it",
+                where=f"opportunity {opportunity.id!r}",
+            )
+        return now
+
     def update_opportunity(
         self, actor: Actor, opportunity: Opportunity
     ) -> CommandResult[Opportunity]:
         """Store changed attributes of an opportunity read at ``opportunity.version`` (stage
-        changes go through :meth:`move_opportunity`)."""
+        changes go through :meth:`move_opportunity`). When a deal was created does not change
+        once it is stored (a deal stored without that date may be given one, not in the
+        future)."""
         if not isinstance(opportunity, Opportunity):
             raise InvalidTypeError("opportunity", opportunity, "an Opportunity")
 
@@ -80,6 +129,15 @@ class OpportunityCommands(DeskCore):
                 raise ValidationError(
                     "stage", opportunity.stage, f"{stored.stage!r} (use move_opportunity)"
                 )
+            if opportunity.created != stored.created:
+                if stored.created is not None:
+                    raise ValidationError(
+                        "created",
+                        opportunity.created,
+                        f"{stored.created} (when a deal was created does not change)",
+                        where=f"opportunity {opportunity.id!r}",
+                    )
+                self._refuse_future_creation(opportunity)
             saved = uow.opportunities.save(opportunity)
             changed = sorted(
                 field.name

@@ -5,7 +5,8 @@ cannot be fooled through the desk, whatever commands come in whatever order (iss
 commands by random people of two teams against one desk: it adds and moves opportunities, creates,
 edits, submits and accepts quotes (with discounts from 0 to 30 %), decides and withdraws approval
 requests, makes contracts of quotes, revises, submits, cancels and terminates them, and tries to
-forge a quote's state. Each example starts with a catalog, an opportunity per team and ann's deal
+forge a quote's state and a deal's dates (a placement days ago, a creation tomorrow, a creation
+date moved). Each example starts with a catalog, an opportunity per team and ann's deal
 taken some way (up to a formal contract), so that short histories reach the late states too. The cast (see :data:`CAST`): reps ann and bob (team east) and wes (west), sales
 managers mia (east) and wil (west), director dan, project manager pat, finance fin, legal leo and
 the admin root. Actions are biased towards ones that can succeed, so that histories reach formal
@@ -45,7 +46,7 @@ Run it on a backend with::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -61,7 +62,7 @@ from salesflow.domain.approvals import ApprovalAction, ApprovalRequest, Approval
 from salesflow.domain.catalog import Catalog, Category, Product
 from salesflow.domain.contracts import Contract, ContractState
 from salesflow.domain.money import Money
-from salesflow.domain.opportunities import Opportunity
+from salesflow.domain.opportunities import Opportunity, StageChange
 from salesflow.domain.periods import Period
 from salesflow.domain.quotes import Quote, QuoteState
 from salesflow.errors import SalesflowError
@@ -414,6 +415,43 @@ def desk_machine(
                 actor,
                 f"move_opportunity({opportunity.id}, {stage}, reason={reason})",
                 lambda: self.desk.move_opportunity(actor, opportunity.id, stage, reason=reason),
+            )
+
+        @rule(data=st.data())
+        def forge_opportunity_dates(self, data: st.DataObject) -> None:
+            """Write a deal's past (a placement days ago, a creation tomorrow, a creation date
+            moved): always refused, whoever asks."""
+            actor = self._actor(data, ("ann", "mia", "dan", "root"))
+            self._tick(data)
+            now = self.clock.now
+            days = data.draw(st.integers(1, 400), label="days")
+            how = data.draw(st.sampled_from(["placed", "created", "moved"]), label="forgery")
+            if how == "moved" and self.stored.opportunities:
+                stored = self.stored.opportunities[
+                    data.draw(st.sampled_from(sorted(self.stored.opportunities)), label="deal")
+                ]
+                assert stored.created is not None  # the desk dated it
+                moved = stored.created - timedelta(days=days)
+                self._attempt(
+                    actor,
+                    f"update_opportunity({stored.id}, created={moved})",
+                    lambda: self.desk.update_opportunity(
+                        actor, attrs.evolve(stored, created=moved)
+                    ),
+                    forged=True,
+                )
+                return
+            fresh = self._opportunity("ann", "east", "quotation")
+            if how == "created":
+                forged = attrs.evolve(fresh, created=now.date() + timedelta(days=days))
+            else:
+                placed = StageChange(now - timedelta(days=days), None, "quotation")
+                forged = attrs.evolve(fresh, history=(placed,))
+            self._attempt(
+                actor,
+                f"add_opportunity({forged.id}, {how} {days} days off)",
+                lambda: self.desk.add_opportunity(actor, forged),
+                forged=True,
             )
 
         # -- quotes ---------------------------------------------------------------------------------
