@@ -1,4 +1,5 @@
-"""Team members in the rules: a sales manager sees and works on their reps' calls, tasks and contacts.
+"""Team members in the rules: a sales manager sees and works on their reps' calls, tasks and
+contacts.
 
 Contacts, follow-up tasks and calls carry no team of their own; the rules' ``team_members`` put
 each one in its owner's teams. On every backend: before any members are named a manager reads only
@@ -23,11 +24,14 @@ from salesflow import Actor
 from salesflow.adapters.telephony import CallListSource
 from salesflow.analytics.calls import call_stats
 from salesflow.domain.calls import CallRecord, Direction, Disposition
+from salesflow.domain.catalog import Catalog, Product
 from salesflow.domain.contacts import Contact
+from salesflow.domain.money import Money
 from salesflow.domain.phones import PhoneSettings
+from salesflow.domain.quotes import Quote
 from salesflow.domain.rules import Rules
 from salesflow.errors import NotAuthorizedError
-from salesflow.testing.cast import ANN, BOB, DAN, MIA, WES, WIL
+from salesflow.testing.cast import ANN, BOB, DAN, MIA, ROOT, WES, WIL
 from salesflow.testing.storage import ManualClock
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -35,6 +39,7 @@ PHONES = PhoneSettings(default_region="CN")
 START = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 CLOCK = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 TEAMS = {"east": ["ann", "bob"], "west": ["wes"]}
+CNY_100 = Money.of("100.00", "CNY")
 # Each rep's contact and the number the PBX logs for it.
 NUMBERS = {"ann": "13800138000", "bob": "13911112222", "wes": "13700001111", "mia": "13612345678"}
 
@@ -152,6 +157,33 @@ def test_a_manager_cannot_hand_a_members_record_out_of_the_team(desk: Any) -> No
     assert (desk.contacts(), desk.calls(), len(desk.events())) == before
     handed = desk.update_contact(MIA, attrs.evolve(bobs, owner="ann")).value
     assert (handed.owner, handed.version) == ("ann", bobs.version + 1)
+
+
+def test_a_quote_without_a_deal_is_decided_by_its_owners_team_once_members_are_named(
+    desk: Any,
+) -> None:
+    catalog = Catalog(products=[Product(sku="SRV", name="Service", list_price=CNY_100)])
+    desk.update_catalog(ROOT, catalog)
+
+    def pending(id: str) -> Any:
+        draft = Quote(id=id, owner="ann", currency="CNY", quoted_on=CLOCK.date())
+        desk.create_quote(ANN, draft.add_line(catalog, "SRV", 10, discount=15))  # beyond 10 %
+        desk.submit_quote(ANN, id)
+        return desk.approval(f"quote:{id}")
+
+    # No team of its own and no members named: any sales manager decides, as before.
+    first = pending("Q-1")
+    desk.approve(WIL, first.id, role="sales_manager", version=first.version)
+    assert desk.quote("Q-1").state.value == "approved"
+    name_teams(desk, TEAMS)
+    second = pending("Q-2")
+    before = (desk.approvals(), desk.quotes(), len(desk.events()))
+    with pytest.raises(NotAuthorizedError):
+        desk.approve(WIL, second.id, role="sales_manager", version=second.version)
+    assert (desk.approvals(), desk.quotes(), len(desk.events())) == before
+    assert [r.id for r in desk.waiting_for(MIA)] == [second.id]
+    desk.approve(MIA, second.id, role="sales_manager", version=second.version)
+    assert desk.quote("Q-2").state.value == "approved"
 
 
 def test_moving_a_rep_moves_their_records_and_a_later_desk_sees_the_same(

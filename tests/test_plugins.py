@@ -345,6 +345,16 @@ def test_a_record_without_a_team_is_in_its_owners_teams() -> None:
     # A rep is not a manager: members do not read each other's records.
     ann = Actor("ann", roles={"sales_rep"}, teams={"east"})
     assert not scope.allows(ann, "call.read", bobs)
+    # Deciding a step in a team-bound role: the owner's teams, else (owner in none) anyone.
+    wil = Actor("wil", roles={"sales_manager"}, teams={"west"})
+    assert scope.allows(mia, "quote.approve", bobs, role="sales_manager")
+    assert not scope.allows(wil, "quote.approve", bobs, role="sales_manager")
+    assert scope.allows(
+        wil, "quote.approve", SimpleNamespace(owner="zed", team=None), "sales_manager"
+    )
+    west_deal = SimpleNamespace(owner="bob", team="west")
+    assert not scope.allows(mia, "quote.approve", west_deal, role="sales_manager")
+    assert scope.allows(mia, "quote.approve", west_deal, role="finance")  # not team-bound
     assert scope.team_members == {"east": {"ann", "bob"}, "west": {"wes"}}
     with pytest.raises(InvalidTypeError) as refused:
         TeamScope(team_members={"east": "ann"})

@@ -11,7 +11,8 @@ on a desk); without members named it is in no team.
 * **Reading** (``<kind>.read``): an organisation-wide role reads everything; a ``sales_manager``
   reads the records of their teams; anyone reads the records they own.
 * **Deciding** (``<kind>.approve``, ``<kind>.reject``) in a team-bound role: only on records of the
-  actor's teams (a record without a team: anyone holding the role). In an organisation-wide role the
+  actor's teams (a record without a team: those of its owner's teams, else anyone holding the
+  role). In an organisation-wide role the
   workflow decides (the actor must hold the step's role). The approval engine also refuses the
   subject's owner and submitter.
 * **Delegating** (``delegation.<verb>``): the delegator's own grants.
@@ -19,8 +20,9 @@ on a desk); without members named it is in no team.
   anyone with a role those they own, if the record's team (when it has one) is one of theirs.
 * Team-wide work without a single owner (importing a day of calls, curating the best-call library)
   is for a ``sales_manager`` or ``sales_director``; importing opportunities, which brings their
-  past history, for a ``sales_director`` or the ``sales_manager`` of their teams; ``finance`` invoices, credits and records
-  payments on any contract, and a ``project_manager`` records execution progress on any contract.
+  past history, for a ``sales_director`` or the ``sales_manager`` of their teams; ``finance``
+  invoices, credits and records payments on any contract, and a ``project_manager`` records
+  execution progress on any contract.
 * The sales rules (``rules.change``: the stage plan, discount policy, contract workflow,
   team-bound roles and team members, see :mod:`salesflow.commands.rules`) are changed by the
   ``rules_roles`` (``admin`` and ``sales_director`` by default) and read (``rules.read``) by
@@ -140,7 +142,15 @@ class TeamScope:
         in_team = team is None or actor.in_team(team)
         if verb in APPROVAL_ACTIONS:
             # The engine checks that the actor holds the role (or a delegation of it).
-            return role is not None and (role not in self.team_roles or in_team)
+            if role is None:
+                return False
+            if role not in self.team_roles:
+                return True
+            if team is not None:
+                return actor.in_team(team)
+            # No team of its own: its owner's teams decide, if the members name any.
+            listed = [t for t, members in self._members.items() if owner in members]
+            return not listed or any(actor.in_team(t) for t in listed)
         if action.startswith("delegation."):
             return getattr(subject, "delegator", None) == actor.id
         if verb == "read":

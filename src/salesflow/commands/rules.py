@@ -2,8 +2,9 @@
 
 The stage plan (with its lost reasons), the discount policy (which is also the quote approval
 routing), the contract workflow, the team-bound roles and the team members are one
-:class:`~salesflow.domain.rules.Rules` document in the storage, one stored version per change (``uow.rules``; a version is never changed
-or deleted, the port refuses it). Version 0 is the built-in defaults and is never stored.
+:class:`~salesflow.domain.rules.Rules` document in the storage, one stored version per change
+(``uow.rules``; a version is never changed or deleted, the port refuses it). Version 0 is the
+built-in defaults and is never stored.
 
 * :meth:`RuleCommands.change_rules` stores the next version. It is allowed to whom the
   ``salesflow_authorize`` hook allows ``rules.change`` (``admin`` and ``sales_director`` by
@@ -17,10 +18,11 @@ or deleted, the port refuses it). Version 0 is the built-in defaults and is neve
 
 **Precedence.** A part given in code (``salesflow.open(plan=..., discount_policy=...,
 contract_workflow=...)``, or a :class:`~salesflow.adapters.authorization.TeamScope` registered as a
-plugin, for the team-bound roles and the team members) wins: the desk uses it and does not consult the stored part (:attr:`DeskCore.code_rules
-<salesflow.commands.core.DeskCore.code_rules>` lists them), so an embedder who keeps the rules in
-their own system goes on as before. The stored document can still be changed through the desk; it
-takes effect on desks that were not given that part in code.
+plugin, for the team-bound roles and the team members) wins: the desk uses it and does not consult
+the stored part (:attr:`DeskCore.code_rules <salesflow.commands.core.DeskCore.code_rules>` lists
+them), so an embedder who keeps the rules in their own system goes on as before. The stored
+document can still be changed through the desk; it takes effect on desks that were not given that
+part in code.
 
 **Decisions keep their rules.** A submitted quote records the version whose discount policy judged
 it (:attr:`Quote.rules_version <salesflow.domain.quotes.Quote.rules_version>`), a submitted contract
