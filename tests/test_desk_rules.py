@@ -505,3 +505,16 @@ def test_the_command_line_exports_and_imports_the_rules(tmp_path: Any) -> None:
     stored = Rules.from_toml(target.read_text("utf-8"))
     assert (stored.version, stored.changed_by, stored.comment) == (1, "dan", "lower")
     assert stored.plan.threshold == 50
+    # A file of the team members alone changes them and keeps every other part.
+    teams = tmp_path / "teams.toml"
+    teams.write_text('[team_members]\neast = ["ann", "bob"]\nwest = ["wes"]\n', "utf-8")
+    named = runner.invoke(cli, [*base, "rules", "import", str(teams), "--as", "dan"])
+    assert named.output.splitlines() == [
+        "stored the rules as version 2:",
+        "  team_members.east: added ['ann', 'bob']",
+        "  team_members.west: added ['wes']",
+    ]
+    assert runner.invoke(cli, [*base, "rules", "export", str(target)]).exit_code == 0
+    stored = Rules.from_toml(target.read_text("utf-8"))
+    assert stored.team_members == {"east": ("ann", "bob"), "west": ("wes",)}
+    assert stored.plan.threshold == 50
