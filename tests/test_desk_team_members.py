@@ -27,6 +27,7 @@ from salesflow.domain.calls import CallRecord, Direction, Disposition
 from salesflow.domain.catalog import Catalog, Product
 from salesflow.domain.contacts import Contact
 from salesflow.domain.money import Money
+from salesflow.domain.opportunities import Opportunity
 from salesflow.domain.phones import PhoneSettings
 from salesflow.domain.quotes import Quote
 from salesflow.domain.rules import Rules
@@ -131,6 +132,20 @@ def test_a_manager_reads_their_members_calls_tasks_and_contacts(desk: Any) -> No
     overdue = [(i.kind.value, i.owner) for i in desk.agenda(MIA).items]
     assert sorted(overdue) == [("task_overdue", "ann"), ("task_overdue", "bob")]
     assert [(i.kind.value, i.owner) for i in desk.agenda(WIL).items] == [("task_overdue", "wes")]
+
+
+def test_a_members_follow_up_is_on_their_teams_agenda_whatever_team_their_deals_are_in(
+    desk: Any,
+) -> None:
+    # bob is in east, and also sells a deal of the west team.
+    west_deal = Opportunity(id="O-W", owner="bob", team="west", amount=CNY_100, stage="quotation")
+    desk.add_opportunity(DAN, west_deal)
+    name_teams(desk, TEAMS)
+    for manager in (MIA, WIL):
+        on_agenda = {i.record_id for i in desk.agenda(manager).items if i.record_kind == "task"}
+        readable = {t.id for t in desk.tasks(actor=manager, status="open")}
+        assert on_agenda == readable  # the agenda and the reads agree on whose they are
+    assert "followup:pbx:4" in {i.record_id for i in desk.agenda(MIA).items}
 
 
 def test_a_manager_works_on_their_members_tasks_and_no_one_elses(desk: Any) -> None:

@@ -4,7 +4,8 @@
 for one actor: a rep sees the items of their own records, a sales manager those of their teams (and
 their own), an organisation-wide role everything, always as the ``salesflow_authorize`` hook says
 (``<kind>.read`` on each item, which carries the record's ``owner`` and ``team``; a task's team is
-its deal's, else its owner's), plus the approvals waiting for the actor
+its deal's, else its owner's: the team the rules' team members list them in when they list them
+in one, else one of their deals'), plus the approvals waiting for the actor
 (:meth:`~salesflow.commands.approvals.ApprovalCommands.waiting_for`). Funnel deviations are for the
 rep's managers, not for the rep.
 
@@ -27,6 +28,7 @@ from typing import Any, Final
 
 import attrs
 
+from salesflow.adapters.authorization import TeamScope
 from salesflow.analytics.agenda import Agenda, AgendaItem, AgendaKind, AgendaSettings, agenda
 from salesflow.commands.approvals import ApprovalCommands, replayed
 from salesflow.commands.core import CommandResult
@@ -309,6 +311,7 @@ class AgendaCommands(ApprovalCommands):
             settings=settings,
             tz=self.timezone,
             who=None if actor is None else actor.id,
+            teams=self._member_teams(),
         )
         if actor is None:
             return result
@@ -317,6 +320,18 @@ class AgendaCommands(ApprovalCommands):
             on=day,
             who=actor.id,
         )
+
+    def _member_teams(self) -> dict[str, str]:
+        """owner -> team, for the owners the team-scope policy in force lists in exactly one
+        team: an item of a record without a team (a task with no deal, an approval) then carries
+        the team the reads put it in. An owner in several teams keeps the agenda's own rule."""
+        teams: dict[str, set[str]] = {}
+        for plugin in self.plugins.get_plugins():
+            if isinstance(plugin, TeamScope):
+                for team, members in plugin.team_members.items():
+                    for member in members:
+                        teams.setdefault(member, set()).add(team)
+        return {owner: next(iter(found)) for owner, found in teams.items() if len(found) == 1}
 
     def _waiting(self, uow: UnitOfWork, actor: Actor, day: date) -> list[ApprovalRequest]:
         """The pending requests ``actor`` may decide on ``day`` (as
