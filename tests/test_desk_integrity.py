@@ -18,7 +18,9 @@ import pytest
 
 import salesflow
 from salesflow import Money
+from salesflow.adapters.telephony import CallListSource
 from salesflow.analytics.performance import Target
+from salesflow.domain.calls import CallRecord, Direction, Disposition
 from salesflow.domain.catalog import Catalog, Category, Product
 from salesflow.domain.contacts import Contact
 from salesflow.domain.contracts import ContractState
@@ -227,6 +229,36 @@ def test_only_a_manager_imports_deals_with_their_past(desk: Any) -> None:
     assert snapshot(desk) == before
     assert desk.import_opportunities(MIA, io.StringIO(text)).value == 1
     assert desk.import_opportunities(DAN, io.StringIO(text.replace("O-9", "O-8"))).value == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("contact_id", "nobody"), ("task_id", "no-task"), ("opportunity_id", "no-deal")],
+)
+def test_an_imported_call_linked_to_a_record_nobody_stored_is_refused(
+    desk: Any, field: str, value: str
+) -> None:
+    # Claiming a contact the desk does not know would count a call to anyone as work (R7).
+    desk.add_contact(ANN, Contact(id="K", owner="ann", phones=("+8613800000000",)))
+    call = CallRecord(
+        source="pbx",
+        external_id="1",
+        direction=Direction.OUTBOUND,
+        from_number="1001",
+        to_number="13999999999",
+        started_at=datetime(2026, 11, 2, 8, 0, tzinfo=UTC),
+        disposition=Disposition.ANSWERED,
+        talk_seconds=600,
+        owner="ann",
+    )
+    before = (snapshot(desk), desk.calls())
+    with pytest.raises(ValidationError) as refused:
+        desk.import_calls(MIA, CallListSource([attrs.evolve(call, **{field: value})], name="pbx"))
+    assert (refused.value.field, refused.value.value) == (field, value)
+    assert (snapshot(desk), desk.calls()) == before
+    # A link to a stored contact is the source's to make (a click-to-call knows whom it dialled).
+    linked = attrs.evolve(call, contact_id="K")
+    assert desk.import_calls(MIA, CallListSource([linked], name="pbx")).value.counted == 1
 
 
 # -- 2. prices come from the stored catalog ------------------------------------------------------

@@ -364,7 +364,9 @@ class CallCommands(DeskCore):
         known contact with no open task leaves a task as ``follow_up`` says (the desk's
         ``call_follow_up`` when ``None``: ``"completed"``, ``"open"`` or ``"off"``). A malformed
         row rejects the whole import (``on_error="raise"``) or is skipped and reported with its
-        line number (``"skip"``). The directory is read from the contacts' stored numbers (see
+        line number (``"skip"``). A call the source links to a contact, task or opportunity that
+        is not stored is refused with :class:`~salesflow.errors.ValidationError` naming it, and
+        nothing is imported. The directory is read from the contacts' stored numbers (see
         the module documentation); the source is remembered for :meth:`recording`.
         """
         mode = (
@@ -387,6 +389,7 @@ class CallCommands(DeskCore):
             stored = set(uow.calls.ids(source=source.name, started_at=window)) if fetched else set()
             new = [c for c in fetched if c.id not in stored]
             directory = self._directory(uow)
+            self._refuse_unknown_links(uow, new, directory)
             linker = CallLinker(
                 directory,
                 uow.tasks.query(status=TaskStatus.OPEN.value),
@@ -439,6 +442,34 @@ class CallCommands(DeskCore):
         result = self.run(work)
         self._call_sources()[source.name] = source
         return result
+
+    @staticmethod
+    def _refuse_unknown_links(
+        uow: UnitOfWork, calls: list[CallRecord], directory: PhoneDirectory
+    ) -> None:
+        """Refuse a call whose source links it to a contact, task or opportunity that is not
+        stored: a call counts only when it reached a contact the desk knows (R7)."""
+        checked: set[tuple[str, str]] = set()
+        for call in calls:
+            for field, value, stored in (
+                ("contact_id", call.contact_id, lambda id: id in directory),
+                ("task_id", call.task_id, lambda id: uow.tasks.find(id) is not None),
+                (
+                    "opportunity_id",
+                    call.opportunity_id,
+                    lambda id: uow.opportunities.find(id) is not None,
+                ),
+            ):
+                if value is None or (field, value) in checked:
+                    continue
+                if not stored(value):
+                    raise ValidationError(
+                        field,
+                        value,
+                        f"a stored {field.removesuffix('_id')}, or none (the desk links by number)",
+                        where=f"call {call.id!r}",
+                    )
+                checked.add((field, value))
 
     def _call_sources(self) -> dict[str, CallSource]:
         # The sources this desk imported from, by name: recordings are fetched through them.
