@@ -449,20 +449,24 @@ class CallCommands(DeskCore):
     ) -> None:
         """Refuse a call whose source links it to a contact, task or opportunity that is not
         stored: a call counts only when it reached a contact the desk knows (R7)."""
+
+        def stored(field: str, id: str) -> bool:
+            if field == "contact_id":
+                return id in directory
+            found = uow.tasks.find(id) if field == "task_id" else uow.opportunities.find(id)
+            return found is not None
+
         checked: set[tuple[str, str]] = set()
         for call in calls:
-            for field, value, stored in (
-                ("contact_id", call.contact_id, lambda id: id in directory),
-                ("task_id", call.task_id, lambda id: uow.tasks.find(id) is not None),
-                (
-                    "opportunity_id",
-                    call.opportunity_id,
-                    lambda id: uow.opportunities.find(id) is not None,
-                ),
-            ):
+            links = (
+                ("contact_id", call.contact_id),
+                ("task_id", call.task_id),
+                ("opportunity_id", call.opportunity_id),
+            )
+            for field, value in links:
                 if value is None or (field, value) in checked:
                     continue
-                if not stored(value):
+                if not stored(field, value):
                     raise ValidationError(
                         field,
                         value,

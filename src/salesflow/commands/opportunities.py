@@ -50,8 +50,8 @@ class OpportunityCommands(DeskCore):
         :class:`~salesflow.errors.ValidationError` naming ``history`` or ``created``."""
         if not isinstance(opportunity, Opportunity):
             raise InvalidTypeError("opportunity", opportunity, "an Opportunity")
-        key = self.plan.resolve(opportunity.stage).key  # an unknown stage raises StageError
-        self._refuse_made_up_dates(opportunity, key)
+        self.plan.resolve(opportunity.stage)  # a stage the plan does not know raises StageError
+        self._refuse_made_up_dates(opportunity)
         self.authorize(actor, "opportunity.create", opportunity)
         if opportunity.created is None:
             # Else a deal never moved would be in no created= window: nothing would date it.
@@ -68,7 +68,7 @@ class OpportunityCommands(DeskCore):
 
         return self.run(work)
 
-    def _refuse_made_up_dates(self, opportunity: Opportunity, key: str) -> None:
+    def _refuse_made_up_dates(self, opportunity: Opportunity) -> None:
         """Refuse a new deal dated in the future or with moves the desk did not see (see
         :meth:`add_opportunity`): the forecast's reconstructions and each rep's measured accuracy
         are read from these dates."""
@@ -77,10 +77,11 @@ class OpportunityCommands(DeskCore):
         if not history:
             return
         first = history[0]
+        # A history ends in the deal's stage (the Opportunity checks it): one move from nowhere
+        # is its first placement.
         placed = (
             len(history) == 1
             and first.from_stage is None
-            and self.plan.resolve(first.to_stage).key == key
             and first.at <= now
             and first.at.astimezone(now.tzinfo).date() == now.date()
         )
@@ -89,8 +90,9 @@ class OpportunityCommands(DeskCore):
                 "history",
                 f"{len(history)} move{'s' if len(history) > 1 else ''}, the first into "
                 f"{first.to_stage!r} at {first.at.isoformat()}",
-                f"no moves, or only the deal's first placement into {key!r} today, at or before "
-                f"{now.isoformat()}: the desk records each move as it happens (move_opportunity); "
+                f"no moves, or only the deal's first placement into {opportunity.stage!r} today, "
+                f"at or before {now.isoformat()}: the desk records each move as it happens "
+                "(move_opportunity); "
                 "past deals come in with their history through import_opportunities",
                 where=f"opportunity {opportunity.id!r}",
             )

@@ -92,10 +92,19 @@ def default_discount_policy() -> DiscountPolicy:
     )
 
 
+def _trimmed_id(value: object, field: str, what: str) -> str:
+    """``value`` if it is an id without surrounding spaces (``what``: "role names")."""
+    if not isinstance(value, str):
+        raise InvalidTypeError(field, value, f"{what} as strings")
+    if not value.strip() or value != value.strip():
+        raise ValidationError(field, value, f"{what} without surrounding spaces")
+    check_string(value, field, MAX_ID_LENGTH)
+    return value
+
+
 def _check_team_roles(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
     for role in sorted(value):  # type: ignore[call-overload]
-        if not role.strip() or role != role.strip():
-            raise ValidationError("team_roles", role, "role names without surrounding spaces")
+        _trimmed_id(role, "team_roles", "role names")
 
 
 def as_team_members(value: object) -> dict[str, tuple[str, ...]]:
@@ -106,23 +115,10 @@ def as_team_members(value: object) -> dict[str, tuple[str, ...]]:
         raise InvalidTypeError("team_members", value, "a mapping of team -> member ids")
     members: dict[str, tuple[str, ...]] = {}
     for team, people in value.items():
-        if not isinstance(team, str):
-            raise InvalidTypeError("team_members", team, "team names as strings")
-        if not team.strip() or team != team.strip():
-            raise ValidationError("team_members", team, "team names without surrounding spaces")
-        check_string(team, "team_members", MAX_ID_LENGTH)
-        field = f"team_members.{team}"
+        field = f"team_members.{_trimmed_id(team, 'team_members', 'team names')}"
         if isinstance(people, str | bytes | Mapping) or not isinstance(people, Iterable):
             raise InvalidTypeError(field, people, "a list of member ids")
-        ids = []
-        for person in people:
-            if not isinstance(person, str):
-                raise InvalidTypeError(field, person, "member ids as strings")
-            if not person.strip() or person != person.strip():
-                raise ValidationError(field, person, "member ids without surrounding spaces")
-            check_string(person, field, MAX_ID_LENGTH)
-            ids.append(person)
-        members[team] = tuple(sorted(set(ids)))
+        members[team] = tuple(sorted({_trimmed_id(p, field, "member ids") for p in people}))
     return dict(sorted(members.items()))
 
 
